@@ -1,0 +1,1 @@
+"""Training and measurement of single trials (pure PyTorch and NumPy; no Ray, no store)."""

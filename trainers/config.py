@@ -1,0 +1,131 @@
+"""The configuration of one trial and its content key.
+
+A trial is identified by what it computes, never by where it sits in a grid: the key is a hash of
+the canonical JSON of every field that changes the result, plus ``SCIENCE_VERSION``. The sweep
+name, resources, fusion grouping and storage location are deliberately not part of it, so the same
+trial run from any sweep, machine or bundle has the same key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# Raise whenever training or measurement semantics change: every key changes with it, so results
+# computed under older semantics are never mistaken for current ones.
+SCIENCE_VERSION = 1
+
+FORMS = ("conventional", "decomposed")
+REDUCTIONS = ("sum", "mean")
+LR_SCHEDULES = ("step", "constant")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything that determines one trial's result (METHOD.md sections 2-6)."""
+
+    study: str
+    """Name of the study in the registry (``toy``, ``toy-latent5``, ...)."""
+    budget: str
+    """Named budget (``smoke``, ``quick``, ``paper``); part of the identity."""
+    dataset: str
+    """Data set name (``norm``, ``ramp``, ``mix`` for the toy study)."""
+    loss: str
+    """Name of the reconstruction metric D (``se``, ``dconv``, ``uconv``, ...)."""
+    seed: int
+    """Seed of initialisation, data draws, batch order and sampling noise."""
+    latent_dim: int
+    """Number of latent dimensions n."""
+    form: str = "conventional"
+    """``conventional``: lam*D(x, x_hat) + KL; ``decomposed``: lam1*D_T(x, x_breve) + lam2*D(x_breve, x_hat) + KL."""
+    lam: float | None = None
+    """lambda = 1/beta of the conventional form."""
+    lam1: float | None = None
+    """Weight of the transform loss in the decomposed form."""
+    lam2: float | None = None
+    """Weight of the coding loss in the decomposed form (beta = 1/lam2)."""
+    reduction: str = "sum"
+    """Reduction of the squared-error family over input dims: ``sum`` (default) or ``mean``."""
+    hidden: tuple[int, ...] = (128, 64)
+    """Hidden widths of the encoder; the decoder mirrors them."""
+    activation: str = "tanh"
+    """Hidden-layer activation of the MLP."""
+    epochs: int = 500
+    """Training epochs over ``n_train`` points."""
+    n_train: int = 50_000
+    """Number of training points."""
+    n_eval: int = 10_000
+    """Number of fresh evaluation points for the measurements."""
+    batch_size: int = 128
+    """Mini-batch size."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    lr_schedule: str = "step"
+    """``step``: lr, then lr/10 for the last third of the epochs; ``constant``: lr throughout."""
+    data_seed: int = 0
+    """Seed of the fixed data geometry (the toy embedding matrix V), the same for every trial."""
+    fd_eps: float = 1e-3
+    """Step of the central finite difference used for D' (METHOD.md section 4)."""
+    active_kl: float = 0.1
+    """A latent dimension is active when its mean KL exceeds this."""
+    points_cap: int = 2000
+    """At most this many evaluation points keep their per-point density values."""
+
+    def __post_init__(self) -> None:
+        # Canonical types, so that lam=100 and lam=100.0 give the same key.
+        for name in ("lam", "lam1", "lam2", "lr", "fd_eps", "active_kl"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
+        for name in ("seed", "latent_dim", "epochs", "n_train", "n_eval", "batch_size",
+                     "data_seed", "points_cap"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        weights = (self.lam,) if self.form == "conventional" else (self.lam1, self.lam2)
+        for w in weights:
+            if w is None or not w > 0:
+                raise ValueError(f"the {self.form} form needs positive lambda weights, got {weights}")
+        if self.latent_dim < 1 or self.seed < 0 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("latent_dim, epochs and batch_size must be >= 1 and seed >= 0")
+
+    @property
+    def beta(self) -> float:
+        """beta = 1/lambda (conventional) or 1/lambda2 (decomposed), METHOD.md section 2."""
+        weight = self.lam if self.form == "conventional" else self.lam2
+        assert weight is not None
+        return 1.0 / weight
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-able dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrialConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields}
+        if "hidden" in kwargs:
+            kwargs["hidden"] = tuple(int(h) for h in kwargs["hidden"])
+        return cls(**kwargs)
+
+    @property
+    def key(self) -> str:
+        """16 hex chars of SHA-256 over the canonical JSON of the config and SCIENCE_VERSION."""
+        payload = {"science_version": SCIENCE_VERSION, **self.to_dict()}
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def architecture(self) -> tuple[Any, ...]:
+        """What must be equal for trials to share one vectorised model and training schedule."""
+        return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
+                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form)

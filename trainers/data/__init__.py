@@ -1,0 +1,47 @@
+"""Data sets of the studies: each trial gets its training and evaluation arrays from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from trainers.config import TrialConfig
+from trainers.data.toy import TOY_DATASETS, ToyData
+
+# Stream ids: the training draw, the evaluation draw, and the training loop (init, order, noise)
+# each get their own seeded generator, so changing one never shifts another.
+TRAIN_STREAM = 1
+EVAL_STREAM = 2
+
+
+def data_rng(seed: int, stream: int) -> np.random.Generator:
+    """An independent NumPy generator for one trial seed and one stream."""
+    return np.random.default_rng([seed, stream])
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """The arrays one trial trains and is measured on."""
+
+    train: np.ndarray
+    """(n_train, m) training inputs."""
+    eval: np.ndarray
+    """(n_eval, m) evaluation inputs."""
+    eval_log_p: Optional[np.ndarray]
+    """Exact log-density of each evaluation input where it is known (toy data), else None."""
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.train.shape[1])
+
+
+def make_data(cfg: TrialConfig) -> TrialData:
+    """Draw (or load) the data of one trial."""
+    if cfg.dataset in TOY_DATASETS:
+        toy = ToyData(cfg.dataset, cfg.data_seed)
+        train = toy.sample(cfg.n_train, data_rng(cfg.seed, TRAIN_STREAM))
+        evaluation = toy.sample(cfg.n_eval, data_rng(cfg.seed, EVAL_STREAM))
+        return TrialData(train, evaluation, toy.log_density(evaluation))
+    raise ValueError(f"unknown data set {cfg.dataset!r}")

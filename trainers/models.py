@@ -1,0 +1,55 @@
+"""Networks of METHOD.md section 5: the MLP VAE of the toy study.
+
+Encoder FC(m, h1, act) - FC(h1, h2, act) - FC(h2, n) x 2 (mu and log sigma^2); the decoder mirrors
+it with a linear output. Predicting log sigma^2 keeps sigma positive and the gradient stable.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
+
+
+def _mlp(widths: Sequence[int], activation: str) -> nn.Sequential:
+    """FC layers with ``activation`` after every layer but the last."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class MLPVAE(nn.Module):
+    """A fully connected VAE: ``encode(x) -> (mu, log sigma^2)``, ``decode(z) -> x``."""
+
+    def __init__(self, input_dim: int, hidden: Sequence[int], latent_dim: int, activation: str = "tanh"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
+        self.latent_dim = latent_dim
+        self.body = _mlp([input_dim, *hidden], activation)
+        self.body_act = ACTIVATIONS[activation]()
+        self.mu = nn.Linear(hidden[-1], latent_dim)
+        self.logvar = nn.Linear(hidden[-1], latent_dim)
+        # Hidden layers end in the activation; the decoder's output layer is linear.
+        self.decoder = _mlp([latent_dim, *reversed(hidden), input_dim], activation)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body_act(self.body(x))
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
+def build_model(input_dim: int, hidden: Sequence[int], latent_dim: int, activation: str, seed: int) -> MLPVAE:
+    """The model initialised from ``seed`` alone (PyTorch's default layer init), leaving the
+    global random state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLPVAE(input_dim, hidden, latent_dim, activation)

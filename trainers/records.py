@@ -1,0 +1,44 @@
+"""The immutable record of one finished trial, whatever its outcome."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Optional
+
+import numpy as np
+
+from trainers.config import TrialConfig
+
+
+class TrialStatus(str, enum.Enum):
+    """How a trial ended. Failed and diverged trials are recorded too, and retried by a later run."""
+
+    OK = "ok"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """Everything one trial contributes to the store: its scalars, per-dim rows, curve and points."""
+
+    config: TrialConfig
+    status: TrialStatus
+    started_at: datetime
+    finished_at: datetime
+    error: Optional[str] = None
+    scalars: dict[str, Any] = field(default_factory=dict)
+    dims: list[dict[str, Any]] = field(default_factory=list)
+    curves: list[dict[str, float]] = field(default_factory=list)
+    points: dict[str, np.ndarray] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+    @property
+    def wall_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

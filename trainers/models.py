@@ -14,12 +14,12 @@ from torch import nn
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 
 
-def _mlp(widths: Sequence[int], activation: str) -> nn.Sequential:
-    """FC layers with ``activation`` after every layer but the last."""
+def _mlp(widths: Sequence[int], activation: str, linear_output: bool) -> nn.Sequential:
+    """FC layers with ``activation`` after every layer (but the last, if ``linear_output``)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         layers.append(nn.Linear(a, b))
-        if i < len(widths) - 2:
+        if not (linear_output and i == len(widths) - 2):
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
@@ -32,15 +32,15 @@ class MLPVAE(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
         self.latent_dim = latent_dim
-        self.body = _mlp([input_dim, *hidden], activation)
-        self.body_act = ACTIVATIONS[activation]()
-        self.mu = nn.Linear(hidden[-1], latent_dim)
-        self.logvar = nn.Linear(hidden[-1], latent_dim)
-        # Hidden layers end in the activation; the decoder's output layer is linear.
-        self.decoder = _mlp([latent_dim, *reversed(hidden), input_dim], activation)
+        # With no hidden layers the VAE is linear (the model of the paper's appendix A.3).
+        self.body = _mlp([input_dim, *hidden], activation, linear_output=False)
+        width = hidden[-1] if hidden else input_dim
+        self.mu = nn.Linear(width, latent_dim)
+        self.logvar = nn.Linear(width, latent_dim)
+        self.decoder = _mlp([latent_dim, *reversed(hidden), input_dim], activation, linear_output=True)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body_act(self.body(x))
+        h = self.body(x)
         return self.mu(h), self.logvar(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,30 @@
+# isosweep: `make demo` runs the main job, `make test` the test suite. Both install first if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_STORE ?= demo-results
+
+.PHONY: install demo test test-slow clean
+
+install: $(STAMP)
+
+# constraints.txt pins the torch build for the install step only; pyproject.toml keeps a range.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+# The toy study at lambda 100 (3 data sets x 3 losses) at the `quick` budget, then its summary.
+demo: install
+	$(BIN)/isosweep run toy --budget quick --where lam=100 --store $(DEMO_STORE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache

@@ -1,0 +1,1 @@
+"""Read-only analysis of a results store: DuckDB views, named summary queries, figures, reports."""

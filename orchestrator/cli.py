@@ -1,0 +1,232 @@
+"""The ``isosweep`` command line (ARCHITECTURE.md, "CLI").
+
+Exit codes: 0 success; 1 the command ran but some trials failed; 2 bad usage or bad input, with
+one line on stderr that says what is wrong and how to fix it, and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any, Sequence
+
+from orchestrator.errors import UsageError
+from orchestrator.plan import make_plan, parse_fuse
+from orchestrator.store import Store, default_store_url
+from orchestrator.studies import STUDIES, get_study, parse_where
+
+BUDGET_CHOICES = ("smoke", "quick", "paper")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="isosweep", description="Run, resume and query the ablation studies of "
+                     "'VAE as a Non-linearly Scaled Isometric Embedding' (ICML 2021).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("studies", help="list studies, their axes and trial counts per budget")
+
+    run = sub.add_parser("run", help="plan a study, skip completed trials, run the rest on Ray")
+    run.add_argument("study")
+    run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
+    run.add_argument("--store", default=None, help="folder or fsspec URL (default $ISOSWEEP_STORE or ./results)")
+    run.add_argument("--name", default=None, help="sweep name (default STUDY-BUDGET)")
+    run.add_argument("--where", default=None, help="restrict or extend axes: K=V,K=V1|V2 (e.g. 'dataset=mix,lam=10|100')")
+    run.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default: the budget's)")
+    run.add_argument("--fuse", default="auto", help="trials per bundle: auto | off | N (default auto)")
+    run.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0)
+    run.add_argument("--cpus-per-trial", type=_positive_int, default=1)
+    run.add_argument("--max-concurrent", type=_positive_int, default=None)
+    run.add_argument("--max-failures", type=int, default=2, help="Ray retries of a failed bundle (default 2)")
+    run.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, run and write nothing")
+    run.add_argument("--force", action="store_true", help="run completed trials again")
+
+    status = sub.add_parser("status", help="done / failed / missing counts per study and budget")
+    status.add_argument("--store", default=None)
+
+    query = sub.add_parser("query", help="read-only SQL over the views trials, dims, curves, points")
+    query.add_argument("sql", help="SQL text, or @name for a named query (e.g. @toy_summary)")
+    query.add_argument("--store", default=None)
+    query.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown", "parquet"))
+    query.add_argument("--out", default=None, help="write to this file instead of stdout")
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    for study in STUDIES.values():
+        print(f"{study.name}: {study.description}")
+        for axis in study.axes:
+            print(f"  {axis.name}: {', '.join(str(v) for v in axis.values)}")
+        for budget in study.budgets.values():
+            n = study.size() * budget.seeds
+            print(f"  budget {budget.name}: {n} trials ({study.size()} per seed x {budget.seeds} seed(s)); {budget.note}")
+    return 0
+
+
+def _open_store(url: str | None, for_writing: bool) -> Store:
+    store = Store(url or default_store_url())
+    store.check_usable(for_writing)
+    return store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    study = get_study(args.study)
+    study.budget(args.budget)
+    where = parse_where(study, args.where)
+    fuse = parse_fuse(args.fuse)
+    if args.max_failures < 0:
+        raise UsageError("--max-failures must be >= 0")
+    try:
+        configs = study.configs(args.budget, args.seeds, where)
+    except ValueError as exc:
+        raise UsageError(f"invalid trial settings: {exc}") from None
+    store = _open_store(args.store, for_writing=not args.dry_run)
+    complete = store.completed_keys([c.key for c in configs])
+    slots = args.max_concurrent or max(1, (os.cpu_count() or 1) // args.cpus_per_trial)
+    plan = make_plan(configs, complete, fuse, slots, args.force)
+    sweep = args.name or f"{study.name}-{args.budget}"
+    print(f"{sweep}: {len(plan.planned)} trials planned, {len(plan.complete)} already complete, "
+          f"{len(plan.to_run)} to run in {len(plan.bundles)} bundle(s); store {store.url}", flush=True)
+    if args.dry_run:
+        for i, bundle in enumerate(plan.bundles):
+            print(f"  bundle {i}: {len(bundle)} trial(s): {' '.join(c.key for c in bundle)}")
+        return 0
+    from orchestrator import driver  # Ray is imported only when a sweep really runs.
+
+    options = driver.RunOptions(
+        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
+        force_since=driver.now_iso() if args.force else None,
+    )
+    counts = driver.run_sweep(plan, store, options)
+    print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
+          f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
+    if study.name.startswith("toy") and counts["ok"]:
+        _print_summary(store, args.budget)
+    return 0 if counts["ok"] == len(plan.planned) else 1
+
+
+def _print_summary(store: Store, budget: str) -> None:
+    from analysis.db import connect
+    from analysis.formatting import as_table
+    from analysis.queries import named_query
+
+    con = connect(store.url)
+    cur = con.execute(f"SELECT * EXCLUDE (study) FROM ({named_query('toy_summary')}) WHERE budget = ?", [budget])
+    columns = [d[0] for d in cur.description]
+    print(as_table(columns, cur.fetchall()))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from analysis.db import connect
+    from analysis.formatting import as_table
+
+    store = _open_store(args.store, for_writing=False)
+    con = connect(store.url)
+    rows = con.execute("SELECT study, budget, status, trial_key FROM trials").fetchall()
+    present: dict[tuple[str, str], dict[str, str]] = {}
+    for study, budget, status, key in rows:
+        present.setdefault((study, budget), {})[key] = status
+    table = []
+    for (study_name, budget), keys in sorted(present.items()):
+        planned = {c.key for c in STUDIES[study_name].configs(budget)} if study_name in STUDIES and budget in STUDIES[study_name].budgets else set()
+        statuses = list(keys.values())
+        table.append((study_name, budget, len(planned), statuses.count("ok"), statuses.count("failed"),
+                      statuses.count("diverged"), len(planned - set(keys)), len(set(keys) - planned)))
+    print(as_table(["study", "budget", "planned", "ok", "failed", "diverged", "missing", "extra"], table))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from analysis.db import connect
+    from analysis.formatting import FORMATTERS
+    from analysis.queries import named_query
+
+    if args.format == "parquet" and not args.out:
+        raise UsageError("--format parquet needs --out FILE")
+    sql = args.sql
+    if sql.startswith("@"):
+        try:
+            sql = named_query(sql[1:])
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+    store = _open_store(args.store, for_writing=False)
+    con = connect(store.url)
+    try:
+        cur = con.execute(sql)
+        if cur.description is None:
+            raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
+        columns = [d[0] for d in cur.description]
+        if args.format == "parquet":
+            table = cur.fetch_arrow_table()
+        else:
+            rows = cur.fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UsageError(f"query failed: {first}") from None
+    if args.format == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, args.out)
+        return 0
+    text = FORMATTERS[args.format](columns, rows)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+COMMANDS = {"studies": cmd_studies, "run": cmd_run, "status": cmd_status, "query": cmd_query}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `isosweep query ... | head` ends quietly
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"isosweep: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("isosweep: interrupted; completed trials are kept, run the same command again to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The one definition of the store's tables: their columns and Arrow types.
+
+Writers build rows against these schemas and readers (``analysis.db``) use them to give every
+view its full set of typed columns, even over an empty or older store. Columns may be added;
+the core names listed in ARCHITECTURE.md keep their meaning.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
+
+TRIALS = pa.schema(
+    [
+        ("trial_key", pa.string()),
+        ("study", pa.string()),
+        ("sweep", pa.string()),
+        ("budget", pa.string()),
+        ("dataset", pa.string()),
+        ("loss", pa.string()),
+        ("form", pa.string()),
+        ("lam", pa.float64()),
+        ("lam1", pa.float64()),
+        ("lam2", pa.float64()),
+        ("latent_dim", pa.int32()),
+        ("seed", pa.int32()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("wall_s", pa.float64()),
+        ("loss_final", pa.float64()),
+        ("steps", pa.int64()),
+        ("recon", pa.float64()),
+        ("kl", pa.float64()),
+        ("coding_loss", pa.float64()),
+        ("transform_loss", pa.float64()),
+        ("transform_coding_ratio", pa.float64()),
+        ("coding_theory", pa.float64()),
+        ("n_active", pa.int32()),
+        ("norm_active_mean", pa.float64()),
+        *[(f"corr_{e}", pa.float64()) for e in ESTIMATES],
+        *[(f"rank_{e}", pa.float64()) for e in ESTIMATES],
+        ("precision", pa.float64()),
+        ("recall", pa.float64()),
+        ("f1", pa.float64()),
+        ("started_at", TS),
+        ("finished_at", TS),
+        # Configuration beyond the core columns, so any trial can be re-created from its row.
+        ("reduction", pa.string()),
+        ("lr_schedule", pa.string()),
+        ("hidden", pa.list_(pa.int32())),
+        ("activation", pa.string()),
+        ("epochs", pa.int32()),
+        ("n_train", pa.int64()),
+        ("n_eval", pa.int64()),
+        ("batch_size", pa.int32()),
+        ("lr", pa.float64()),
+        ("data_seed", pa.int32()),
+        ("science_version", pa.int32()),
+        ("config_json", pa.string()),
+        # Provenance.
+        ("isosweep_version", pa.string()),
+        ("git_rev", pa.string()),
+        ("torch_version", pa.string()),
+        ("ray_version", pa.string()),
+        ("device", pa.string()),
+        ("hostname", pa.string()),
+    ]
+)
+
+DIMS = pa.schema(
+    [
+        ("trial_key", pa.string()),
+        ("study", pa.string()),
+        ("dim", pa.int32()),
+        ("rank", pa.int32()),
+        ("active", pa.bool_()),
+        ("norm_mean", pa.float64()),
+        ("norm_sd", pa.float64()),
+        ("dprime_mean", pa.float64()),
+        ("dprime_sd", pa.float64()),
+        ("sigma_inv2_mean", pa.float64()),
+        ("var_ratio", pa.float64()),
+        ("kl_mean", pa.float64()),
+    ]
+)
+
+CURVES = pa.schema(
+    [
+        ("trial_key", pa.string()),
+        ("study", pa.string()),
+        ("step", pa.int64()),
+        ("epoch", pa.int32()),
+        ("loss", pa.float64()),
+        ("recon", pa.float64()),
+        ("kl", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("val_f1", pa.float64()),
+    ]
+)
+
+POINTS = pa.schema(
+    [
+        ("trial_key", pa.string()),
+        ("study", pa.string()),
+        ("log_p_true", pa.float64()),
+        *[(f"log_{e}", pa.float64()) for e in ESTIMATES],
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "dims": DIMS, "curves": CURVES, "points": POINTS}
+# The trials file is written last: a trial is complete exactly when it exists.
+WRITE_ORDER = ("dims", "curves", "points", "trials")

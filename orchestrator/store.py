@@ -1,0 +1,169 @@
+"""The results store: per-trial Parquet files under a local folder or any fsspec URL.
+
+Layout (ARCHITECTURE.md): ``<store>/<table>/study=<study>/<trial_key>.parquet`` for the tables of
+``orchestrator.schema``. Every file is written atomically (a temporary name then a rename on local
+disks; a single PUT on object stores), and a trial's ``trials`` file is written last, so a trial is
+complete exactly when that file exists and a reader never sees half a trial.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from orchestrator.errors import UsageError
+from orchestrator.schema import TABLES, WRITE_ORDER
+from trainers.config import SCIENCE_VERSION
+from trainers.records import TrialResult
+
+DEFAULT_STORE = "./results"
+
+
+def default_store_url() -> str:
+    return os.environ.get("ISOSWEEP_STORE", DEFAULT_STORE)
+
+
+def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> dict[str, pa.Table]:
+    """One trial's rows for every table, typed by the schema module."""
+    cfg = result.config
+    base = {"trial_key": result.key, "study": cfg.study}
+    config = cfg.to_dict()
+    trial_row: dict[str, Any] = {
+        **base, **config, "sweep": sweep, "status": result.status.value, "error": result.error,
+        "wall_s": result.wall_s, "started_at": result.started_at, "finished_at": result.finished_at,
+        "science_version": SCIENCE_VERSION, "config_json": json.dumps(config, sort_keys=True),
+        **result.scalars, **result.provenance, **provenance,
+    }
+    unknown = set(trial_row) - set(TABLES["trials"].names) - {"fd_eps", "active_kl", "points_cap"}
+    if unknown:
+        raise ValueError(f"trial row has columns the schema lacks: {sorted(unknown)}")
+    n_points = len(next(iter(result.points.values()))) if result.points else 0
+    points = {name: list(values) for name, values in result.points.items()}
+    return {
+        "trials": pa.Table.from_pylist([trial_row], schema=TABLES["trials"]),
+        "dims": pa.Table.from_pylist([{**base, **d} for d in result.dims], schema=TABLES["dims"]),
+        "curves": pa.Table.from_pylist([{**base, **c} for c in result.curves], schema=TABLES["curves"]),
+        "points": pa.Table.from_pydict(
+            {"trial_key": [result.key] * n_points, "study": [cfg.study] * n_points, **points},
+            schema=TABLES["points"]) if n_points else TABLES["points"].empty_table(),
+    }
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """What the store knows of one trial key."""
+
+    key: str
+    study: str
+    status: str
+    finished_at: Any
+
+
+class Store:
+    """A results store at a local path or fsspec URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise UsageError(f"cannot open store {url!r}: {exc}") from None
+        self.root = root.rstrip("/") or "/"
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    # -- paths -------------------------------------------------------------------------------
+    def table_dir(self, table: str, study: Optional[str] = None) -> str:
+        base = f"{self.root}/{table}"
+        return f"{base}/study={study}" if study else base
+
+    def file_path(self, table: str, study: str, key: str) -> str:
+        return f"{self.table_dir(table, study)}/{key}.parquet"
+
+    def table_files(self, table: str) -> list[str]:
+        """Every Parquet file of ``table`` (per-trial and compacted)."""
+        return sorted(self.fs.glob(f"{self.table_dir(table)}/*/*.parquet"))
+
+    def uri(self, path: str) -> str:
+        """A path as DuckDB and users see it: local paths as they are, others with the protocol."""
+        if self.local:
+            return path
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{path.lstrip('/')}" if protocol != "memory" else f"memory://{path}"
+
+    # -- checks ------------------------------------------------------------------------------
+    def check_usable(self, for_writing: bool) -> None:
+        """Raise UsageError unless the store can be read (and written, if asked)."""
+        if self.local:
+            path = os.path.abspath(self.root)
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise UsageError(f"store {self.url!r} is a file, not a folder; pass a folder path or URL with --store")
+            if for_writing:
+                parent = path
+                while not os.path.exists(parent):
+                    parent = os.path.dirname(parent)
+                if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+                    raise UsageError(f"store {self.url!r} is not writable ({parent} does not allow writing); choose another --store")
+            return
+        try:
+            if self.fs.exists(self.root) and self.fs.isfile(self.root):
+                raise UsageError(f"store {self.url!r} is a file, not a folder; pass a folder URL with --store")
+        except UsageError:
+            raise
+        except Exception as exc:  # network, credentials, missing bucket
+            raise UsageError(f"cannot reach store {self.url!r}: {type(exc).__name__}: {exc}") from None
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_table(self, path: str, table: pa.Table) -> None:
+        """Write one Parquet file so that no reader ever sees it half-written."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        data = buf.getvalue()
+        if self.local:
+            directory = os.path.dirname(path)
+            os.makedirs(directory, exist_ok=True)
+            # A hidden temporary name in the same folder: never matched by the *.parquet globs,
+            # and os.replace within one file system is atomic.
+            tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            # Object stores make a single PUT visible all at once.
+            self.fs.pipe_file(path, data)
+
+    def write_result(self, result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> None:
+        """Write one trial's rows; its ``trials`` file last."""
+        tables = result_tables(result, sweep, provenance)
+        for name in WRITE_ORDER:
+            self.write_table(self.file_path(name, result.config.study, result.key), tables[name])
+
+    # -- reading -----------------------------------------------------------------------------
+    def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, TrialState]:
+        """The recorded state of every trial in the store (or of ``keys``)."""
+        wanted = set(keys) if keys is not None else None
+        states: dict[str, TrialState] = {}
+        for path in self.table_files("trials"):
+            stem = os.path.basename(path)[: -len(".parquet")]
+            if wanted is not None and stem not in wanted and not stem.startswith("compact-"):
+                continue
+            with self.fs.open(path, "rb") as f:
+                table = pq.read_table(f, columns=["trial_key", "study", "status", "finished_at"])
+            for row in table.to_pylist():
+                if wanted is None or row["trial_key"] in wanted:
+                    states[row["trial_key"]] = TrialState(row["trial_key"], row["study"], row["status"], row["finished_at"])
+        return states
+
+    def completed_keys(self, keys: Optional[Iterable[str]] = None) -> set[str]:
+        """Keys whose trial finished with status ``ok`` (failed and diverged ones are retried)."""
+        return {k for k, s in self.trial_states(keys).items() if s.status == "ok"}

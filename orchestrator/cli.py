@@ -16,6 +16,7 @@ from orchestrator.errors import UsageError
 from orchestrator.plan import make_plan, parse_fuse
 from orchestrator.store import Store, default_store_url
 from orchestrator.studies import STUDIES, get_study, parse_where
+from trainers.data import data_root
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
 
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent", type=_positive_int, default=None)
     run.add_argument("--max-failures", type=int, default=2, help="Ray retries of a failed bundle (default 2)")
     run.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
+    run.add_argument("--data-root", default=None, help="folder or URL of the real data sets (default $ISOSWEEP_DATA)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, run and write nothing")
     run.add_argument("--force", action="store_true", help="run completed trials again")
 
@@ -128,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         force_since=driver.now_iso() if args.force else None,
+        data_root=data_root(args.data_root),
     )
     counts = driver.run_sweep(plan, store, options)
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "

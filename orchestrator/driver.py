@@ -88,7 +88,7 @@ def bundle_trainable(config: dict[str, Any]) -> None:
                 tune.report({**metrics, "member": i, "trial_key": key}, checkpoint=tune.Checkpoint.from_directory(d))
 
         try:
-            result = run_trial(cfg, report, member_state)
+            result = run_trial(cfg, report, member_state, config.get("data_root"))
         except Exception as exc:  # recorded, never silently dropped; a later run retries it
             result = failed_result(cfg, exc)
         store.write_result(result, config["sweep"], config["provenance"])
@@ -138,6 +138,8 @@ class RunOptions:
     max_failures: int = 2
     address: Optional[str] = None
     force_since: Optional[str] = None
+    data_root: Optional[str] = None
+    """Folder or fsspec URL of the real data sets (not part of any trial's identity)."""
 
 
 def start_ray(address: Optional[str]) -> None:
@@ -179,6 +181,7 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
             "force_since": options.force_since,
             "provenance": run_provenance(),
             "threads": max(1, int(options.cpus_per_trial)),
+            "data_root": options.data_root,
         }
         storage_path, storage_fs = storage_for(store)
         progress = Progress(total=len(plan.to_run), skipped=len(plan.complete))

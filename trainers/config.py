@@ -120,8 +120,12 @@ class TrialConfig:
 
     @property
     def key(self) -> str:
-        """16 hex chars of SHA-256 over the canonical JSON of the config and SCIENCE_VERSION."""
-        payload = {"science_version": SCIENCE_VERSION, **self.to_dict()}
+        """16 hex chars of SHA-256 over the canonical JSON of the config and SCIENCE_VERSION.
+
+        Fields whose value is None are left out, so adding a new optional field (default None)
+        keeps every existing key.
+        """
+        payload = {"science_version": SCIENCE_VERSION, **{k: v for k, v in self.to_dict().items() if v is not None}}
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -40,14 +40,14 @@ def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: Opti
 
 
 def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
-              checkpoint: Optional[Checkpoint] = None) -> TrialResult:
+              checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None) -> TrialResult:
     """Train one trial (resuming from ``checkpoint`` if given) and take its measurements.
 
     Divergence (a NaN or infinite loss) is a result, not an error: it is returned with status
     ``diverged``. Any other exception propagates to the caller, which decides on retries.
     """
     started = _now()
-    data = make_data(cfg)
+    data = make_data(cfg, data_root)
     try:
         outcome = train_model(cfg, data, report, checkpoint)
     except TrialDiverged as exc:

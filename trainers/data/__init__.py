@@ -37,8 +37,18 @@ class TrialData:
         return int(self.train.shape[1])
 
 
-def make_data(cfg: TrialConfig) -> TrialData:
-    """Draw (or load) the data of one trial."""
+DATA_ROOT_ENV = "ISOSWEEP_DATA"
+
+
+def data_root(explicit: Optional[str] = None) -> Optional[str]:
+    """The folder or fsspec URL that holds real data sets: ``--data-root``, else $ISOSWEEP_DATA."""
+    import os
+
+    return explicit or os.environ.get(DATA_ROOT_ENV) or None
+
+
+def make_data(cfg: TrialConfig, root: Optional[str] = None) -> TrialData:
+    """Draw (or load, from ``root``) the data of one trial."""
     if cfg.dataset in TOY_DATASETS:
         toy = ToyData(cfg.dataset, cfg.data_seed)
         train = toy.sample(cfg.n_train, data_rng(cfg.seed, TRAIN_STREAM))

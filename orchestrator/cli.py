@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan, run and write nothing")
     run.add_argument("--force", action="store_true", help="run completed trials again")
 
+    resume = sub.add_parser("resume", help="restore an interrupted sweep and finish it from its checkpoints")
+    resume.add_argument("name", help="the sweep's name (as given to or printed by `isosweep run`)")
+    resume.add_argument("--store", default=None)
+    resume.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
+
+    compact = sub.add_parser("compact", help="merge per-trial files into few large ones (safe beside a sweep)")
+    compact.add_argument("--store", default=None)
+
     status = sub.add_parser("status", help="done / failed / missing counts per study and budget")
     status.add_argument("--store", default=None)
 
@@ -141,40 +149,65 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(store: Store, budget: str) -> None:
-    from analysis.db import connect
+    from analysis.db import run_query
     from analysis.formatting import as_table
     from analysis.queries import named_query
 
-    con = connect(store.url)
-    cur = con.execute(f"SELECT * EXCLUDE (study) FROM ({named_query('toy_summary')}) WHERE budget = ?", [budget])
+    cur = run_query(store.url, f"SELECT * EXCLUDE (study) FROM ({named_query('toy_summary')}) WHERE budget = ?", [budget])
     columns = [d[0] for d in cur.description]
     print(as_table(columns, cur.fetchall()))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from analysis.db import connect
     from analysis.formatting import as_table
 
     store = _open_store(args.store, for_writing=False)
-    con = connect(store.url)
-    rows = con.execute("SELECT study, budget, status, trial_key FROM trials").fetchall()
+    states = store.trial_states()
     present: dict[tuple[str, str], dict[str, str]] = {}
-    for study, budget, status, key in rows:
-        present.setdefault((study, budget), {})[key] = status
+    for key, state in states.items():
+        present.setdefault((state.study, state.budget), {})[key] = state.status
     table = []
     for (study_name, budget), keys in sorted(present.items()):
-        planned = {c.key for c in STUDIES[study_name].configs(budget)} if study_name in STUDIES and budget in STUDIES[study_name].budgets else set()
+        study = STUDIES.get(study_name)
+        planned = {c.key for c in study.configs(budget)} if study and budget in study.budgets else set()
         statuses = list(keys.values())
         table.append((study_name, budget, len(planned), statuses.count("ok"), statuses.count("failed"),
                       statuses.count("diverged"), len(planned - set(keys)), len(set(keys) - planned)))
     print(as_table(["study", "budget", "planned", "ok", "failed", "diverged", "missing", "extra"], table))
+    if store.corrupt:
+        print(f"{len(store.corrupt)} unreadable file(s), skipped above; delete them and run the sweep again "
+              "to recompute those trials:")
+        for path in store.corrupt:
+            print(f"  {store.uri(path)}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = _open_store(args.store, for_writing=True)
+    from orchestrator import driver
+
+    counts, planned = driver.resume_sweep(store, args.name, args.address)
+    print(f"{args.name}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
+          f"missing {counts['missing']} of {planned}", flush=True)
+    return 0 if counts["ok"] == planned else 1
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from orchestrator.compact import compact
+    from orchestrator.faults import compact_kill_point
+
+    store = _open_store(args.store, for_writing=True)
+    report = compact(store, kill=compact_kill_point)
+    print(f"compacted {report.merged_files} file(s) into {report.written_files} file(s)"
+          + (f"; kept {len(report.kept_changed)} that changed meanwhile" if report.kept_changed else "")
+          + (f"; skipped {len(report.skipped_corrupt)} unreadable: {', '.join(report.skipped_corrupt)}" if report.skipped_corrupt else ""))
     return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from analysis.db import connect
+    from analysis.db import run_query
     from analysis.formatting import FORMATTERS
     from analysis.queries import named_query
 
@@ -187,9 +220,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from None
     store = _open_store(args.store, for_writing=False)
-    con = connect(store.url)
     try:
-        cur = con.execute(sql)
+        cur = run_query(store.url, sql)
         if cur.description is None:
             raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
         columns = [d[0] for d in cur.description]
@@ -214,7 +246,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"studies": cmd_studies, "run": cmd_run, "status": cmd_status, "query": cmd_query}
+COMMANDS = {"studies": cmd_studies, "run": cmd_run, "resume": cmd_resume, "status": cmd_status,
+            "query": cmd_query, "compact": cmd_compact}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ TRIALS = pa.schema(
     [
         ("trial_key", pa.string()),
         ("study", pa.string()),
+        ("run_id", pa.string()),
         ("sweep", pa.string()),
         ("budget", pa.string()),
         ("dataset", pa.string()),
@@ -73,6 +74,7 @@ DIMS = pa.schema(
     [
         ("trial_key", pa.string()),
         ("study", pa.string()),
+        ("run_id", pa.string()),
         ("dim", pa.int32()),
         ("rank", pa.int32()),
         ("active", pa.bool_()),
@@ -90,6 +92,7 @@ CURVES = pa.schema(
     [
         ("trial_key", pa.string()),
         ("study", pa.string()),
+        ("run_id", pa.string()),
         ("step", pa.int64()),
         ("epoch", pa.int32()),
         ("loss", pa.float64()),
@@ -104,11 +107,16 @@ POINTS = pa.schema(
     [
         ("trial_key", pa.string()),
         ("study", pa.string()),
+        ("run_id", pa.string()),
         ("log_p_true", pa.float64()),
         *[(f"log_{e}", pa.float64()) for e in ESTIMATES],
     ]
 )
 
+# `run_id` identifies one writing of a trial's rows (a retry or `--force` writes a new one). A
+# reader takes, per trial key, the trials row finished last, and the other tables' rows of that
+# same run_id from one file only: so a copy left by an interrupted compaction, or rows of a trial
+# whose trials file was never written, are never seen.
 TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "dims": DIMS, "curves": CURVES, "points": POINTS}
 # The trials file is written last: a trial is complete exactly when it exists.
 WRITE_ORDER = ("dims", "curves", "points", "trials")

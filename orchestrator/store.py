@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import fsspec
 import pyarrow as pa
@@ -26,6 +28,8 @@ from trainers.config import SCIENCE_VERSION
 from trainers.records import TrialResult
 
 DEFAULT_STORE = "./results"
+# Files written by `isosweep compact` start with this; per-trial files are named by trial key.
+COMPACT_PREFIX = "compact-"
 
 
 def default_store_url() -> str:
@@ -35,7 +39,7 @@ def default_store_url() -> str:
 def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> dict[str, pa.Table]:
     """One trial's rows for every table, typed by the schema module."""
     cfg = result.config
-    base = {"trial_key": result.key, "study": cfg.study}
+    base = {"trial_key": result.key, "study": cfg.study, "run_id": uuid.uuid4().hex}
     config = cfg.to_dict()
     trial_row: dict[str, Any] = {
         **base, **config, "sweep": sweep, "status": result.status.value, "error": result.error,
@@ -53,7 +57,7 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
         "dims": pa.Table.from_pylist([{**base, **d} for d in result.dims], schema=TABLES["dims"]),
         "curves": pa.Table.from_pylist([{**base, **c} for c in result.curves], schema=TABLES["curves"]),
         "points": pa.Table.from_pydict(
-            {"trial_key": [result.key] * n_points, "study": [cfg.study] * n_points, **points},
+            {**{k: [v] * n_points for k, v in base.items()}, **points},
             schema=TABLES["points"]) if n_points else TABLES["points"].empty_table(),
     }
 
@@ -64,15 +68,27 @@ class TrialState:
 
     key: str
     study: str
+    budget: str
     status: str
     finished_at: Any
+
+
+def _instant(value: Optional[datetime]) -> datetime:
+    return value or datetime.min.replace(tzinfo=timezone.utc)
+
+
+CommitHook = Callable[[str], None]
+"""Called with a file's final path after its bytes are written and before they become visible."""
 
 
 class Store:
     """A results store at a local path or fsspec URL."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, before_commit: Optional[CommitHook] = None):
         self.url = url
+        self.before_commit = before_commit
+        self.corrupt: list[str] = []
+        """Files found unreadable by the last ``trial_states`` call."""
         try:
             self.fs, root = fsspec.core.url_to_fs(url)
         except (ImportError, ValueError) as exc:
@@ -137,8 +153,12 @@ class Store:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            if self.before_commit is not None:
+                self.before_commit(path)
             os.replace(tmp, path)
         else:
+            if self.before_commit is not None:
+                self.before_commit(path)
             # Object stores make a single PUT visible all at once.
             self.fs.pipe_file(path, data)
 
@@ -150,18 +170,42 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------------
     def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, TrialState]:
-        """The recorded state of every trial in the store (or of ``keys``)."""
+        """The recorded state of every trial in the store (or of ``keys``): per key, the trials
+        row that finished last. Unreadable files are skipped and listed in ``self.corrupt``."""
         wanted = set(keys) if keys is not None else None
+        for _ in range(5):
+            try:
+                return self._trial_states(wanted)
+            except FileNotFoundError:
+                # A file vanished between listing and reading: a compaction merged it into a new
+                # file. List again, so that its rows are read from where they are now.
+                continue
+        return self._trial_states(wanted)
+
+    def _trial_states(self, wanted: Optional[set[str]]) -> dict[str, TrialState]:
         states: dict[str, TrialState] = {}
+        self.corrupt = []
         for path in self.table_files("trials"):
             stem = os.path.basename(path)[: -len(".parquet")]
-            if wanted is not None and stem not in wanted and not stem.startswith("compact-"):
+            if wanted is not None and stem not in wanted and not stem.startswith(COMPACT_PREFIX):
                 continue
-            with self.fs.open(path, "rb") as f:
-                table = pq.read_table(f, columns=["trial_key", "study", "status", "finished_at"])
+            try:
+                with self.fs.open(path, "rb") as f:
+                    table = pq.read_table(f, columns=["trial_key", "study", "budget", "status", "finished_at"])
+            except FileNotFoundError:
+                raise
+            except Exception as exc:  # a damaged file must not hide the rest of the store
+                self.corrupt.append(path)
+                print(f"isosweep: warning: skipping unreadable file {self.uri(path)} ({type(exc).__name__}); "
+                      "delete it and run the sweep again to recompute that trial", file=sys.stderr)
+                continue
             for row in table.to_pylist():
-                if wanted is None or row["trial_key"] in wanted:
-                    states[row["trial_key"]] = TrialState(row["trial_key"], row["study"], row["status"], row["finished_at"])
+                key = row["trial_key"]
+                if wanted is not None and key not in wanted:
+                    continue
+                old = states.get(key)
+                if old is None or _instant(row["finished_at"]) > _instant(old.finished_at):
+                    states[key] = TrialState(key, row["study"], row["budget"], row["status"], row["finished_at"])
         return states
 
     def completed_keys(self, keys: Optional[Iterable[str]] = None) -> set[str]:

@@ -73,10 +73,16 @@ class TrialConfig:
     """A latent dimension is active when its mean KL exceeds this."""
     points_cap: int = 2000
     """At most this many evaluation points keep their per-point density values."""
+    transform_loss: str | None = None
+    """Transform loss D_T of the decomposed form (``l2`` or ``se`` in the anomaly study); None: ``loss``."""
+    snapshots: int | None = None
+    """Snapshots kept over training (anomaly study: 10, one every 1/10 of the epochs); None: none."""
+    val_fraction: float | None = None
+    """Share of the normal training rows held out to select a snapshot (anomaly study: 0.1)."""
 
     def __post_init__(self) -> None:
         # Canonical types, so that lam=100 and lam=100.0 give the same key.
-        for name in ("lam", "lam1", "lam2", "lr", "fd_eps", "active_kl"):
+        for name in ("lam", "lam1", "lam2", "lr", "fd_eps", "active_kl", "val_fraction"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
@@ -84,6 +90,12 @@ class TrialConfig:
                      "data_seed", "points_cap"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.snapshots is not None:
+            object.__setattr__(self, "snapshots", int(self.snapshots))
+            if self.snapshots < 1:
+                raise ValueError(f"snapshots must be >= 1, got {self.snapshots}")
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {self.val_fraction}")
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
         if self.reduction not in REDUCTIONS:
@@ -132,4 +144,4 @@ class TrialConfig:
     def architecture(self) -> tuple[Any, ...]:
         """What must be equal for trials to share one vectorised model and training schedule."""
         return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
-                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form)
+                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_loss)

@@ -1,0 +1,82 @@
+"""Test-only fault injection, switched on by environment variables and off by default.
+
+- ``ISOSWEEP_TEST_RAISE="P:SEED"``: at each progress report a trial raises ``InjectedFault`` with
+  probability P. The draw is a hash of (SEED, trial key, epoch, attempt), so a run is repeatable
+  and a retried trial can get past the point where it failed.
+- ``ISOSWEEP_TEST_KILL_IN_WRITE="N"``: while the trials file of the (N+1)-th finished trial is
+  being written (after its bytes are on disk under a temporary name, before the rename), the
+  driver process and the writing process are killed with SIGKILL.
+- ``ISOSWEEP_TEST_KILL_IN_COMPACT="PHASE"``: ``isosweep compact`` kills itself at PHASE
+  (``after-write``: merged file written, nothing removed; ``mid-remove``: half of the merged
+  files removed).
+
+They exist so that the crash-safety tests can put real crashes at exact points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any, Optional
+
+RAISE_ENV = "ISOSWEEP_TEST_RAISE"
+KILL_IN_WRITE_ENV = "ISOSWEEP_TEST_KILL_IN_WRITE"
+KILL_IN_COMPACT_ENV = "ISOSWEEP_TEST_KILL_IN_COMPACT"
+
+
+class InjectedFault(RuntimeError):
+    """A fault raised on purpose by the test switch."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The fault switches of one sweep, carried from the driver to the workers."""
+
+    raise_p: float = 0.0
+    raise_seed: int = 0
+    kill_in_write: Optional[int] = None
+    driver_pid: Optional[int] = None
+
+    @classmethod
+    def from_env(cls) -> "Faults":
+        raise_p, raise_seed = 0.0, 0
+        if os.environ.get(RAISE_ENV):
+            p, _, seed = os.environ[RAISE_ENV].partition(":")
+            raise_p, raise_seed = float(p), int(seed or 0)
+        kill = os.environ.get(KILL_IN_WRITE_ENV)
+        return cls(raise_p, raise_seed, int(kill) if kill else None, os.getpid())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict[str, Any]]) -> "Faults":
+        return cls(**d) if d else cls()
+
+    def maybe_raise(self, key: str, epoch: int, attempt: int) -> None:
+        if self.raise_p <= 0:
+            return
+        digest = hashlib.sha256(f"{self.raise_seed}:{key}:{epoch}:{attempt}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") / 2**64 < self.raise_p:
+            raise InjectedFault(f"injected fault in {key} at epoch {epoch} (attempt {attempt})")
+
+    def write_hook(self, finished_trials: int) -> Optional[Any]:
+        """A store hook that kills driver and writer during the chosen trials-file write."""
+        if self.kill_in_write is None or finished_trials != self.kill_in_write:
+            return None
+
+        def hook(path: str) -> None:
+            if "/trials/" in path:
+                if self.driver_pid:
+                    os.kill(self.driver_pid, signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        return hook
+
+
+def compact_kill_point(phase: str) -> None:
+    """Kill this process if the compaction test switch names ``phase``."""
+    if os.environ.get(KILL_IN_COMPACT_ENV) == phase:
+        os.kill(os.getpid(), signal.SIGKILL)

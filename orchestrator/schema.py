@@ -45,6 +45,17 @@ TRIALS = pa.schema(
         ("precision", pa.float64()),
         ("recall", pa.float64()),
         ("f1", pa.float64()),
+        # Anomaly study (METHOD.md 5.3): the selected snapshot's validation values, the threshold
+        # ratio, row counts and the no-model reference (distance to the mean of the normal rows).
+        ("val_f1", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("snapshot_epoch", pa.int32()),
+        ("anomaly_ratio", pa.float64()),
+        ("n_fit", pa.int64()),
+        ("n_test", pa.int64()),
+        ("baseline_precision", pa.float64()),
+        ("baseline_recall", pa.float64()),
+        ("baseline_f1", pa.float64()),
         ("started_at", TS),
         ("finished_at", TS),
         # Configuration beyond the core columns, so any trial can be re-created from its row.
@@ -58,6 +69,9 @@ TRIALS = pa.schema(
         ("batch_size", pa.int32()),
         ("lr", pa.float64()),
         ("data_seed", pa.int32()),
+        ("transform_metric", pa.string()),
+        ("snapshots", pa.int32()),
+        ("val_fraction", pa.float64()),
         ("science_version", pa.int32()),
         ("config_json", pa.string()),
         # Provenance.
@@ -100,6 +114,7 @@ CURVES = pa.schema(
         ("kl", pa.float64()),
         ("val_loss", pa.float64()),
         ("val_f1", pa.float64()),
+        ("f1", pa.float64()),
     ]
 )
 

@@ -73,7 +73,7 @@ class TrialConfig:
     """A latent dimension is active when its mean KL exceeds this."""
     points_cap: int = 2000
     """At most this many evaluation points keep their per-point density values."""
-    transform_loss: str | None = None
+    transform_metric: str | None = None
     """Transform loss D_T of the decomposed form (``l2`` or ``se`` in the anomaly study); None: ``loss``."""
     snapshots: int | None = None
     """Snapshots kept over training (anomaly study: 10, one every 1/10 of the epochs); None: none."""
@@ -144,4 +144,4 @@ class TrialConfig:
     def architecture(self) -> tuple[Any, ...]:
         """What must be equal for trials to share one vectorised model and training schedule."""
         return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
-                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_loss)
+                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from orchestrator.errors import UsageError
 from orchestrator.plan import make_plan, parse_fuse
 from orchestrator.store import Store, default_store_url
-from orchestrator.studies import STUDIES, get_study, parse_where
+from orchestrator.studies import STUDIES, check_inputs, get_study, parse_where
 from trainers.data import data_root
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
@@ -99,8 +99,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         for axis in study.axes:
             print(f"  {axis.name}: {', '.join(str(v) for v in axis.values)}")
         for budget in study.budgets.values():
-            n = study.size() * budget.seeds
-            print(f"  budget {budget.name}: {n} trials ({study.size()} per seed x {budget.seeds} seed(s)); {budget.note}")
+            n = study.size(budget.name) * budget.seeds
+            print(f"  budget {budget.name}: {n} trials ({study.size(budget.name)} per seed x {budget.seeds} seed(s)); {budget.note}")
     return 0
 
 
@@ -121,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = study.configs(args.budget, args.seeds, where)
     except ValueError as exc:
         raise UsageError(f"invalid trial settings: {exc}") from None
+    check_inputs(configs, data_root(args.data_root))
     store = _open_store(args.store, for_writing=not args.dry_run)
     complete = store.completed_keys([c.key for c in configs])
     slots = args.max_concurrent or max(1, (os.cpu_count() or 1) // args.cpus_per_trial)

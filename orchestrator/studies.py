@@ -7,6 +7,7 @@ only adds new trial keys, since keys depend on content, never on grid position.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -27,6 +28,10 @@ class Budget:
     seeds: int = 1
     """Number of seeds run when ``--seeds`` is not given."""
     note: str = ""
+    per_value: Mapping[str, Mapping[Any, Mapping[str, Any]]] = field(default_factory=dict)
+    """Settings that depend on an axis value at this budget, e.g. ``{"dataset": {"thyroid": {"epochs": 4000}}}``."""
+    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Axis values this budget uses instead of the study's (e.g. a smaller grid for ``smoke``)."""
 
 
 @dataclass(frozen=True)
@@ -53,20 +58,32 @@ class Study:
     fixed: Mapping[str, Any]
     budgets: Mapping[str, Budget]
     tags: Sequence[str] = field(default_factory=tuple)
+    per_value: Mapping[str, Mapping[Any, Mapping[str, Any]]] = field(default_factory=dict)
+    """Settings that depend on an axis value, e.g. each data set's architecture:
+    ``{"dataset": {"thyroid": {"hidden": (60, 30), ...}}}``."""
+    records_as: str | None = None
+    """Record (and key) the trials as this study: a study that picks points of a larger one
+    (``anomaly-paper`` of ``anomaly``) then shares its trials, and neither runs them twice."""
 
     def axis(self, name: str) -> Axis | None:
         return next((a for a in self.axes if a.name == name), None)
+
+    def axis_values(self, axis: Axis, budget: str | None = None) -> tuple[Any, ...]:
+        """The axis's values at ``budget`` (a budget may use fewer)."""
+        if budget is not None and budget in self.budgets:
+            return tuple(self.budgets[budget].axes.get(axis.name, axis.values))
+        return axis.values
 
     def budget(self, name: str) -> Budget:
         if name not in self.budgets:
             raise UsageError(f"unknown budget {name!r} for study {self.name!r}; choose one of: {', '.join(self.budgets)}")
         return self.budgets[name]
 
-    def size(self) -> int:
-        """Trials per seed."""
+    def size(self, budget: str | None = None) -> int:
+        """Trials per seed (at ``budget``, where a budget uses fewer axis values)."""
         n = 1
         for a in self.axes:
-            n *= len(a.values)
+            n *= len(self.axis_values(a, budget))
         return n
 
     def configs(self, budget: str, seeds: int | None = None, where: Mapping[str, tuple[Any, ...]] | None = None) -> list[TrialConfig]:
@@ -75,11 +92,17 @@ class Study:
         where = dict(where or {})
         seed_values = where.pop("seed", None) or tuple(range(seeds if seeds is not None else b.seeds))
         settings = {k: where.pop(k)[0] for k in list(where) if k in SETTINGS}
-        axes = [(a.name, where.get(a.name, a.values)) for a in self.axes]
+        axes = [(a.name, where.get(a.name, self.axis_values(a, budget))) for a in self.axes]
         out = []
         for combo in itertools.product(*(values for _, values in axes), seed_values):
             point = dict(zip([name for name, _ in axes] + ["seed"], combo))
-            out.append(TrialConfig(study=self.name, budget=b.name, **self.fixed, **b.settings, **settings, **point))
+            fields = {**self.fixed, **b.settings}
+            for table in (self.per_value, b.per_value):
+                for axis_name, by_value in table.items():
+                    fields.update(by_value.get(point.get(axis_name), {}))
+            fields.update(settings)
+            fields.update(point)
+            out.append(TrialConfig(study=self.records_as or self.name, budget=b.name, **fields))
         return out
 
 
@@ -96,6 +119,50 @@ TOY_BUDGETS = {
 }
 
 _TOY_FIXED = {"form": "conventional", "hidden": (128, 64), "activation": "tanh", "lr": 1e-3}
+
+# -- anomaly detection (METHOD.md 5.3) ---------------------------------------------------------
+
+ANOMALY_LAMBDAS = (6000.0, 12000.0, 18000.0, 24000.0, 30000.0)
+ANOMALY_DATASETS = ("kddcup", "kddcup_rev", "thyroid", "arrhythmia")
+
+# Each data set's network, transform loss D_T and the paper's (lambda1, lambda2) (paper, section
+# 5.3; METHOD.md 5.3): FC widths encoder-latent-decoder, LeakyReLU (tanh for kddcup_rev).
+ANOMALY_ARCHITECTURE: dict[str, dict[str, Any]] = {
+    "kddcup": {"hidden": (200, 100), "latent_dim": 10, "activation": "leaky_relu", "transform_metric": "l2"},
+    "kddcup_rev": {"hidden": (200, 50), "latent_dim": 20, "activation": "tanh", "transform_metric": "se"},
+    "thyroid": {"hidden": (60, 30), "latent_dim": 6, "activation": "leaky_relu", "transform_metric": "l2"},
+    "arrhythmia": {"hidden": (200, 100), "latent_dim": 50, "activation": "leaky_relu", "transform_metric": "l2"},
+}
+ANOMALY_PAPER_POINT: dict[str, dict[str, float]] = {
+    "kddcup": {"lam1": 30000.0, "lam2": 6000.0},
+    "kddcup_rev": {"lam1": 30000.0, "lam2": 6000.0},
+    "thyroid": {"lam1": 6000.0, "lam2": 18000.0},
+    "arrhythmia": {"lam1": 6000.0, "lam2": 24000.0},
+}
+
+
+def _epochs(**by_dataset: int) -> dict[str, dict[Any, dict[str, Any]]]:
+    return {"dataset": {name: {"epochs": epochs} for name, epochs in by_dataset.items()}}
+
+
+_ANOMALY_TRAINING = {"batch_size": 1024, "lr": 1e-4, "lr_schedule": "constant", "snapshots": 10, "val_fraction": 0.1}
+
+ANOMALY_BUDGETS = {
+    b.name: b
+    for b in (
+        Budget("smoke", _ANOMALY_TRAINING, 1, "2 epochs, a 2 x 2 grid (lambda 6000 and 30000); for tests",
+               per_value=_epochs(kddcup=2, kddcup_rev=2, thyroid=2, arrhythmia=2),
+               axes={"lam1": (6000.0, 30000.0), "lam2": (6000.0, 30000.0)}),
+        Budget("quick", _ANOMALY_TRAINING, 5, "epochs kddcup 60, kddcup_rev 100, thyroid 4000, arrhythmia 3000; "
+               "about 30 s a thyroid or arrhythmia trial on one core",
+               per_value=_epochs(kddcup=60, kddcup_rev=100, thyroid=4000, arrhythmia=3000)),
+        Budget("paper", _ANOMALY_TRAINING, 20, "the paper's epochs: 600, 600, 40000, 30000 (section 5.3)",
+               per_value=_epochs(kddcup=600, kddcup_rev=600, thyroid=40000, arrhythmia=30000)),
+    )
+}
+
+# n_train / n_eval do not apply: the data set's rows and the 50/50 split decide.
+_ANOMALY_FIXED = {"form": "decomposed", "loss": "se", "n_train": 0, "n_eval": 0}
 
 STUDIES: dict[str, Study] = {
     s.name: s
@@ -115,6 +182,28 @@ STUDIES: dict[str, Study] = {
             {**_TOY_FIXED, "latent_dim": 5},
             TOY_BUDGETS,
         ),
+        Study(
+            "anomaly",
+            "anomaly detection: 4 data sets x lambda1 x lambda2 (5 x 5), decomposed loss, L_x score (METHOD.md 5.3)",
+            (Axis("dataset", ANOMALY_DATASETS), Axis("lam1", ANOMALY_LAMBDAS, float),
+             Axis("lam2", ANOMALY_LAMBDAS, float)),
+            _ANOMALY_FIXED,
+            ANOMALY_BUDGETS,
+            tags=("anomaly", "needs-data"),
+            per_value={"dataset": ANOMALY_ARCHITECTURE},
+        ),
+        Study(
+            "anomaly-paper",
+            "anomaly detection at each data set's paper point (lambda1, lambda2); recorded as study anomaly",
+            (Axis("dataset", ANOMALY_DATASETS),),
+            _ANOMALY_FIXED,
+            {name: dataclasses.replace(b, axes={}, note=b.note.replace(", a 2 x 2 grid (lambda 6000 and 30000)", ""))
+             for name, b in ANOMALY_BUDGETS.items()},
+            tags=("anomaly", "needs-data"),
+            per_value={"dataset": {name: {**ANOMALY_ARCHITECTURE[name], **ANOMALY_PAPER_POINT[name]}
+                                   for name in ANOMALY_DATASETS}},
+            records_as="anomaly",
+        ),
     )
 }
 
@@ -123,6 +212,17 @@ def get_study(name: str) -> Study:
     if name not in STUDIES:
         raise UsageError(f"unknown study {name!r}; choose one of: {', '.join(STUDIES)} (see `isosweep studies`)")
     return STUDIES[name]
+
+
+def check_inputs(configs: Sequence[TrialConfig], root: str | None) -> None:
+    """Check, before anything is planned or started, that the files the trials read exist and
+    have the expected format (the anomaly data sets under the data root); UsageError otherwise."""
+    from trainers.data.anomaly import DataError, check_files
+
+    try:
+        check_files([c.dataset for c in configs], root)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_where(study: Study, text: str | None) -> dict[str, tuple[Any, ...]]:

@@ -11,6 +11,7 @@ import torch
 
 from trainers.config import TrialConfig
 from trainers.data import make_data
+from trainers.data.anomaly import is_anomaly_dataset
 from trainers.loop import Checkpoint, ReportFn, TrialDiverged, train_model
 from trainers.measure import measure
 from trainers.metrics import get_metric
@@ -46,6 +47,10 @@ def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
     Divergence (a NaN or infinite loss) is a result, not an error: it is returned with status
     ``diverged``. Any other exception propagates to the caller, which decides on retries.
     """
+    if is_anomaly_dataset(cfg.dataset):
+        from trainers.anomaly import run_anomaly_trial
+
+        return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
     started = _now()
     data = make_data(cfg, data_root)
     try:

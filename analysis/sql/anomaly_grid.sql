@@ -1,0 +1,16 @@
+-- Anomaly detection (METHOD.md 5.3), one row per (budget, data set, lambda1, lambda2): mean and SD
+-- over seeds of the test F1, precision and recall, the mean validation F1, the no-model reference
+-- and the mean epoch of the selected snapshot. The data of an F1 heatmap (lambda1 x lambda2 per
+-- data set and budget).
+SELECT budget, dataset, lam1, lam2, count(*) AS seeds, max(epochs) AS epochs,
+       round(avg(f1), 4) AS f1, round(stddev_samp(f1), 4) AS f1_sd,
+       round(avg(precision), 4) AS precision, round(stddev_samp(precision), 4) AS precision_sd,
+       round(avg(recall), 4) AS recall, round(stddev_samp(recall), 4) AS recall_sd,
+       round(avg(val_f1), 4) AS val_f1,
+       round(avg(baseline_f1), 4) AS baseline_f1,
+       round(avg(snapshot_epoch), 0) AS snapshot_epoch,
+       round(avg(wall_s), 1) AS wall_s
+FROM trials
+WHERE study = 'anomaly' AND status = 'ok'
+GROUP BY ALL
+ORDER BY budget, dataset, lam1, lam2

@@ -270,8 +270,10 @@ def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: O
 
             def make_checkpoint(done_epoch: int = done_epoch, done_steps: int = done_steps,
                                 kept: Snapshot = kept) -> Checkpoint:
-                return {"epoch": done_epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "generator": gen.get_state(), "curves": list(curves), "steps": done_steps, "best": kept}
+                # A copy: the live tensors go on changing in place as training continues.
+                return copy.deepcopy({"epoch": done_epoch, "model": model.state_dict(),
+                                      "optimiser": optimiser.state_dict(), "generator": gen.get_state(),
+                                      "curves": list(curves), "steps": done_steps, "best": kept})
 
             report({k: v for k, v in row.items() if v is not None}, make_checkpoint)
     assert best is not None

@@ -294,6 +294,8 @@ def _check_kdd_head(path: str, root: str, lines: int = 5) -> None:
         raise DataError(f"{path}: is empty; expected {KDD_EXPECTED}")
     for i, row in enumerate(rows):
         fields = row.split(",")
-        if len(fields) != KDD_FIELDS or not fields[-1].strip().endswith("."):
-            raise DataError(f"{path}: row {i + 1} has {len(fields)} fields ending in {fields[-1][:20]!r}; "
+        if len(fields) != KDD_FIELDS:
+            raise DataError(f"{path}: row {i + 1} has {len(fields)} fields; expected {KDD_EXPECTED}")
+        if not fields[-1].strip().endswith("."):
+            raise DataError(f"{path}: row {i + 1} has label {fields[-1].strip()[:30]!r}, which does not end in '.'; "
                             f"expected {KDD_EXPECTED}")

@@ -1,0 +1,91 @@
+"""The anomaly studies: their grid, budgets and paper points, the data check before planning, and
+the smoke grid end to end through the CLI on small generated files in the real formats."""
+
+import json
+
+import pytest
+
+from anomaly_files import write_anomaly_files
+from conftest import isosweep
+from orchestrator.cli import main
+from orchestrator.studies import ANOMALY_LAMBDAS, STUDIES, parse_where
+
+
+def test_grid_axes_budgets_and_per_dataset_architecture():
+    grid = STUDIES["anomaly"]
+    assert grid.size() == 4 * 25 and grid.size("smoke") == 4 * 4
+    assert len(grid.configs("paper")) == 100 * 20 and len(grid.configs("quick")) == 100 * 5
+    configs = grid.configs("paper", seeds=1)
+    assert {(c.lam1, c.lam2) for c in configs} == {(a, b) for a in ANOMALY_LAMBDAS for b in ANOMALY_LAMBDAS}
+    by_set = {c.dataset: c for c in configs}
+    assert by_set["thyroid"].hidden == (60, 30) and by_set["thyroid"].latent_dim == 6
+    assert by_set["arrhythmia"].hidden == (200, 100) and by_set["arrhythmia"].latent_dim == 50
+    assert by_set["kddcup"].latent_dim == 10 and by_set["kddcup"].transform_metric == "l2"
+    assert by_set["kddcup_rev"].activation == "tanh" and by_set["kddcup_rev"].transform_metric == "se"
+    assert {c.activation for c in configs if c.dataset != "kddcup_rev"} == {"leaky_relu"}
+    assert {(c.form, c.loss, c.batch_size, c.lr, c.lr_schedule, c.snapshots, c.val_fraction) for c in configs} == {
+        ("decomposed", "se", 1024, 1e-4, "constant", 10, 0.1)}
+    epochs = {b: {c.dataset: c.epochs for c in grid.configs(b, seeds=1)} for b in ("quick", "paper")}
+    assert epochs["paper"] == {"kddcup": 600, "kddcup_rev": 600, "thyroid": 40000, "arrhythmia": 30000}
+    assert epochs["quick"]["thyroid"] == 4000 and epochs["quick"]["arrhythmia"] == 3000
+
+
+def test_paper_points_are_trials_of_the_grid():
+    paper = STUDIES["anomaly-paper"].configs("paper")
+    assert len(paper) == 4 * 20
+    assert {(c.dataset, c.lam1, c.lam2) for c in paper} == {
+        ("kddcup", 30000.0, 6000.0), ("kddcup_rev", 30000.0, 6000.0),
+        ("thyroid", 6000.0, 18000.0), ("arrhythmia", 6000.0, 24000.0)}
+    grid_keys = {c.key for c in STUDIES["anomaly"].configs("paper")}
+    assert {c.key for c in paper} <= grid_keys and {c.study for c in paper} == {"anomaly"}
+    where = parse_where(STUDIES["anomaly"], "dataset=thyroid,lam1=6000,lam2=18000|24000")
+    assert len(STUDIES["anomaly"].configs("quick", where=where)) == 2 * 5
+
+
+def test_missing_data_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ISOSWEEP_DATA", raising=False)
+    store = tmp_path / "store"
+    for args, needle in [([], "--data-root"), (["--data-root", str(tmp_path / "none")], "does not exist"),
+                         (["--data-root", str(tmp_path)], "thyroid/thyroid.mat: not found")]:
+        code = main(["run", "anomaly-paper", "--where", "dataset=thyroid", "--store", str(store), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert not store.exists()
+    (tmp_path / "thyroid").mkdir()
+    (tmp_path / "thyroid" / "thyroid.mat").write_text("not a mat file")
+    assert main(["run", "anomaly", "--where", "dataset=thyroid", "--data-root", str(tmp_path), "--store", str(store)]) == 2
+    assert "thyroid.mat: not a readable .mat file" in capsys.readouterr().err
+    assert not store.exists()
+
+
+@pytest.fixture(scope="module")
+def anomaly_store(tmp_path_factory):
+    root = write_anomaly_files(tmp_path_factory.mktemp("anomaly-data"))
+    store = tmp_path_factory.mktemp("anomaly") / "store"
+    proc = isosweep("run", "anomaly", "--budget", "smoke", "--data-root", str(root), "--store", str(store))
+    return root, store, proc
+
+
+def test_smoke_grid_end_to_end(anomaly_store):
+    root, store, proc = anomaly_store
+    assert "ok 16, failed 0, diverged 0, missing 0 of 16" in proc.stdout
+    out = isosweep("query", "select count(*) as n, count(*) filter (where status = 'ok' and f1 between 0 and 1 "
+                   "and val_f1 is not null and baseline_f1 is not null and snapshot_epoch = 2) as good, "
+                   "count(distinct dataset) as sets from trials", "--store", str(store), "--format", "json").stdout
+    assert json.loads(out) == {"n": 16, "good": 16, "sets": 4}
+    curves = isosweep("query", "select count(*) as n, count(f1) as f1 from curves", "--store", str(store),
+                      "--format", "json").stdout
+    assert json.loads(curves) == {"n": 32, "f1": 32}
+    summary = [json.loads(line) for line in isosweep("query", "@anomaly_summary", "--store", str(store),
+                                                     "--format", "json").stdout.splitlines()]
+    # kddcup and kddcup_rev have their paper point (30000, 6000) in the smoke grid; each data set has a best point.
+    assert sorted((r["dataset"], r["point"]) for r in summary) == sorted(
+        [(d, "best validation F1") for d in ("kddcup", "kddcup_rev", "thyroid", "arrhythmia")]
+        + [("kddcup", "paper point"), ("kddcup_rev", "paper point")])
+    assert {r["paper_f1_cited"] for r in summary} == {0.964, 0.988, 0.66, 0.5}
+    grid = isosweep("query", "@anomaly_grid", "--store", str(store), "--format", "csv").stdout.splitlines()
+    assert len(grid) == 1 + 16
+    # The paper points already run as part of the grid are not run again.
+    again = isosweep("run", "anomaly-paper", "--budget", "smoke", "--data-root", str(root), "--store", str(store),
+                     "--dry-run").stdout
+    assert "4 trials planned, 2 already complete, 2 to run" in again

@@ -154,7 +154,7 @@ ANOMALY_BUDGETS = {
                per_value=_epochs(kddcup=2, kddcup_rev=2, thyroid=2, arrhythmia=2),
                axes={"lam1": (6000.0, 30000.0), "lam2": (6000.0, 30000.0)}),
         Budget("quick", _ANOMALY_TRAINING, 5, "epochs kddcup 60, kddcup_rev 100, thyroid 4000, arrhythmia 3000; "
-               "about 30 s a thyroid or arrhythmia trial on one core",
+               "15-30 s a thyroid or arrhythmia trial on one core",
                per_value=_epochs(kddcup=60, kddcup_rev=100, thyroid=4000, arrhythmia=3000)),
         Budget("paper", _ANOMALY_TRAINING, 20, "the paper's epochs: 600, 600, 40000, 30000 (section 5.3)",
                per_value=_epochs(kddcup=600, kddcup_rev=600, thyroid=40000, arrhythmia=30000)),

@@ -1,7 +1,8 @@
 -- Anomaly detection (METHOD.md 5.3), one row per (budget, data set, lambda1, lambda2): mean and SD
 -- over seeds of the test F1, precision and recall, the mean validation F1, the no-model reference
--- and the mean epoch of the selected snapshot. The data of an F1 heatmap (lambda1 x lambda2 per
--- data set and budget).
+-- and the mean epoch of the selected snapshot. The data of an F1 heatmap: one panel per (budget,
+-- data set), lambda1 on one axis and lambda2 on the other; mark the paper's point and the best
+-- validation point (both in @anomaly_summary).
 SELECT budget, dataset, lam1, lam2, count(*) AS seeds, max(epochs) AS epochs,
        round(avg(f1), 4) AS f1, round(stddev_samp(f1), 4) AS f1_sd,
        round(avg(precision), 4) AS precision, round(stddev_samp(precision), 4) AS precision_sd,

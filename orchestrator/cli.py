@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--store", default=None)
     query.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown", "parquet"))
     query.add_argument("--out", default=None, help="write to this file instead of stdout")
+
+    report = sub.add_parser("report", help="a study's summary tables and figures: report.md, report.html, PNG, CSV")
+    report.add_argument("study")
+    report.add_argument("--store", default=None)
+    report.add_argument("--out", default=None, help="output folder (default report-STUDY in the current folder)")
+    report.add_argument("--budget", default=None, help="budget to report (default: the largest with an ok trial)")
     return parser
 
 
@@ -247,8 +253,25 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import check_out_dir, default_out, make_report
+
+    study = get_study(args.study)
+    if args.budget is not None:
+        study.budget(args.budget)
+    store = _open_store(args.store, for_writing=False)
+    out = args.out if args.out is not None else default_out(study.name)
+    check_out_dir(out)
+    result = make_report(store.url, study.name, out, args.budget)
+    doc = result.document
+    print(f"{result.out}: report.md, report.html, {len(doc.figures())} figure(s), {len(doc.tables())} table(s) "
+          f"for study {study.name} at budget {result.budget}"
+          + (f"; {result.warnings} note(s) on what is missing" if result.warnings else ""))
+    return 0
+
+
 COMMANDS = {"studies": cmd_studies, "run": cmd_run, "resume": cmd_resume, "status": cmd_status,
-            "query": cmd_query, "compact": cmd_compact}
+            "query": cmd_query, "compact": cmd_compact, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,11 +36,11 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str]]:
     return [(d, lo) for d in ctx.axis_values("dataset") for lo in ctx.axis_values("loss")]
 
 
-def _note_missing_pairs(section: Section, ctx: ReportContext, df: pd.DataFrame, where: str) -> None:
+def _note_missing_pairs(section: Section, ctx: ReportContext, df: pd.DataFrame, what: str) -> None:
     have = set(zip(df["dataset"], df["loss"])) if not df.empty else set()
     absent = [f"{d}/{lo}" for d, lo in _pairs(ctx) if (d, lo) not in have]
     if absent:
-        section.note(f"No ok trial {where} for (data set/loss): {', '.join(absent)}.", warning=True)
+        section.note(f"No {what} for (data set/loss): {', '.join(absent)}.", warning=True)
 
 
 def _lam(value: float) -> str:
@@ -57,15 +57,15 @@ def _per_dim(ctx: ReportContext, study: str, title: str, prefix: str) -> Section
                  f"0 in inactive ones), D' (mean, SD), mean sigma^-2 and its ratio to the smallest active one "
                  f"(theory on the toy data: 16 : 4 : 1). active_seeds: seeds in which the dimension is active.")
     if dims.empty:
-        section.note(f"No ok trial of study {study} at lambda {_lam(REFERENCE_LAMBDA)} and budget {ctx.budget}.",
-                     warning=True)
+        section.note(f"No per-dimension rows of an ok trial of study {study} at lambda {_lam(REFERENCE_LAMBDA)} "
+                     f"and budget {ctx.budget}.", warning=True)
         return section
     for dataset in ordered(dims["dataset"], ctx.axis_values("dataset")):
         part = dims[dims["dataset"] == dataset]
         section.add(_table(f"{prefix}{dataset}", f"Data set {dataset}, lambda {_lam(REFERENCE_LAMBDA)}",
                            part, DIM_COLUMNS, "toy_dims"))
     if study == ctx.recorded_as:
-        _note_missing_pairs(section, ctx, dims, f"at lambda {_lam(REFERENCE_LAMBDA)}")
+        _note_missing_pairs(section, ctx, dims, f"ok trial with per-dimension rows at lambda {_lam(REFERENCE_LAMBDA)}")
     return section
 
 
@@ -136,7 +136,7 @@ def lambda_figures(ctx: ReportContext) -> Section:
         fig = figures.lambda_panels(d, c, f"Data set {dataset}, loss {loss} (budget {ctx.budget})")
         section.add(_figure(f"lambda_{dataset}_{loss}", f"Data set {dataset}, loss {loss}: norm, variance "
                             "ratios and density correlations against lambda", fig))
-    _note_missing_pairs(section, ctx, dims, "at any lambda")
+    _note_missing_pairs(section, ctx, dims, "ok trial with per-dimension rows at any lambda")
     return section
 
 
@@ -145,7 +145,8 @@ def ratio_figure(ctx: ReportContext) -> Section:
     section = Section(f"Variance ratios at lambda {_lam(REFERENCE_LAMBDA)} (paper figure 22)")
     dims = ctx.frame("toy_dims", lam=REFERENCE_LAMBDA)
     if dims.empty:
-        section.note(f"No ok trial at lambda {_lam(REFERENCE_LAMBDA)} and budget {ctx.budget}.", warning=True)
+        section.note(f"No per-dimension rows of an ok trial at lambda {_lam(REFERENCE_LAMBDA)} and budget "
+                     f"{ctx.budget}.", warning=True)
         return section
     fig = figures.ratios_across(dims, f"Mean sigma^-2 over the smallest active one, lambda {_lam(REFERENCE_LAMBDA)} "
                                 "(theory 16 : 4 : 1)", ctx.axis_values("dataset"), ctx.axis_values("loss"))

@@ -114,7 +114,7 @@ def test_partial_report_names_what_is_missing(partial_report, failed_key):
     markdown = (partial_report / "report.md").read_text()
     assert "**Missing:** 61 of 90 planned point(s) (dataset, loss, lam) have no ok trial at budget smoke" in markdown
     assert "dataset norm, loss se: every lam" in markdown and "dataset mix, loss uconv: lam 1000" in markdown
-    assert "No ok trial at lambda 100 for (data set/loss): norm/se" in markdown
+    assert "No ok trial with per-dimension rows at lambda 100 for (data set/loss): norm/se" in markdown
     assert "1 trial(s) failed or diverged" in markdown
     columns, rows = read_csv(partial_report / "tables" / "missing_points.csv")
     assert columns == ["dataset", "loss", "lam", "present", "statuses"]

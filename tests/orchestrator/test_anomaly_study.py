@@ -83,8 +83,9 @@ def test_smoke_grid_end_to_end(anomaly_store):
         [(d, "best validation F1") for d in ("kddcup", "kddcup_rev", "thyroid", "arrhythmia")]
         + [("kddcup", "paper point"), ("kddcup_rev", "paper point")])
     assert {r["paper_f1_cited"] for r in summary} == {0.964, 0.988, 0.66, 0.5}
-    grid = isosweep("query", "@anomaly_grid", "--store", str(store), "--format", "csv").stdout.splitlines()
-    assert len(grid) == 1 + 16
+    for query, rows in (("@anomaly_grid", 16), ("@anomaly_snapshots", 16 * 2), ("@anomaly_selection", 16 * 4)):
+        out = isosweep("query", query, "--store", str(store), "--format", "csv").stdout.splitlines()
+        assert len(out) == 1 + rows, query
     # The paper points already run as part of the grid are not run again.
     again = isosweep("run", "anomaly-paper", "--budget", "smoke", "--data-root", str(root), "--store", str(store),
                      "--dry-run").stdout

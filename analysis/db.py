@@ -60,11 +60,11 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
             WITH src AS ({_raw_source(store, table)}),
             chosen AS (
                 SELECT s.trial_key, s.run_id, min(s.__file) AS __file
-                FROM src s JOIN trials t ON s.trial_key = t.trial_key AND s.run_id = t.run_id
+                FROM src s JOIN trials t ON s.trial_key = t.trial_key AND s.run_id IS NOT DISTINCT FROM t.run_id
                 GROUP BY ALL
             )
             SELECT {', '.join(f's."{c}"' for c in TABLES[table].names)}
-            FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id = c.run_id AND s.__file = c.__file""")
+            FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id IS NOT DISTINCT FROM c.run_id AND s.__file = c.__file""")
     return con
 
 

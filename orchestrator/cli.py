@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import Any, Sequence
 
+from orchestrator.address import check_address
 from orchestrator.errors import UsageError
 from orchestrator.plan import make_plan, parse_fuse
 from orchestrator.store import Store, default_store_url
@@ -123,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     fuse = parse_fuse(args.fuse)
     if args.max_failures < 0:
         raise UsageError("--max-failures must be >= 0")
+    check_address(args.address)
     try:
         configs = study.configs(args.budget, args.seeds, where)
     except ValueError as exc:
@@ -190,6 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    check_address(args.address)
     store = _open_store(args.store, for_writing=True)
     from orchestrator import driver
 

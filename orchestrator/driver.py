@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
 from orchestrator.errors import UsageError  # noqa: E402
-from orchestrator.faults import Faults  # noqa: E402
+from orchestrator.faults import Faults, worker_env  # noqa: E402
 from orchestrator.plan import SweepPlan  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
 from trainers.config import TrialConfig  # noqa: E402
@@ -80,7 +80,7 @@ def bundle_trainable(config: dict[str, Any]) -> None:
     bundle goes on with the next member.
     """
     torch.set_num_threads(int(config.get("threads", 1)))
-    faults = Faults.from_dict(config.get("faults"))
+    faults = Faults.from_env()
     store = Store(config["store"])
     members = [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])]
     restored: Optional[dict[str, Any]] = None
@@ -175,6 +175,8 @@ def start_ray(address: Optional[str]) -> None:
         return
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False,
                               "logging_config": ray.LoggingConfig(log_level="WARNING")}
+    if worker_env():
+        kwargs["runtime_env"] = {"env_vars": worker_env()}
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -257,7 +259,6 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
             "threads": max(1, int(options.cpus_per_trial)),
             "data_root": options.data_root,
             "max_failures": options.max_failures,
-            "faults": Faults.from_env().to_dict(),
         }
         storage_path, storage_fs = storage_for(store)
         sidecar = {"sweep": options.sweep, "keys": [c.key for c in plan.planned], "resources": resources,
@@ -326,6 +327,8 @@ def record_lost_members(grid: Any, store: Store, sweep: str) -> None:
         return
     states = store.trial_states()
     for result in errored:
+        if not result.config or "bundle" not in result.config:
+            continue
         for member in json.loads(result.config["bundle"]):
             cfg = TrialConfig.from_dict(member)
             if cfg.key not in states:

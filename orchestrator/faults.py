@@ -4,13 +4,16 @@
   probability P. The draw is a hash of (SEED, trial key, epoch, attempt), so a run is repeatable
   and a retried trial can get past the point where it failed.
 - ``ISOSWEEP_TEST_KILL_IN_WRITE="N"``: while the trials file of the (N+1)-th finished trial is
-  being written (after its bytes are on disk under a temporary name, before the rename), the
+  being written (after its bytes are on disk under a temporary name, before the rename; or the
+  first such write after N, when two workers race), the
   driver process and the writing process are killed with SIGKILL.
 - ``ISOSWEEP_TEST_KILL_IN_COMPACT="PHASE"``: ``isosweep compact`` kills itself at PHASE
   (``after-write``: merged file written, nothing removed; ``mid-remove``: half of the merged
   files removed).
 
-They exist so that the crash-safety tests can put real crashes at exact points.
+They exist so that the crash-safety tests can put real crashes at exact points. The driver hands
+the switches to its workers through Ray's runtime environment (``worker_env``), never through the
+experiment's saved state, so a resumed sweep runs without the faults of the run it resumes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Optional
 
 RAISE_ENV = "ISOSWEEP_TEST_RAISE"
 KILL_IN_WRITE_ENV = "ISOSWEEP_TEST_KILL_IN_WRITE"
+DRIVER_PID_ENV = "ISOSWEEP_TEST_DRIVER_PID"
 KILL_IN_COMPACT_ENV = "ISOSWEEP_TEST_KILL_IN_COMPACT"
 
 
@@ -46,14 +50,8 @@ class Faults:
             p, _, seed = os.environ[RAISE_ENV].partition(":")
             raise_p, raise_seed = float(p), int(seed or 0)
         kill = os.environ.get(KILL_IN_WRITE_ENV)
-        return cls(raise_p, raise_seed, int(kill) if kill else None, os.getpid())
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict[str, Any]]) -> "Faults":
-        return cls(**d) if d else cls()
+        pid = os.environ.get(DRIVER_PID_ENV)
+        return cls(raise_p, raise_seed, int(kill) if kill else None, int(pid) if pid else None)
 
     def maybe_raise(self, key: str, epoch: int, attempt: int) -> None:
         if self.raise_p <= 0:
@@ -64,13 +62,16 @@ class Faults:
 
     def write_hook(self, finished_trials: int) -> Optional[Any]:
         """A store hook that kills driver and writer during the chosen trials-file write."""
-        if self.kill_in_write is None or finished_trials != self.kill_in_write:
+        if self.kill_in_write is None or finished_trials < self.kill_in_write:
             return None
 
         def hook(path: str) -> None:
             if "/trials/" in path:
                 if self.driver_pid:
-                    os.kill(self.driver_pid, signal.SIGKILL)
+                    try:
+                        os.kill(self.driver_pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 os.kill(os.getpid(), signal.SIGKILL)
 
         return hook
@@ -80,3 +81,11 @@ def compact_kill_point(phase: str) -> None:
     """Kill this process if the compaction test switch names ``phase``."""
     if os.environ.get(KILL_IN_COMPACT_ENV) == phase:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_env() -> dict[str, str]:
+    """The switches set in the driver's environment, for the workers' runtime environment."""
+    env = {k: os.environ[k] for k in (RAISE_ENV, KILL_IN_WRITE_ENV) if os.environ.get(k)}
+    if env:
+        env[DRIVER_PID_ENV] = str(os.getpid())
+    return env

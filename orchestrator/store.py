@@ -41,15 +41,19 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
     cfg = result.config
     base = {"trial_key": result.key, "study": cfg.study, "run_id": uuid.uuid4().hex}
     config = cfg.to_dict()
-    trial_row: dict[str, Any] = {
-        **base, **config, "sweep": sweep, "status": result.status.value, "error": result.error,
-        "wall_s": result.wall_s, "started_at": result.started_at, "finished_at": result.finished_at,
-        "science_version": SCIENCE_VERSION, "config_json": json.dumps(config, sort_keys=True),
-        **result.scalars, **result.provenance, **provenance,
-    }
-    unknown = set(trial_row) - set(TABLES["trials"].names) - {"fd_eps", "active_kl", "points_cap"}
+    columns = set(TABLES["trials"].names)
+    measured = {**result.scalars, **result.provenance, **provenance}
+    unknown = set(measured) - columns
     if unknown:
+        # A measurement without a column would be silently lost: refuse it instead.
         raise ValueError(f"trial row has columns the schema lacks: {sorted(unknown)}")
+    trial_row: dict[str, Any] = {
+        # Every config field that has a column gets it; all of them are in config_json.
+        **base, **{k: v for k, v in config.items() if k in columns}, "sweep": sweep,
+        "status": result.status.value, "error": result.error, "wall_s": result.wall_s,
+        "started_at": result.started_at, "finished_at": result.finished_at,
+        "science_version": SCIENCE_VERSION, "config_json": json.dumps(config, sort_keys=True), **measured,
+    }
     n_points = len(next(iter(result.points.values()))) if result.points else 0
     points = {name: list(values) for name, values in result.points.items()}
     return {
@@ -123,11 +127,16 @@ class Store:
             if os.path.exists(path) and not os.path.isdir(path):
                 raise UsageError(f"store {self.url!r} is a file, not a folder; pass a folder path or URL with --store")
             if for_writing:
-                parent = path
-                while not os.path.exists(parent):
-                    parent = os.path.dirname(parent)
-                if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-                    raise UsageError(f"store {self.url!r} is not writable ({parent} does not allow writing); choose another --store")
+                # Root may read and write almost anything, so permissions alone prove nothing:
+                # create the folder and a probe file, as the writers will.
+                try:
+                    os.makedirs(path, exist_ok=True)
+                    probe = os.path.join(path, f".probe-{uuid.uuid4().hex}")
+                    with open(probe, "wb"):
+                        pass
+                    os.remove(probe)
+                except OSError as exc:
+                    raise UsageError(f"store {self.url!r} is not writable ({exc.strerror or exc}); choose another --store") from None
             return
         try:
             if self.fs.exists(self.root) and self.fs.isfile(self.root):

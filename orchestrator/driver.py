@@ -299,7 +299,8 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tup
         sidecar = json.loads(f.read())
     start_ray(address)
     check_store_reachable_from_cluster(store)
-    restore_path = path if store.local else f"{store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]}://{path}"
+    # With an explicit file system, Ray takes paths inside it (no protocol prefix).
+    restore_path = path
     if not tune.Tuner.can_restore(restore_path, storage_filesystem=storage_fs):
         raise UsageError(f"sweep {sweep!r} has no restorable Ray experiment state in {store.url!r}; "
                          "run `isosweep run` again instead: it skips every completed trial")

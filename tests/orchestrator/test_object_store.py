@@ -1,0 +1,91 @@
+"""The store on S3, served by a real S3-compatible server (moto) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, isosweep
+
+EXE = str(Path(sys.executable).parent / "isosweep")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = _free_port()
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("isosweep-test")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_sweep_status_query_compact_and_resume_on_s3(s3_server):
+    url = "s3://isosweep-test/sweeps"
+    args = ["run", "toy", "--budget", "smoke", "--where", "dataset=mix,loss=se|dconv", "--store", url]
+    # Kill the driver while a trials file is being written to S3, then resume the Ray experiment.
+    proc = subprocess.Popen([EXE, *args], env={**cli_env(), "ISOSWEEP_TEST_KILL_IN_WRITE": "8"},
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(timeout=300)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    assert proc.returncode == -9
+    resumed = isosweep("resume", "toy-smoke", "--store", url).stdout
+    assert "ok 20, failed 0, diverged 0, missing 0 of 20" in resumed
+    out = isosweep("query", "select count(*) as n, count(distinct trial_key) as k from trials", "--store", url,
+                   "--format", "json").stdout
+    assert json.loads(out) == {"n": 20, "k": 20}
+    status = isosweep("status", "--store", url).stdout
+    assert status.splitlines()[2].split()[:4] == ["toy", "smoke", "90", "20"]
+    assert "20 already complete, 0 to run" in isosweep(*args).stdout
+    isosweep("compact", "--store", url)
+    out = isosweep("query", "select count(*) as n from dims", "--store", url, "--format", "json").stdout
+    assert json.loads(out) == {"n": 60}
+
+
+def test_unreachable_object_store_is_one_line_exit_2(tmp_path):
+    env = {**cli_env(), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+    proc = subprocess.run([EXE, "run", "toy", "--store", "s3://nowhere/x"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("isosweep: error: cannot reach store") and proc.stderr.count("\n") == 1

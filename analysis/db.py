@@ -12,9 +12,11 @@ last, and the other tables' rows of that row's ``run_id``, taken from a single f
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import duckdb
+import pyarrow as pa
 
 from orchestrator.errors import UsageError
 from orchestrator.schema import TABLES
@@ -71,8 +73,17 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
 _FILE_IN_ERROR = re.compile(r"""(?:file|File)\s+["']?([^"'\s]+\.parquet)""")
 
 
-def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None) -> duckdb.DuckDBPyConnection:
-    """Execute ``sql`` over the store's views; the cursor holds the result.
+@dataclass(frozen=True)
+class QueryResult:
+    """A query's whole result: its columns and rows, or the same as an Arrow table."""
+
+    columns: list[str]
+    rows: list[tuple]
+    table: Optional[pa.Table] = None
+
+
+def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, as_arrow: bool = False) -> QueryResult:
+    """Run ``sql`` over the store's views and fetch the whole result.
 
     A file removed while the query ran (a compaction merged it) makes DuckDB fail: the views are
     then built again from a fresh listing and the query retried. A damaged file is named, with
@@ -80,16 +91,21 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None) 
     """
     last: Optional[duckdb.Error] = None
     for _ in range(3):
-        con = connect(store_url)
         try:
-            return con.execute(sql, params) if params is not None else con.execute(sql)
-        except duckdb.IOException as exc:
+            con = connect(store_url)
+            cur = con.execute(sql, params) if params is not None else con.execute(sql)
+            if cur.description is None:
+                return QueryResult([], [])
+            columns = [d[0] for d in cur.description]
+            if as_arrow:
+                table = cur.fetch_arrow_table()
+                return QueryResult(columns, [], table)
+            return QueryResult(columns, cur.fetchall())
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             last = exc
-            if "No files found" in str(exc) or "No such file" in str(exc) or "not found" in str(exc).lower():
+            text = str(exc)
+            if "No files found" in text or "No such file" in text or "not found" in text.lower():
                 continue
-            break
-        except duckdb.InvalidInputException as exc:
-            last = exc
             break
     assert last is not None
     match = _FILE_IN_ERROR.search(str(last))

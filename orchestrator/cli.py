@@ -162,9 +162,8 @@ def _print_summary(store: Store, budget: str) -> None:
     from analysis.formatting import as_table
     from analysis.queries import named_query
 
-    cur = run_query(store.url, f"SELECT * EXCLUDE (study) FROM ({named_query('toy_summary')}) WHERE budget = ?", [budget])
-    columns = [d[0] for d in cur.description]
-    print(as_table(columns, cur.fetchall()))
+    result = run_query(store.url, f"SELECT * EXCLUDE (study) FROM ({named_query('toy_summary')}) WHERE budget = ?", [budget])
+    print(as_table(result.columns, result.rows))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,23 +230,18 @@ def cmd_query(args: argparse.Namespace) -> int:
             raise UsageError(str(exc.args[0])) from None
     store = _open_store(args.store, for_writing=False)
     try:
-        cur = run_query(store.url, sql)
-        if cur.description is None:
-            raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
-        columns = [d[0] for d in cur.description]
-        if args.format == "parquet":
-            table = cur.fetch_arrow_table()
-        else:
-            rows = cur.fetchall()
+        result = run_query(store.url, sql, as_arrow=args.format == "parquet")
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise UsageError(f"query failed: {first}") from None
-    if args.format == "parquet":
+    if not result.columns:
+        raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
+    if result.table is not None:
         import pyarrow.parquet as pq
 
-        pq.write_table(table, args.out)
+        pq.write_table(result.table, args.out)
         return 0
-    text = FORMATTERS[args.format](columns, rows)
+    text = FORMATTERS[args.format](result.columns, result.rows)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")

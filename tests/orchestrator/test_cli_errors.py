@@ -48,3 +48,39 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert main(["run", "toy", "--dry-run", "--store", str(tmp_path / "s")]) == 0
     assert "90 trials planned" in capsys.readouterr().out
     assert not (tmp_path / "s").exists()
+
+
+def test_unwritable_store_and_unreachable_address(tmp_path, capsys):
+    assert main(["run", "toy", "--store", "/proc/isosweep-cannot-be-here"]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert main(["run", "toy", "--store", str(tmp_path / "s"), "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach Ray at 127.0.0.1:1" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+    assert main(["run", "toy", "--store", str(tmp_path / "s"), "--address", "no-port"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_resume_of_an_unknown_sweep(smoke_store, capsys):
+    assert main(["resume", "no-such-sweep", "--store", str(smoke_store)]) == 2
+    err = capsys.readouterr().err
+    assert "no sweep named 'no-such-sweep'" in err and "toy-smoke" in err and len(err.splitlines()) == 1
+
+
+def test_a_corrupt_file_is_named_and_the_rest_still_works(smoke_store, tmp_path, capsys):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(smoke_store, store, ignore=shutil.ignore_patterns("ray"))
+    victim = sorted((store / "trials" / "study=toy").glob("*.parquet"))[0]
+    victim.write_bytes(b"PAR1 this is not parquet")
+    assert main(["status", "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert "toy    smoke   90       89" in out and victim.name in out and victim.name in err
+    assert main(["query", "select count(*) from trials", "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "delete it" in err and len(err.splitlines()) == 1
+    # The documented repair: delete the file; the next run recomputes exactly that trial.
+    victim.unlink()
+    assert main(["run", "toy", "--store", str(store), "--dry-run"]) == 0
+    assert "89 already complete, 1 to run" in capsys.readouterr().out

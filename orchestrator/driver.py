@@ -36,8 +36,8 @@ from orchestrator.faults import Faults, worker_env  # noqa: E402
 from orchestrator.plan import SweepPlan  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
 from trainers.config import TrialConfig  # noqa: E402
-from trainers.records import TrialStatus  # noqa: E402
-from trainers.run import failed_result, run_trial  # noqa: E402
+from trainers.records import TrialResult, TrialStatus  # noqa: E402
+from trainers.run import failed_result, fusable, run_bundle, run_trial  # noqa: E402
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -72,52 +72,70 @@ def _save_and_report(metrics: dict[str, Any], payload: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def bundle_trainable(config: dict[str, Any]) -> None:
-    """Train one bundle: every member not yet complete, resuming the current one from its checkpoint.
+def _units(members: list[TrialConfig]) -> list[list[TrialConfig]]:
+    """What trains together: all pending members as one vectorised unit where they can fuse,
+    else one member at a time."""
+    if len(members) > 1 and fusable(members):
+        return [members]
+    return [[m] for m in members]
 
-    A member that raises is retried by Ray from its last checkpoint, up to ``max_failures`` times
-    (the attempt count travels in the checkpoint); after that it is recorded as ``failed`` and the
-    bundle goes on with the next member.
+
+def _run_unit(unit: list[TrialConfig], report: Any, state: Optional[dict[str, Any]], data_root: Optional[str]) -> list[TrialResult]:
+    if len(unit) == 1:
+        return [run_trial(unit[0], report, state, data_root)]
+    return run_bundle(unit, report, state, data_root)
+
+
+def bundle_trainable(config: dict[str, Any]) -> None:
+    """Train one bundle: its members not yet complete, fused into one vectorised model where they
+    can be, resuming from the bundle's checkpoint.
+
+    A unit that raises is retried by Ray from its last checkpoint, up to ``max_failures`` times (the
+    attempt count travels in the checkpoint); after that its members are recorded as ``failed``
+    and the bundle goes on.
     """
     torch.set_num_threads(int(config.get("threads", 1)))
     faults = Faults.from_env()
     store = Store(config["store"])
     members = [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])]
+    index = {cfg.key: i for i, cfg in enumerate(members)}
     restored: Optional[dict[str, Any]] = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             restored = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
     states = store.trial_states([m.key for m in members])
-    for index, cfg in enumerate(members):
-        if _is_done(states.get(cfg.key), config.get("force_since")):
-            continue
-        resuming = restored is not None and restored["key"] == cfg.key
-        attempt = int(restored.get("attempts", 0)) if resuming and restored else 0
+    pending = [cfg for cfg in members if not _is_done(states.get(cfg.key), config.get("force_since"))]
+    for unit in _units(pending):
+        keys = [c.key for c in unit]
+        resuming = restored is not None and restored["keys"] == keys
+        attempt = int(restored["attempts"]) if resuming and restored else 0
         last: dict[str, Any] = {"state": restored["state"] if resuming and restored else None}
 
-        def report(metrics: dict[str, float], make_checkpoint: Any, key: str = cfg.key, i: int = index,
+        def report(metrics: dict[str, float], make_checkpoint: Any, keys: list[str] = keys,
                    attempt: int = attempt, last: dict[str, Any] = last) -> None:
             last["state"] = make_checkpoint()
-            _save_and_report({**metrics, "member": i, "trial_key": key},
-                             {"key": key, "state": last["state"], "attempts": attempt})
-            faults.maybe_raise(key, int(metrics["epoch"]), attempt)
+            _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys)},
+                             {"keys": keys, "state": last["state"], "attempts": attempt})
+            for key in keys:
+                faults.maybe_raise(key, int(metrics["epoch"]), attempt)
 
         try:
-            result = run_trial(cfg, report, last["state"], config.get("data_root"))
+            results = _run_unit(unit, report, last["state"], config.get("data_root"))
         except Exception as exc:
             if attempt < int(config.get("max_failures", 0)):
                 # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,
-                # which holds the member's last progress and its attempt count.
-                _save_and_report({"member": index, "trial_key": cfg.key, "retrying": 1},
-                                 {"key": cfg.key, "state": last["state"], "attempts": attempt + 1})
+                # which holds the unit's last progress and its attempt count.
+                _save_and_report({"member": index[keys[0]], "trial_key": keys[0], "retrying": 1},
+                                 {"keys": keys, "state": last["state"], "attempts": attempt + 1})
                 raise
-            result = failed_result(cfg, exc)
-        if faults.kill_in_write is not None:
-            store.before_commit = faults.write_hook(len(store.completed_keys()))
-        store.write_result(result, config["sweep"], config["provenance"])
-        tune.report({"member": index, "trial_key": cfg.key, "member_status": result.status.value,
-                     "member_wall_s": result.wall_s})
+            results = [failed_result(cfg, exc) for cfg in unit]
+        for result in results:
+            if faults.kill_in_write is not None:
+                store.before_commit = faults.write_hook(len(store.completed_keys()))
+            store.write_result(result, config["sweep"], config["provenance"])
+            tune.report({"member": index[result.key], "trial_key": result.key,
+                         "member_status": result.status.value, "member_wall_s": result.wall_s})
 
 
 # -- driver side ------------------------------------------------------------------------------

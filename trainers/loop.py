@@ -1,4 +1,5 @@
-"""The training loop of one trial: Adam on the code-form objective, with checkpoint save/restore.
+"""Training of one trial: a bundle of one (``trainers.fused``), so that a trial trained alone and
+the same trial trained in a bundle run through the same code and get the same draws.
 
 Every random draw (initialisation, batch order, reparameterisation noise) comes from generators
 seeded by the trial's own seed, and the generator state is part of the checkpoint, so a run
@@ -7,48 +8,23 @@ restored from a checkpoint continues exactly as the uninterrupted run would have
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 
 from trainers.config import TrialConfig
 from trainers.data import TrialData
-from trainers.metrics import get_metric
-from trainers.models import MLPVAE, build_model
-from trainers.objective import objective_terms
+from trainers.fused import (CURVE_TERMS, Checkpoint, ReportFn, learning_rate, loop_seed, report_epochs,
+                            train_bundle)
+from trainers.models import MLPVAE
 
-LOOP_STREAM = 3
-CURVE_TERMS = ("loss", "recon", "kl")
-
-Checkpoint = dict[str, Any]
-ReportFn = Callable[[dict[str, float], Callable[[], Checkpoint]], None]
-"""Called about every 10 % of training with the latest metrics and a function that builds the
-checkpoint (built only if the caller wants one)."""
+__all__ = ["CURVE_TERMS", "Checkpoint", "ReportFn", "TrainOutcome", "TrialDiverged", "learning_rate",
+           "loop_seed", "report_epochs", "train_model"]
 
 
 class TrialDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def loop_seed(seed: int) -> int:
-    """The torch seed of a trial's training loop, independent of its data draws."""
-    return int(np.random.SeedSequence([seed, LOOP_STREAM]).generate_state(1)[0])
-
-
-def learning_rate(cfg: TrialConfig, epoch: int) -> float:
-    """lr, or lr/10 in the last third of the epochs for the ``step`` schedule (METHOD.md 5.1)."""
-    if cfg.lr_schedule == "step" and epoch >= cfg.epochs - cfg.epochs // 3:
-        return cfg.lr / 10.0
-    return cfg.lr
-
-
-def report_epochs(epochs: int) -> set[int]:
-    """The epochs (1-based counts of finished epochs) after which progress is reported."""
-    every = max(1, math.ceil(epochs / 10))
-    return set(range(every, epochs + 1, every)) | {epochs}
 
 
 @dataclass
@@ -71,59 +47,8 @@ def train_model(
     checkpoint: Optional[Checkpoint] = None,
     dtype: torch.dtype = torch.float32,
 ) -> TrainOutcome:
-    """Train one trial's model; resume from ``checkpoint`` when given."""
-    metric = get_metric(cfg.loss)
-    model = build_model(data.input_dim, cfg.hidden, cfg.latent_dim, cfg.activation, cfg.seed).to(dtype)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(loop_seed(cfg.seed))
-    outcome = TrainOutcome(model)
-    start_epoch = 0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimiser.load_state_dict(checkpoint["optimiser"])
-        gen.set_state(checkpoint["generator"])
-        outcome.curves = list(checkpoint["curves"])
-        outcome.steps = int(checkpoint["steps"])
-        start_epoch = int(checkpoint["epoch"])
-
-    x_all = torch.as_tensor(data.train, dtype=dtype)
-    n = x_all.shape[0]
-    reports = report_epochs(cfg.epochs)
-    model.train()
-    for epoch in range(start_epoch, cfg.epochs):
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(cfg, epoch)
-        order = torch.randperm(n, generator=gen)
-        sums = torch.zeros(len(CURVE_TERMS), dtype=torch.float64)
-        for start in range(0, n, cfg.batch_size):
-            x = x_all[order[start:start + cfg.batch_size]]
-            eps = torch.randn(x.shape[0], cfg.latent_dim, generator=gen, dtype=dtype)
-            terms = objective_terms(model, x, eps, cfg, metric)
-            loss = terms["loss"].mean()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            outcome.steps += 1
-            with torch.no_grad():
-                sums += torch.stack([terms[t].detach().sum() for t in CURVE_TERMS]).to(torch.float64)
-        means = (sums / n).tolist()
-        row = {"step": outcome.steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, means))}
-        outcome.curves.append(row)
-        if not all(math.isfinite(v) for v in means):
-            raise TrialDiverged(f"loss became {means[0]} in epoch {epoch + 1}")
-        if report is not None and (epoch + 1) in reports:
-            done_epoch = epoch + 1
-
-            def make_checkpoint(done_epoch: int = done_epoch) -> Checkpoint:
-                return {
-                    "epoch": done_epoch,
-                    "model": model.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "generator": gen.get_state(),
-                    "curves": list(outcome.curves),
-                    "steps": outcome.steps,
-                }
-
-            report(dict(row), make_checkpoint)
-    model.eval()
-    return outcome
+    """Train one trial's model; resume from ``checkpoint`` when given. Raises TrialDiverged."""
+    (outcome,) = train_bundle([cfg], [data], report, checkpoint, dtype)
+    if outcome.diverged is not None or outcome.model is None:
+        raise TrialDiverged(outcome.diverged or "diverged")
+    return TrainOutcome(outcome.model, outcome.curves, outcome.steps)

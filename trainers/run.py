@@ -5,14 +5,14 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
 from trainers.config import TrialConfig
 from trainers.data import make_data
 from trainers.data.anomaly import is_anomaly_dataset
-from trainers.loop import Checkpoint, ReportFn, TrialDiverged, train_model
+from trainers.fused import Checkpoint, ReportFn, train_bundle
 from trainers.measure import measure
 from trainers.metrics import get_metric
 from trainers.records import TrialResult, TrialStatus
@@ -40,6 +40,36 @@ def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: Opti
                        provenance=provenance())
 
 
+def fusable(cfgs: Sequence[TrialConfig]) -> bool:
+    """Whether these trials can train as one vectorised bundle (``trainers.fused``)."""
+    if any(is_anomaly_dataset(c.dataset) for c in cfgs):
+        return False  # the anomaly trial has its own snapshot loop
+    return len({c.architecture() + (c.lr, c.lr_schedule) for c in cfgs}) == 1
+
+
+def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
+               checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
+               dtype: torch.dtype = torch.float32) -> list[TrialResult]:
+    """Train fusable trials together (``trainers.fused``) and measure each; one result per trial,
+    in order. A diverged member gets status ``diverged``; the others are unaffected by it."""
+    if not fusable(cfgs):
+        raise ValueError("these trials cannot be fused; run them one by one with run_trial")
+    started = _now()
+    datas = [make_data(cfg, data_root) for cfg in cfgs]
+    outcomes = train_bundle(cfgs, datas, report, checkpoint, dtype)
+    results = []
+    for cfg, data, outcome in zip(cfgs, datas, outcomes):
+        if outcome.model is None:
+            results.append(TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=outcome.diverged,
+                                       curves=outcome.curves, provenance=provenance()))
+            continue
+        found = measure(outcome.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss))
+        scalars = {"loss_final": outcome.loss_final, "steps": outcome.steps, **found.scalars}
+        results.append(TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=found.dims,
+                                   curves=outcome.curves, points=found.points, provenance=provenance()))
+    return results
+
+
 def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
               checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None) -> TrialResult:
     """Train one trial (resuming from ``checkpoint`` if given) and take its measurements.
@@ -51,13 +81,4 @@ def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
         from trainers.anomaly import run_anomaly_trial
 
         return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
-    started = _now()
-    data = make_data(cfg, data_root)
-    try:
-        outcome = train_model(cfg, data, report, checkpoint)
-    except TrialDiverged as exc:
-        return TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=str(exc), provenance=provenance())
-    found = measure(outcome.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss))
-    scalars = {"loss_final": outcome.loss_final, "steps": outcome.steps, **found.scalars}
-    return TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=found.dims,
-                       curves=outcome.curves, points=found.points, provenance=provenance())
+    return run_bundle([cfg], report, checkpoint, data_root)[0]

@@ -1,0 +1,79 @@
+"""Fused training changes the speed, never the result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainers.config import TrialConfig
+from trainers.data import TrialData, make_data
+from trainers.fused import train_bundle
+from trainers.measure import measure
+from trainers.metrics import get_metric
+
+SMALL = {"study": "toy", "budget": "test", "latent_dim": 3, "epochs": 15, "n_train": 2048, "n_eval": 500}
+MEMBERS = [
+    TrialConfig(dataset="norm", loss="se", lam=10, seed=0, **SMALL),
+    TrialConfig(dataset="mix", loss="dconv", lam=100, seed=1, **SMALL),
+    TrialConfig(dataset="ramp", loss="uconv", lam=1000, seed=2, **SMALL),
+    TrialConfig(dataset="mix", loss="se", lam=100, seed=3, reduction="mean", **SMALL),
+]
+
+
+def _close(a: float, b: float, rel: float = 1e-6) -> bool:
+    return a == b or abs(a - b) <= rel * max(abs(a), abs(b))
+
+
+def test_fused_members_equal_one_by_one_training_in_float64():
+    datas = [make_data(c) for c in MEMBERS]
+    fused = train_bundle(MEMBERS, datas, dtype=torch.float64)
+    assert fused[0].steps == 15 * 16  # a few hundred steps
+    for cfg, data, member in zip(MEMBERS, datas, fused):
+        (alone,) = train_bundle([cfg], [data], dtype=torch.float64)
+        for (name, p_fused), p_alone in zip(member.model.state_dict().items(), alone.model.state_dict().values()):
+            torch.testing.assert_close(p_fused, p_alone, rtol=1e-6, atol=1e-9, msg=f"{cfg.dataset}/{cfg.loss}: {name}")
+        assert [c["loss"] for c in member.curves] == pytest.approx([c["loss"] for c in alone.curves], rel=1e-6)
+        m_fused = measure(member.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss))
+        m_alone = measure(alone.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss))
+        for key, value in m_alone.scalars.items():
+            if isinstance(value, float):
+                assert _close(m_fused.scalars[key], value), key
+        for d_fused, d_alone in zip(m_fused.dims, m_alone.dims):
+            for key in ("norm_mean", "dprime_mean", "sigma_inv2_mean", "kl_mean"):
+                assert _close(d_fused[key], d_alone[key]), key
+
+
+def test_a_diverging_member_is_frozen_and_the_others_go_on():
+    datas = [make_data(c) for c in MEMBERS[:3]]
+    poisoned = TrialData(datas[1].train.copy(), datas[1].eval, datas[1].eval_log_p)
+    poisoned.train[5, 0] = np.nan
+    fused = train_bundle(MEMBERS[:3], [datas[0], poisoned, datas[2]], dtype=torch.float64)
+    assert fused[1].model is None and "epoch 1" in fused[1].diverged and len(fused[1].curves) == 1
+    for k in (0, 2):
+        (alone,) = train_bundle([MEMBERS[k]], [datas[k]], dtype=torch.float64)
+        assert fused[k].diverged is None
+        for p_fused, p_alone in zip(fused[k].model.parameters(), alone.model.parameters()):
+            torch.testing.assert_close(p_fused, p_alone, rtol=1e-6, atol=1e-9)
+
+
+def test_a_bundle_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does():
+    datas = [make_data(c) for c in MEMBERS]
+    saved = {}
+
+    def report(metrics, make_checkpoint):
+        if metrics["epoch"] == 6:
+            saved["checkpoint"] = make_checkpoint()
+
+    whole = train_bundle(MEMBERS, datas, report=report)
+    resumed = train_bundle(MEMBERS, datas, checkpoint=saved["checkpoint"])
+    for a, b in zip(whole, resumed):
+        assert a.curves == b.curves and a.steps == b.steps
+        for p, q in zip(a.model.parameters(), b.model.parameters()):
+            assert torch.equal(p, q)
+
+
+def test_incompatible_members_are_refused():
+    other = TrialConfig(dataset="mix", loss="se", lam=1, seed=0, **{**SMALL, "epochs": 3})
+    with pytest.raises(ValueError, match="share architecture"):
+        train_bundle([MEMBERS[0], other], [make_data(MEMBERS[0]), make_data(other)])

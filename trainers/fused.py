@@ -1,0 +1,306 @@
+"""Fused training: K trials that share an architecture and budget train as one vectorised model.
+
+Every parameter of the K member MLP VAEs is stacked on a leading member axis, each layer is one
+batched matmul (``baddbmm``) over the members, the members' mean losses are summed, and one Adam
+runs over the stacked tensors. Adam is elementwise, so this is exactly K independent Adams, and
+member k's gradient is the gradient of its own loss alone: fusing changes the speed, never the
+result (``tests/trainers/test_fused.py`` checks that against one-by-one training).
+
+Members may differ in data set, loss, reduction, lambda and seed. Each keeps its own data,
+initialisation (the unfused model's, from its seed) and random stream (batch order and noise drawn
+from its own generator, once per epoch). A member whose epoch loss is NaN or infinite is frozen
+(its parameters, optimiser state, data and loss weight set to zero, so it computes zeros from then
+on) and recorded as diverged; the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainers.config import TrialConfig
+from trainers.data import TrialData
+from trainers.metrics import Metric, get_metric
+from trainers.models import ACTIVATIONS, MLPVAE, build_model
+
+Tensor = torch.Tensor
+LOOP_STREAM = 3
+CURVE_TERMS = ("loss", "recon", "kl")
+
+Checkpoint = dict[str, Any]
+ReportFn = Callable[[dict[str, float], Callable[[], Checkpoint]], None]
+"""Called about every 10 % of training with the latest metrics and a function that builds the
+checkpoint (built only if the caller wants one)."""
+
+
+def loop_seed(seed: int) -> int:
+    """The torch seed of a trial's training loop, independent of its data draws."""
+    return int(np.random.SeedSequence([seed, LOOP_STREAM]).generate_state(1)[0])
+
+
+def learning_rate(cfg: TrialConfig, epoch: int) -> float:
+    """lr, or lr/10 in the last third of the epochs for the ``step`` schedule (METHOD.md 5.1)."""
+    if cfg.lr_schedule == "step" and epoch >= cfg.epochs - cfg.epochs // 3:
+        return cfg.lr / 10.0
+    return cfg.lr
+
+
+def report_epochs(epochs: int) -> set[int]:
+    """The epochs (1-based counts of finished epochs) after which progress is reported."""
+    every = max(1, math.ceil(epochs / 10))
+    return set(range(every, epochs + 1, every)) | {epochs}
+
+
+def _linears(module: nn.Sequential) -> list[nn.Linear]:
+    return [m for m in module if isinstance(m, nn.Linear)]
+
+
+class StackedVAE:
+    """K MLP VAEs of one architecture with their parameters stacked on a member axis.
+
+    Layer weights are stored as (K, in, out) so that ``baddbmm(b, x, W)`` maps (K, B, in) to
+    (K, B, out); the mu and log-variance heads share one matmul.
+    """
+
+    def __init__(self, weights: list[Tensor], biases: list[Tensor], n_body: int, activation: str, latent_dim: int):
+        self.weights = weights
+        self.biases = biases
+        self.n_body = n_body
+        self.act = ACTIVATIONS[activation]()
+        self.activation = activation
+        self.latent_dim = latent_dim
+
+    @classmethod
+    def from_models(cls, models: Sequence[MLPVAE], activation: str, dtype: torch.dtype) -> "StackedVAE":
+        def stack(get: Callable[[MLPVAE], Tensor]) -> Tensor:
+            return torch.stack([get(m).detach().to(dtype) for m in models]).contiguous().requires_grad_(True)
+
+        first = models[0]
+        body, decoder = _linears(first.body), _linears(first.decoder)
+        weights, biases = [], []
+        for i in range(len(body)):
+            weights.append(stack(lambda m, i=i: _linears(m.body)[i].weight.T))
+            biases.append(stack(lambda m, i=i: _linears(m.body)[i].bias.unsqueeze(0)))
+        weights.append(stack(lambda m: torch.cat([m.mu.weight, m.logvar.weight]).T))
+        biases.append(stack(lambda m: torch.cat([m.mu.bias, m.logvar.bias]).unsqueeze(0)))
+        for i in range(len(decoder)):
+            weights.append(stack(lambda m, i=i: _linears(m.decoder)[i].weight.T))
+            biases.append(stack(lambda m, i=i: _linears(m.decoder)[i].bias.unsqueeze(0)))
+        return cls(weights, biases, len(body), activation, first.latent_dim)
+
+    def parameters(self) -> list[Tensor]:
+        return [*self.weights, *self.biases]
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = x
+        for w, b in zip(self.weights[:self.n_body], self.biases[:self.n_body]):
+            h = self.act(torch.baddbmm(b, h, w))
+        heads = torch.baddbmm(self.biases[self.n_body], h, self.weights[self.n_body])
+        return heads[..., :self.latent_dim], heads[..., self.latent_dim:]
+
+    def decode(self, z: Tensor) -> Tensor:
+        layers = list(zip(self.weights[self.n_body + 1:], self.biases[self.n_body + 1:]))
+        h = z
+        for i, (w, b) in enumerate(layers):
+            h = torch.baddbmm(b, h, w)
+            if i < len(layers) - 1:
+                h = self.act(h)
+        return h
+
+    def member(self, k: int, template: MLPVAE) -> MLPVAE:
+        """Member k as an ordinary MLPVAE (a copy of ``template`` with k's parameters)."""
+        model = copy.deepcopy(template).to(self.weights[0].dtype)
+        body, decoder = _linears(model.body), _linears(model.decoder)
+        with torch.no_grad():
+            for i, layer in enumerate(body):
+                layer.weight.copy_(self.weights[i][k].T)
+                layer.bias.copy_(self.biases[i][k, 0])
+            head_w, head_b = self.weights[self.n_body][k].T, self.biases[self.n_body][k, 0]
+            model.mu.weight.copy_(head_w[:self.latent_dim])
+            model.logvar.weight.copy_(head_w[self.latent_dim:])
+            model.mu.bias.copy_(head_b[:self.latent_dim])
+            model.logvar.bias.copy_(head_b[self.latent_dim:])
+            for i, layer in enumerate(decoder):
+                layer.weight.copy_(self.weights[self.n_body + 1 + i][k].T)
+                layer.bias.copy_(self.biases[self.n_body + 1 + i][k, 0])
+        return model.eval()
+
+
+class MemberLosses:
+    """The per-member objective (METHOD.md section 2, eqs. 1-3 and 9 of the paper), vectorised.
+
+    Members with the same (loss, reduction) are evaluated together by the registered metric, so
+    any metric of ``trainers.metrics`` works and gives exactly its unfused value.
+    """
+
+    def __init__(self, cfgs: Sequence[TrialConfig], dtype: torch.dtype):
+        self.form = cfgs[0].form
+        self.groups = self._groups([(c.loss, c.reduction) for c in cfgs])
+        if self.form == "conventional":
+            self.weight = torch.tensor([[c.lam] for c in cfgs], dtype=dtype)
+        else:
+            self.weight1 = torch.tensor([[c.lam1] for c in cfgs], dtype=dtype)
+            self.weight2 = torch.tensor([[c.lam2] for c in cfgs], dtype=dtype)
+            self.transform_groups = self._groups([(c.transform_loss or c.loss, c.reduction) for c in cfgs])
+
+    @staticmethod
+    def _groups(names: list[tuple[str, str]]) -> list[tuple[Metric, str, Optional[Tensor]]]:
+        distinct = sorted(set(names))
+        if len(distinct) == 1:
+            return [(get_metric(distinct[0][0]), distinct[0][1], None)]
+        return [(get_metric(loss), red, torch.tensor([i for i, n in enumerate(names) if n == (loss, red)]))
+                for loss, red in distinct]
+
+    @staticmethod
+    def _apply(groups: list[tuple[Metric, str, Optional[Tensor]]], a: Tensor, b: Tensor, distance: bool) -> Tensor:
+        k, batch = a.shape[0], a.shape[1]
+        out: Optional[Tensor] = None
+        for metric, reduction, idx in groups:
+            fn = metric.distance if distance else metric
+            if idx is None:
+                return fn(a.reshape(k * batch, -1), b.reshape(k * batch, -1), reduction).reshape(k, batch)
+            value = fn(a[idx].reshape(len(idx) * batch, -1), b[idx].reshape(len(idx) * batch, -1), reduction)
+            if out is None:
+                out = a.new_zeros(k, batch)
+            out = out.index_copy(0, idx, value.reshape(len(idx), batch))
+        assert out is not None
+        return out
+
+    def terms(self, model: StackedVAE, x: Tensor, eps: Tensor) -> dict[str, Tensor]:
+        """Per-member, per-sample terms, each (K, B); ``loss`` is the code-form L_x."""
+        mu, logvar = model.encode(x)
+        z = mu + (0.5 * logvar).exp() * eps
+        x_hat = model.decode(z)
+        kl = (0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)).sum(dim=2)
+        if self.form == "conventional":
+            recon = self._apply(self.groups, x, x_hat, distance=False)
+            return {"loss": self.weight * recon + kl, "recon": recon, "kl": kl}
+        x_breve = model.decode(mu)
+        transform = self._apply(self.transform_groups, x, x_breve, distance=False)
+        coding = self._apply(self.groups, x_breve, x_hat, distance=True)
+        return {"loss": self.weight1 * transform + self.weight2 * coding + kl, "recon": transform + coding, "kl": kl}
+
+
+@dataclass
+class MemberOutcome:
+    """One member's training: its curve, steps, and its model unless it diverged."""
+
+    model: Optional[MLPVAE]
+    curves: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    diverged: Optional[str] = None
+
+    @property
+    def loss_final(self) -> float:
+        return self.curves[-1]["loss"] if self.curves else float("nan")
+
+
+def check_bundle(cfgs: Sequence[TrialConfig]) -> None:
+    """Fused members must share architecture and training schedule."""
+    if len({c.architecture() + (c.lr, c.lr_schedule) for c in cfgs}) != 1:
+        raise ValueError("fused trials must share architecture, budget, form, lr and lr schedule")
+
+
+def train_bundle(
+    cfgs: Sequence[TrialConfig],
+    datas: Sequence[TrialData],
+    report: Optional[ReportFn] = None,
+    checkpoint: Optional[Checkpoint] = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[MemberOutcome]:
+    """Train the members of a bundle together; resume from ``checkpoint`` when given."""
+    check_bundle(cfgs)
+    ref = cfgs[0]
+    k_members, n, latent = len(cfgs), datas[0].train.shape[0], ref.latent_dim
+    templates = [build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed) for c, d in zip(cfgs, datas)]
+    model = StackedVAE.from_models(templates, ref.activation, dtype)
+    params = model.parameters()
+    optimiser = torch.optim.Adam(params, lr=ref.lr, foreach=True)
+    losses = MemberLosses(cfgs, dtype)
+    gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
+    x_all = torch.stack([torch.as_tensor(d.train, dtype=dtype) for d in datas])
+    m = x_all.shape[2]
+    outcomes = [MemberOutcome(None) for _ in cfgs]
+    weight = torch.ones(k_members, dtype=dtype)
+    start_epoch, steps = 0, 0
+    if checkpoint is not None:
+        with torch.no_grad():
+            for p, saved in zip(params, checkpoint["params"]):
+                p.copy_(saved)
+        optimiser.load_state_dict(checkpoint["optimiser"])
+        for g, state in zip(gens, checkpoint["generators"]):
+            g.set_state(state)
+        for o, curve, why in zip(outcomes, checkpoint["curves"], checkpoint["diverged"]):
+            o.curves, o.diverged = list(curve), why
+        start_epoch, steps = int(checkpoint["epoch"]), int(checkpoint["steps"])
+        weight = checkpoint["weight"].to(dtype)
+        x_all[weight == 0] = 0.0
+
+    reports = report_epochs(ref.epochs)
+    for epoch in range(start_epoch, ref.epochs):
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(ref, epoch)
+        # One permutation and one block of noise per member and epoch, from the member's generator:
+        # the draws are the same whether the member trains alone or in a bundle.
+        order = torch.stack([torch.randperm(n, generator=g) for g in gens])
+        noise = torch.stack([torch.randn(n, latent, generator=g, dtype=dtype) for g in gens])
+        x_epoch = torch.gather(x_all, 1, order.unsqueeze(-1).expand(-1, -1, m))
+        sums = torch.zeros(len(CURVE_TERMS), k_members, dtype=torch.float64)
+        for start in range(0, n, ref.batch_size):
+            x = x_epoch[:, start:start + ref.batch_size]
+            eps = noise[:, start:start + ref.batch_size]
+            terms = losses.terms(model, x, eps)
+            loss = (terms["loss"].mean(dim=1) * weight).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            steps += 1
+            with torch.no_grad():
+                sums += torch.stack([terms[t].detach().sum(dim=1) for t in CURVE_TERMS]).to(torch.float64)
+        means = (sums / n).T.tolist()
+        for k, (o, row) in enumerate(zip(outcomes, means)):
+            if o.diverged is not None:
+                continue
+            o.curves.append({"step": steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, row))})
+            if not all(math.isfinite(v) for v in row):
+                o.diverged = f"loss became {row[0]} in epoch {epoch + 1}"
+                _freeze(k, params, optimiser, x_all, weight)
+        if all(o.diverged is not None for o in outcomes):
+            break
+        if report is not None and (epoch + 1) in reports:
+            alive = [row for o, row in zip(outcomes, means) if o.diverged is None]
+            metrics = {"epoch": epoch + 1, "step": steps,
+                       **{t: float(np.mean([r[i] for r in alive])) for i, t in enumerate(CURVE_TERMS)}}
+
+            def make_checkpoint(done_epoch: int = epoch + 1, steps_now: int = steps) -> Checkpoint:
+                return {"epoch": done_epoch, "steps": steps_now, "params": [p.detach().clone() for p in params],
+                        "optimiser": copy.deepcopy(optimiser.state_dict()), "generators": [g.get_state() for g in gens],
+                        "curves": [list(o.curves) for o in outcomes], "diverged": [o.diverged for o in outcomes],
+                        "weight": weight.clone()}
+
+            report(metrics, make_checkpoint)
+    for k, o in enumerate(outcomes):
+        # Steps taken while the member trained (a diverged member stopped at its last curve row).
+        o.steps = o.curves[-1]["step"] if o.curves else 0
+        if o.diverged is None:
+            o.model = model.member(k, templates[k])
+    return outcomes
+
+
+def _freeze(k: int, params: list[Tensor], optimiser: torch.optim.Optimizer, x_all: Tensor, weight: Tensor) -> None:
+    """Stop member k: zero parameters, Adam moments, data and loss weight, so that it computes only
+    zeros (finite, zero gradients, zero updates) and cannot disturb the other members."""
+    with torch.no_grad():
+        weight[k] = 0.0
+        x_all[k] = 0.0
+        for p in params:
+            p[k] = 0.0
+            for value in optimiser.state.get(p, {}).values():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == p.shape[0]:
+                    value[k] = 0.0

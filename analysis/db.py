@@ -11,6 +11,7 @@ last, and the other tables' rows of that row's ``run_id``, taken from a single f
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -42,8 +43,20 @@ def _columns(table: str) -> str:
     return ", ".join(f'"{c}"' for c in TABLES[table].names)
 
 
+def _lock_down(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Confine the connection to reading the store: no file outside the store's folder can be
+    read or written, no extension installed or loaded, and no setting changed afterwards."""
+    root = os.path.abspath(store.root) if store.local else store.uri(store.root)
+    con.execute(f"SET allowed_directories = [{_quote(root.rstrip('/') + '/')}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")
+
+
 def connect(store_url: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per store table."""
+    """An in-memory DuckDB connection with one view per store table, locked down to reading the
+    store's files (:func:`_lock_down`)."""
     store = Store(store_url)
     con = duckdb.connect(":memory:")
     if not store.local:
@@ -67,7 +80,40 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
             )
             SELECT {', '.join(f's."{c}"' for c in TABLES[table].names)}
             FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id IS NOT DISTINCT FROM c.run_id AND s.__file = c.__file""")
+    _lock_down(con, store)
     return con
+
+
+READ_ONLY_HINT = "write one SELECT over the views trials, dims, curves, points (save a result with --format and --out)"
+
+
+def check_read_only(sql: str) -> None:
+    """Raise UsageError unless ``sql`` is exactly one SELECT-type statement (SELECT, WITH, FROM,
+    VALUES, DESCRIBE, SHOW, SUMMARIZE), as DuckDB's own parser classifies it.
+
+    Statements that write files or change the database (COPY, EXPORT, ATTACH, INSTALL, LOAD,
+    CREATE, INSERT, UPDATE, DELETE, DROP, PRAGMA, SET, CALL, EXPLAIN ANALYZE of any of these, ...)
+    are refused here; reads of files outside the store are refused by the connection itself.
+    """
+    statements = duckdb.extract_statements(sql)
+    if not statements:
+        raise UsageError(f"the query is empty; {READ_ONLY_HINT}")
+    if len(statements) > 1:
+        raise UsageError(f"the query holds {len(statements)} statements; isosweep query runs one: {READ_ONLY_HINT}")
+    kind = statements[0].type
+    if kind == duckdb.StatementType.MULTI:
+        raise UsageError("isosweep query is read-only and refuses statements that create objects, such as a PIVOT "
+                         "without an IN list; name the pivot's values (PIVOT ... ON col IN (v1, v2) USING ...)")
+    if kind != duckdb.StatementType.SELECT:
+        raise UsageError(f"isosweep query is read-only and refuses {kind.name} statements; {READ_ONLY_HINT}")
+
+
+_DENIED_FILE = re.compile(r'Cannot access (?:file|directory) "([^"]*)"')
+
+
+def _denied(exc: duckdb.Error) -> str:
+    match = _DENIED_FILE.search(str(exc))
+    return f"{match.group(1)} is outside it" if match else str(exc).strip().splitlines()[0]
 
 
 _FILE_IN_ERROR = re.compile(r"""(?:file|File)\s+["']?([^"'\s]+\.parquet)""")
@@ -89,18 +135,22 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
     then built again from a fresh listing and the query retried. A damaged file is named, with
     how to repair the store.
     """
+    check_read_only(sql)
     last: Optional[duckdb.Error] = None
     for _ in range(3):
         try:
             con = connect(store_url)
+            if as_arrow:
+                table = con.sql(sql, params=params).to_arrow_table()
+                return QueryResult(table.column_names, [], table)
             cur = con.execute(sql, params) if params is not None else con.execute(sql)
             if cur.description is None:
                 return QueryResult([], [])
             columns = [d[0] for d in cur.description]
-            if as_arrow:
-                table = cur.fetch_arrow_table()
-                return QueryResult(columns, [], table)
             return QueryResult(columns, cur.fetchall())
+        except duckdb.PermissionException as exc:
+            raise UsageError(f"isosweep query reads only the files of store {store_url!r}: "
+                             f"{_denied(exc)}; {READ_ONLY_HINT}") from None
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             last = exc
             text = str(exc)

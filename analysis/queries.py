@@ -58,6 +58,8 @@ def planned_rows() -> list[tuple[Any, ...]]:
 
     rows: dict[tuple[Any, ...], None] = {}
     for study in STUDIES.values():
+        if study.needs_user_data:
+            continue  # its grid points are known only from the user's data file
         for budget in study.budgets:
             for config in study.configs(budget, seeds=1):
                 rows[(study.name, *(getattr(config, name) for name, _ in PLANNED_COLUMNS[1:]))] = None

@@ -89,7 +89,8 @@ def choose_budget(con: duckdb.DuckDBPyConnection, study: Study, store_url: str, 
 
 
 def _settings(study: Study, budget: str) -> dict[str, str]:
-    config = study.configs(budget, seeds=1)[0]
+    # A study on a user's data needs the file's fields to make a config; these two settings do not.
+    config = study.configs(budget, seeds=1, inputs={"latent_dim": 1} if study.needs_user_data else None)[0]
     return {"reduction": config.reduction, "lr_schedule": config.lr_schedule}
 
 

@@ -17,6 +17,7 @@ from orchestrator.errors import UsageError
 from orchestrator.plan import make_plan, parse_fuse
 from orchestrator.store import Store, default_store_url
 from orchestrator.studies import STUDIES, check_inputs, get_study, parse_where
+from orchestrator.userdata import load_user_data, stage
 from trainers.data import data_root
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
@@ -70,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-failures", type=int, default=2, help="Ray retries of a failed bundle (default 2)")
     run.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
     run.add_argument("--data-root", default=None, help="folder or URL of the real data sets (default $ISOSWEEP_DATA)")
+    run.add_argument("--data", default=None, help="study custom: your CSV or Parquet file (path or URL) of feature columns")
+    run.add_argument("--features", default=None, help="study custom: feature columns a,b,c (default every numeric column but the density one)")
+    run.add_argument("--density-column", default=None, help="study custom: column with the true density p(x), enables the density correlations")
+    run.add_argument("--latent-dim", type=_positive_int, default=None, help="study custom: latent size (default the number of features, at most 16)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, run and write nothing")
     run.add_argument("--force", action="store_true", help="run completed trials again")
 
@@ -125,11 +130,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_failures < 0:
         raise UsageError("--max-failures must be >= 0")
     check_address(args.address)
+    user = load_user_data(study, args.data, args.features, args.density_column, args.latent_dim, args.data_root)
     try:
-        configs = study.configs(args.budget, args.seeds, where)
+        configs = study.configs(args.budget, args.seeds, where, user.fields() if user else None)
     except ValueError as exc:
         raise UsageError(f"invalid trial settings: {exc}") from None
-    check_inputs(configs, data_root(args.data_root))
+    if user is None:
+        check_inputs(configs, data_root(args.data_root))
+    else:
+        print(user.describe(), flush=True)
     store = _open_store(args.store, for_writing=not args.dry_run)
     complete = store.completed_keys([c.key for c in configs])
     slots = args.max_concurrent or max(1, (os.cpu_count() or 1) // args.cpus_per_trial)
@@ -147,22 +156,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         force_since=driver.now_iso() if args.force else None,
-        data_root=data_root(args.data_root),
+        data_root=stage(store, user) if user and plan.bundles else data_root(args.data_root),
     )
     counts = driver.run_sweep(plan, store, options)
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
           f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
     if study.name.startswith("toy") and counts["ok"]:
         _print_summary(store, args.budget)
+    elif user is not None and counts["ok"]:
+        _print_summary(store, args.budget, "custom_summary", {"data_hash": user.data_hash})
     return 0 if counts["ok"] == len(plan.planned) else 1
 
 
-def _print_summary(store: Store, budget: str) -> None:
+def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: dict[str, Any] | None = None) -> None:
     from analysis.db import run_query
     from analysis.formatting import as_table
     from analysis.queries import named_query
 
-    result = run_query(store.url, f"SELECT * EXCLUDE (study) FROM ({named_query('toy_summary')}) WHERE budget = ?", [budget])
+    exclude = ", ".join(["study", *(match or {})])
+    match = {"budget": budget, **(match or {})}
+    where = " AND ".join(f'"{column}" = ?' for column in match)
+    result = run_query(store.url, f"SELECT * EXCLUDE ({exclude}) FROM ({named_query(name)}) WHERE {where}",
+                       list(match.values()))
     print(as_table(result.columns, result.rows))
 
 
@@ -177,7 +192,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = []
     for (study_name, budget), keys in sorted(present.items()):
         study = STUDIES.get(study_name)
-        planned = {c.key for c in study.configs(budget)} if study and budget in study.budgets else set()
+        if study is not None and study.needs_user_data:
+            planned = set(keys)  # its trials are known only from the user's data file
+        else:
+            planned = {c.key for c in study.configs(budget)} if study and budget in study.budgets else set()
         statuses = list(keys.values())
         table.append((study_name, budget, len(planned), statuses.count("ok"), statuses.count("failed"),
                       statuses.count("diverged"), len(planned - set(keys)), len(set(keys) - planned)))

@@ -72,6 +72,10 @@ TRIALS = pa.schema(
         ("transform_metric", pa.string()),
         ("snapshots", pa.int32()),
         ("val_fraction", pa.float64()),
+        # Study `custom`: the user's data file by content (SHA-256 of its bytes) and its columns.
+        ("data_hash", pa.string()),
+        ("features", pa.list_(pa.string())),
+        ("density_column", pa.string()),
         ("science_version", pa.int32()),
         ("config_json", pa.string()),
         # Provenance.

@@ -44,6 +44,9 @@ class Axis:
     """Type of the values: ``str`` axes accept only known values; ``float`` axes any positive one."""
 
 
+# Tag of the studies that run on a user's data file (``isosweep run STUDY --data FILE``).
+USER_DATA_TAG = "user-data"
+
 # Settings that are not axes but that a user may set per run with --where (recorded per trial).
 SETTINGS: dict[str, tuple[Any, ...]] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
 
@@ -86,9 +89,20 @@ class Study:
             n *= len(self.axis_values(a, budget))
         return n
 
-    def configs(self, budget: str, seeds: int | None = None, where: Mapping[str, tuple[Any, ...]] | None = None) -> list[TrialConfig]:
-        """Every trial of the study at ``budget``, restricted or extended by ``where``."""
+    @property
+    def needs_user_data(self) -> bool:
+        """Whether the study runs on a user's data file (``--data``), so that its trials are known
+        only from that file."""
+        return USER_DATA_TAG in self.tags
+
+    def configs(self, budget: str, seeds: int | None = None, where: Mapping[str, tuple[Any, ...]] | None = None,
+                inputs: Mapping[str, Any] | None = None) -> list[TrialConfig]:
+        """Every trial of the study at ``budget``, restricted or extended by ``where``; ``inputs``
+        are the fields that come from a user's data file (studies that need one)."""
         b = self.budget(budget)
+        if self.needs_user_data and inputs is None:
+            raise UsageError(f"study {self.name!r} runs on your own data: pass --data FILE (a CSV or Parquet file "
+                             "of feature columns)")
         where = dict(where or {})
         seed_values = where.pop("seed", None) or tuple(range(seeds if seeds is not None else b.seeds))
         settings = {k: where.pop(k)[0] for k in list(where) if k in SETTINGS}
@@ -101,6 +115,7 @@ class Study:
                 for axis_name, by_value in table.items():
                     fields.update(by_value.get(point.get(axis_name), {}))
             fields.update(settings)
+            fields.update(inputs or {})
             fields.update(point)
             out.append(TrialConfig(study=self.records_as or self.name, budget=b.name, **fields))
         return out
@@ -161,6 +176,23 @@ ANOMALY_BUDGETS = {
     )
 }
 
+# -- a user's own data (trainers/data/custom.py) ----------------------------------------------
+
+# n_train and n_eval cap the rows of the seeded split (20 % of the rows evaluated, the rest
+# trained on), so that a small file at `quick` takes seconds and a large one stays bounded.
+CUSTOM_BUDGETS = {
+    b.name: b
+    for b in (
+        Budget("smoke", {"epochs": 2, "n_train": 512, "n_eval": 256, "batch_size": 128}, 1,
+               "2 epochs on at most 512 rows, lambda 10 and 100; for tests",
+               axes={"lam": (10.0, 100.0)}),
+        Budget("quick", {"epochs": 90, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128}, 1,
+               "the toy study's quick training (60 epochs at lr 1e-3, 30 at 1e-4) on at most 50,000 rows"),
+        Budget("paper", {"epochs": 500, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128}, 1,
+               "the toy study's paper training (500 epochs) on at most 50,000 rows"),
+    )
+}
+
 # n_train / n_eval do not apply: the data set's rows and the 50/50 split decide.
 _ANOMALY_FIXED = {"form": "decomposed", "loss": "se", "n_train": 0, "n_eval": 0}
 
@@ -203,6 +235,14 @@ STUDIES: dict[str, Study] = {
             per_value={"dataset": {name: {**ANOMALY_ARCHITECTURE[name], **ANOMALY_PAPER_POINT[name]}
                                    for name in ANOMALY_DATASETS}},
             records_as="anomaly",
+        ),
+        Study(
+            "custom",
+            "the toy ablation on your own data (--data FILE): 3 losses x 10 lambdas, MLP sized to the features",
+            (Axis("loss", ("se", "dconv", "uconv")), Axis("lam", TOY_LAMBDAS, float)),
+            {**_TOY_FIXED, "dataset": "custom"},
+            CUSTOM_BUDGETS,
+            tags=(USER_DATA_TAG,),
         ),
     )
 }

@@ -79,6 +79,12 @@ class TrialConfig:
     """Snapshots kept over training (anomaly study: 10, one every 1/10 of the epochs); None: none."""
     val_fraction: float | None = None
     """Share of the normal training rows held out to select a snapshot (anomaly study: 0.1)."""
+    data_hash: str | None = None
+    """SHA-256 of the bytes of a user's data file (study ``custom``): the file's identity, never its path."""
+    features: tuple[str, ...] | None = None
+    """Columns of the user's data file used as the input features, in order (study ``custom``)."""
+    density_column: str | None = None
+    """Column of the user's data file holding the true density p(x), if any (study ``custom``)."""
 
     def __post_init__(self) -> None:
         # Canonical types, so that lam=100 and lam=100.0 give the same key.
@@ -90,6 +96,8 @@ class TrialConfig:
                      "data_seed", "points_cap"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.features is not None:
+            object.__setattr__(self, "features", tuple(str(c) for c in self.features))
         if self.snapshots is not None:
             object.__setattr__(self, "snapshots", int(self.snapshots))
             if self.snapshots < 1:
@@ -120,6 +128,8 @@ class TrialConfig:
         """Plain, JSON-able dict (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        if self.features is not None:
+            d["features"] = list(self.features)
         return d
 
     @classmethod
@@ -128,6 +138,8 @@ class TrialConfig:
         kwargs = {k: v for k, v in d.items() if k in fields}
         if "hidden" in kwargs:
             kwargs["hidden"] = tuple(int(h) for h in kwargs["hidden"])
+        if kwargs.get("features") is not None:
+            kwargs["features"] = tuple(kwargs["features"])
         return cls(**kwargs)
 
     @property

@@ -50,10 +50,13 @@ def overview(ctx: ReportContext) -> Section:
                          f"({', '.join(sorted(others[column].unique()))}) are not in this report; "
                          f"query them with `isosweep query` (the named queries keep these columns).")
 
-    planned = len(ctx.study.configs(ctx.budget, seeds=1))
+    planned = ctx.study.size(ctx.budget)
     missing = ctx.frame("missing_points")
     axes = [a.name for a in ctx.study.axes if a.name in missing.columns]
-    if missing.empty:
+    if ctx.study.needs_user_data:
+        section.note(f"The trials of study {ctx.study.name} depend on the data file and options each run was given; "
+                     f"`isosweep query @{ctx.study.name}_summary` lists the points the store holds.")
+    elif missing.empty:
         section.note(f"All {planned} planned point(s) ({', '.join(axes)}) have an ok trial at budget {ctx.budget}.")
     else:
         listed = missing_summary(missing, axes, ctx.axis_values(axes[-1]) if axes else ())

@@ -54,4 +54,8 @@ def make_data(cfg: TrialConfig, root: Optional[str] = None) -> TrialData:
         train = toy.sample(cfg.n_train, data_rng(cfg.seed, TRAIN_STREAM))
         evaluation = toy.sample(cfg.n_eval, data_rng(cfg.seed, EVAL_STREAM))
         return TrialData(train, evaluation, toy.log_density(evaluation))
+    if cfg.dataset == "custom":
+        from trainers.data.custom import load_custom
+
+        return load_custom(cfg, root)
     raise ValueError(f"unknown data set {cfg.dataset!r}")

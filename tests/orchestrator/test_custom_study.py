@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -15,19 +17,21 @@ from conftest import isosweep
 from orchestrator.cli import main
 from trainers.data.custom import TOTAL_VARIANCE, prepare, split_rows
 
-VARIANCES = np.array([1.0 / 6.0, 2.0 / 3.0, 8.0 / 3.0])  # the toy sources' 1 : 4 : 16
+REPO = Path(__file__).resolve().parents[2]
 
 
-def gaussian_table(rows: int, seed: int = 7) -> pa.Table:
+def _example():
+    """The README's example data (examples/gaussian.py), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("gaussian_example", REPO / "examples" / "gaussian.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def gaussian_table(rows: int) -> pa.Table:
     """A 3-D Gaussian with variances 1/6, 2/3, 8/3 along rotated axes, shifted off the origin,
     with its exact density p(x) in column ``p`` and a text column that is not a feature."""
-    rng = np.random.default_rng(seed)
-    rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    s = rng.normal(size=(rows, 3)) * np.sqrt(VARIANCES)
-    x = s @ rotation.T + np.array([1.0, -2.0, 0.5])
-    log_p = -0.5 * (s * s / VARIANCES).sum(axis=1) - 0.5 * np.log(2.0 * np.pi * VARIANCES).sum()
-    return pa.table({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "p": np.exp(log_p),
-                     "label": [f"r{i}" for i in range(rows)]})
+    return _example().gaussian_table(rows)
 
 
 @pytest.fixture(scope="module")

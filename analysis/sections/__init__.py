@@ -8,7 +8,7 @@ Every report starts with :func:`analysis.sections.common.overview`.
 from __future__ import annotations
 
 from analysis.context import SectionFn
-from analysis.sections import common, toy
+from analysis.sections import common, custom, toy
 
 FIRST: tuple[SectionFn, ...] = (common.overview,)
 """Sections of every report, before the study's own."""
@@ -16,6 +16,7 @@ FIRST: tuple[SectionFn, ...] = (common.overview,)
 SECTIONS: dict[str, tuple[SectionFn, ...]] = {
     "toy": toy.TOY_SECTIONS,
     "toy-latent5": toy.LATENT5_SECTIONS,
+    "custom": custom.CUSTOM_SECTIONS,
 }
 """The study's own sections, in report order."""
 

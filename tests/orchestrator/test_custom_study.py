@@ -80,6 +80,16 @@ def test_custom_end_to_end_estimates_the_density(custom_run):
     assert summary == [("uconv", 100.0, pytest.approx(row["corr_elbo_metric"], abs=1e-3))]
 
 
+def test_status_and_report_of_the_custom_study(custom_run, tmp_path, capsys):
+    _, store, _ = custom_run
+    assert main(["status", "--store", str(store)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split() == ["custom", "quick", "1", "1", "0", "0", "0", "0"]
+    assert main(["report", "custom", "--store", str(store), "--out", str(tmp_path / "report")]) == 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "Isometry and density estimation on your data" in markdown and "| uconv | 100 |" in markdown
+
+
 def test_the_file_is_part_of_the_key_by_content_not_by_path(custom_run, tmp_path, capsys):
     data, store, _ = custom_run
     moved = tmp_path / "renamed-copy.csv"

@@ -103,10 +103,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=1, help="epochs of 50,000 points per trial (default 1)")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     cfgs = [TrialConfig.from_dict({**c.to_dict(), "epochs": args.epochs}) for c in get_study("toy").configs("quick")]
-    print(f"{len(cfgs)} toy trials, {args.epochs} epoch(s) of 50,000 points each, batch 128, {cores} cores")
+    if not args.skip_throughput:
+        report_throughput(cfgs, args.epochs, cores)
+    if not args.skip_overhead:
+        plain, ours = overhead(90)
+        print(f"orchestration overhead per trivial trial: plain Tune {plain:.3f} s, isosweep {ours:.3f} s, "
+              f"ratio {plain / max(ours, 1e-9):.1f}x")
+
+
+def report_throughput(cfgs: list[TrialConfig], epochs: int, cores: int) -> None:
+    print(f"{len(cfgs)} toy trials, {epochs} epoch(s) of 50,000 points each, batch 128, {cores} cores")
     base = throughput(cfgs, 1, cores, 1)
     rows = [("unfused, 1 trial per process", base)]
     for k in (10, 30):
@@ -119,10 +129,6 @@ def main() -> None:
     best_name, best = max(rows, key=lambda r: r[1])
     print(f"full toy ablation at the paper budget (90 x 500 epochs x 50,000): unfused {PAPER_MEMBER_SAMPLES / base / 3600:.1f} h, "
           f"best fused ({best_name}) {PAPER_MEMBER_SAMPLES / best / 3600:.1f} h")
-    if not args.skip_overhead:
-        plain, ours = overhead(90)
-        print(f"orchestration overhead per trivial trial: plain Tune {plain:.3f} s, isosweep {ours:.3f} s, "
-              f"ratio {plain / max(ours, 1e-9):.1f}x")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from typing import Sequence
 from orchestrator.errors import UsageError
 from trainers.config import TrialConfig
 
-# Largest bundle `auto` forms: small enough that a bundle's progress and checkpoints stay granular.
-AUTO_MAX_BUNDLE = 30
+# Trials that cannot fuse run one after another in a bundle: `auto` keeps such bundles small, so
+# that slots stay evenly busy while the sweep drains.
+AUTO_MAX_SEQUENTIAL = 30
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,29 @@ def parse_fuse(text: str | None) -> int | str:
     return size
 
 
-def bundle_size(fuse: int | str, n_trials: int, slots: int) -> int:
+def bundle_size(fuse: int | str, n_trials: int, slots: int, fusable: bool) -> int:
+    """Trials per bundle. ``auto``: fusable trials as one vectorised bundle per slot (fewest,
+    largest bundles train fastest: benchmarks/fusion.py); others two bundles per slot."""
     if fuse != "auto":
         return int(fuse)
-    # Two bundles per slot keep every slot busy while the tail of the sweep drains.
-    return max(1, min(AUTO_MAX_BUNDLE, math.ceil(n_trials / max(1, 2 * slots))))
+    if fusable:
+        return max(1, math.ceil(n_trials / max(1, slots)))
+    return max(1, min(AUTO_MAX_SEQUENTIAL, math.ceil(n_trials / max(1, 2 * slots))))
 
 
 def make_bundles(configs: Sequence[TrialConfig], fuse: int | str, slots: int) -> tuple[tuple[TrialConfig, ...], ...]:
     """Group compatible trials (same architecture and budget) into bundles, order preserved."""
+    from trainers.run import fusable  # the trainers decide what can train together
+
     groups: dict[tuple, list[TrialConfig]] = {}
     for cfg in configs:
-        groups.setdefault(cfg.architecture(), []).append(cfg)
-    size = bundle_size(fuse, len(configs), slots)
+        groups.setdefault(cfg.architecture() + (cfg.lr, cfg.lr_schedule), []).append(cfg)
     bundles = []
     for members in groups.values():
-        bundles.extend(tuple(members[i:i + size]) for i in range(0, len(members), size))
+        size = bundle_size(fuse, len(members), slots, fusable(members))
+        # Spread evenly: n trials in ceil(n/size) bundles of nearly equal size.
+        count = math.ceil(len(members) / size)
+        bundles.extend(tuple(members[i::count]) for i in range(count))
     return tuple(bundles)
 
 

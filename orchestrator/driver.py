@@ -199,7 +199,8 @@ def start_ray(address: Optional[str]) -> None:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            # "local" always starts a new instance, never joins another Ray found on this machine.
+            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError, timeouts: all mean "not there"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {first}; "

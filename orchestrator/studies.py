@@ -169,7 +169,8 @@ ANOMALY_BUDGETS = {
                per_value=_epochs(kddcup=2, kddcup_rev=2, thyroid=2, arrhythmia=2),
                axes={"lam1": (6000.0, 30000.0), "lam2": (6000.0, 30000.0)}),
         Budget("quick", _ANOMALY_TRAINING, 5, "epochs kddcup 60, kddcup_rev 100, thyroid 4000, arrhythmia 3000; "
-               "15-30 s a thyroid or arrhythmia trial on one core",
+               "15-30 s a thyroid or arrhythmia trial, 2-4 min a kddcup one on one core "
+               "(kddcup's F1 still rises with training: 0.87 at 60 epochs, 0.92 at 600)",
                per_value=_epochs(kddcup=60, kddcup_rev=100, thyroid=4000, arrhythmia=3000)),
         Budget("paper", _ANOMALY_TRAINING, 20, "the paper's epochs: 600, 600, 40000, 30000 (section 5.3)",
                per_value=_epochs(kddcup=600, kddcup_rev=600, thyroid=40000, arrhythmia=30000)),

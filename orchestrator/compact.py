@@ -69,7 +69,7 @@ def compact_dir(store: Store, table_name: str, study_dir: str, report: Compactio
         try:
             signature = _signature(store, path)
             with store.fs.open(path, "rb") as f:
-                table = pq.read_table(f)
+                table = pq.read_table(f, use_threads=False)
         except FileNotFoundError:
             continue  # removed meanwhile (another compaction); its rows are elsewhere
         except Exception:

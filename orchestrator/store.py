@@ -200,7 +200,8 @@ class Store:
                 continue
             try:
                 with self.fs.open(path, "rb") as f:
-                    table = pq.read_table(f, columns=["trial_key", "study", "budget", "status", "finished_at"])
+                    # Single-threaded: Arrow's reader threads can abort the CLI at interpreter exit.
+                    table = pq.read_table(f, columns=["trial_key", "study", "budget", "status", "finished_at"], use_threads=False)
             except FileNotFoundError:
                 raise
             except Exception as exc:  # a damaged file must not hide the rest of the store

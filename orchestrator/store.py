@@ -15,7 +15,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import fsspec
 import pyarrow as pa
@@ -80,6 +80,8 @@ class TrialState:
 def _instant(value: Optional[datetime]) -> datetime:
     return value or datetime.min.replace(tzinfo=timezone.utc)
 
+
+STATE_COLUMNS = ("trial_key", "study", "budget", "status", "finished_at")
 
 CommitHook = Callable[[str], None]
 """Called with a file's final path after its bytes are written and before they become visible."""
@@ -192,7 +194,23 @@ class Store:
         return self._trial_states(wanted)
 
     def _trial_states(self, wanted: Optional[set[str]]) -> dict[str, TrialState]:
-        states: dict[str, TrialState] = {}
+        rows = self._newest_rows(wanted, STATE_COLUMNS)
+        return {key: TrialState(key, r["study"], r["budget"], r["status"], r["finished_at"]) for key, r in rows.items()}
+
+    def trial_rows(self, columns: Iterable[str], keys: Optional[Iterable[str]] = None) -> dict[str, dict[str, Any]]:
+        """Per key (all, or ``keys``), the ``columns`` of the trials row that finished last.
+        Unreadable files are skipped and listed in ``self.corrupt``, as for ``trial_states``."""
+        wanted = set(keys) if keys is not None else None
+        columns = list(dict.fromkeys([*STATE_COLUMNS, *columns]))
+        for _ in range(5):
+            try:
+                return self._newest_rows(wanted, columns)
+            except FileNotFoundError:
+                continue  # merged away by a compaction: list again (see trial_states)
+        return self._newest_rows(wanted, columns)
+
+    def _newest_rows(self, wanted: Optional[set[str]], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
         self.corrupt = []
         for path in self.table_files("trials"):
             stem = os.path.basename(path)[: -len(".parquet")]
@@ -201,7 +219,7 @@ class Store:
             try:
                 with self.fs.open(path, "rb") as f:
                     # Single-threaded: Arrow's reader threads can abort the CLI at interpreter exit.
-                    table = pq.read_table(f, columns=["trial_key", "study", "budget", "status", "finished_at"], use_threads=False)
+                    table = pq.read_table(f, columns=list(columns), use_threads=False)
             except FileNotFoundError:
                 raise
             except Exception as exc:  # a damaged file must not hide the rest of the store
@@ -213,10 +231,10 @@ class Store:
                 key = row["trial_key"]
                 if wanted is not None and key not in wanted:
                     continue
-                old = states.get(key)
-                if old is None or _instant(row["finished_at"]) > _instant(old.finished_at):
-                    states[key] = TrialState(key, row["study"], row["budget"], row["status"], row["finished_at"])
-        return states
+                old = rows.get(key)
+                if old is None or _instant(row["finished_at"]) > _instant(old["finished_at"]):
+                    rows[key] = row
+        return rows
 
     def completed_keys(self, keys: Optional[Iterable[str]] = None) -> set[str]:
         """Keys whose trial finished with status ``ok`` (failed and diverged ones are retried)."""

@@ -27,6 +27,8 @@ from typing import Iterable, Optional
 import fsspec
 import numpy as np
 
+from trainers.data.errors import DataError
+
 KDD_REV_STREAM = 7
 
 KDD_FIELDS = 42
@@ -38,10 +40,6 @@ KDD_FILES = ("kddcup99/kddcup.data_10_percent.gz", "kddcup99/kddcup.data_10_perc
 KDD_EXPECTED = ("the UCI KDD Cup 99 10 % CSV (gzip or plain, no header, 42 comma-separated fields per row: "
                 "41 features and a label ending in '.')")
 ODDS_EXPECTED = "an ODDS MATLAB v5 .mat file with X (n, m) numeric and y (n, 1) of 0/1 labels (1 = anomaly)"
-
-
-class DataError(ValueError):
-    """A data set's file is missing or not in the expected format; the message is one line."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from trainers.config import TrialConfig
 from trainers.data import TrialData
-from trainers.data.anomaly import DataError
+from trainers.data.errors import DataError
 
 CUSTOM_DATASET = "custom"
 EVAL_FRACTION = 0.2

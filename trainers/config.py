@@ -85,6 +85,10 @@ class TrialConfig:
     """Columns of the user's data file used as the input features, in order (study ``custom``)."""
     density_column: str | None = None
     """Column of the user's data file holding the true density p(x), if any (study ``custom``)."""
+    iterations: int | None = None
+    """Training iterations (image studies count mini-batch steps, not epochs; ``epochs`` is then unused)."""
+    arch: str | None = None
+    """Image network (``conv_gdn``: CelebA conv VAE with GDN; ``mlp_sigmoid``: MNIST MLP); None: the toy MLP."""
 
     def __post_init__(self) -> None:
         # Canonical types, so that lam=100 and lam=100.0 give the same key.
@@ -98,6 +102,10 @@ class TrialConfig:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.features is not None:
             object.__setattr__(self, "features", tuple(str(c) for c in self.features))
+        if self.iterations is not None:
+            object.__setattr__(self, "iterations", int(self.iterations))
+            if self.iterations < 1:
+                raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if self.snapshots is not None:
             object.__setattr__(self, "snapshots", int(self.snapshots))
             if self.snapshots < 1:
@@ -156,4 +164,5 @@ class TrialConfig:
     def architecture(self) -> tuple[Any, ...]:
         """What must be equal for trials to share one vectorised model and training schedule."""
         return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
-                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric)
+                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric,
+                self.iterations, self.arch)

@@ -61,6 +61,30 @@ def dprime_jvp(model: VAE, mu: Tensor, metric: Metric, reduction: str) -> Tensor
     return torch.stack(cols, dim=1)
 
 
+def dprime_second_order(model: VAE, mu: Tensor, metric: Metric, reduction: str) -> Tensor:
+    """The second-order term of D along the decoder's tangent, for any twice differentiable D:
+    ``g''(0) / 2`` with ``g(t) = D(x_breve, x_breve + t d)`` and ``d = J e_j``, by forward-over-forward
+    differentiation (``torch.func.jvp`` twice). D(x_breve, .) is smallest (0) at x_breve, so this is
+    the limit of ``dprime_fd`` as eps -> 0: a check of it for SSIM and BCE. Returns (batch, n)."""
+    x_breve = model.decode(mu)
+    one = torch.ones((), dtype=mu.dtype, device=mu.device)
+    cols = []
+    for j in range(mu.shape[1]):
+        tangent = torch.zeros_like(mu)
+        tangent[:, j] = 1.0
+        _, d = torch.func.jvp(model.decode, (mu,), (tangent,))
+
+        def g(t: Tensor, d: Tensor = d) -> Tensor:
+            return metric.distance(x_breve, x_breve + t * d, reduction)
+
+        def dg(t: Tensor) -> Tensor:
+            return torch.func.jvp(g, (t,), (one,))[1]
+
+        _, curvature = torch.func.jvp(dg, (torch.zeros_like(one),), (one,))
+        cols.append(0.5 * curvature)
+    return torch.stack(cols, dim=1)
+
+
 def expected_distortion(model: VAE, x: Tensor, mu: Tensor, sigma: Tensor, metric: Metric, reduction: str) -> Tensor:
     """E_q[D(x, x_hat)] approximated by 0.5 [D(x, Dec(mu + sigma)) + D(x, Dec(mu - sigma))],
     the whole vector sigma added at once (paper, appendix A.6)."""
@@ -100,20 +124,20 @@ class Measurements:
     points: dict[str, np.ndarray]
 
 
-def _per_sample(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric, gen: torch.Generator) -> dict[str, Tensor]:
-    """Every per-sample quantity on one chunk of evaluation inputs."""
+def _per_sample(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric, gen: torch.Generator,
+                densities: bool = True) -> dict[str, Tensor]:
+    """Every per-sample quantity on one chunk of evaluation inputs (the density estimates' terms
+    only where ``densities``)."""
     mu, logvar = model.encode(x)
     sigma2 = logvar.exp()
     sigma = sigma2.sqrt()
     x_breve = model.decode(mu)
-    x_hat = model.decode(mu + sigma * torch.randn(mu.shape, generator=gen, dtype=mu.dtype))
+    # Noise from a CPU generator, whatever the device: the same draws on a GPU as on a CPU.
+    noise = torch.randn(mu.shape, generator=gen, dtype=mu.dtype).to(mu.device)
+    x_hat = model.decode(mu + sigma * noise)
     dprime = dprime_fd(model, mu, metric, cfg.reduction, cfg.fd_eps)
     kl = kl_per_dim(mu, logvar)
-    eq_d = expected_distortion(model, x, mu, sigma, metric, cfg.reduction)
-    n = mu.shape[1]
-    log_prior = -0.5 * mu.pow(2).sum(dim=1) - 0.5 * n * math.log(2.0 * math.pi)
-    scale = metric.scale(x) if metric.scale is not None else torch.ones_like(log_prior)
-    return {
+    out = {
         "sigma_inv2": 1.0 / sigma2,
         "kl": kl,
         "dprime": dprime,
@@ -121,24 +145,39 @@ def _per_sample(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric, gen: to
         "recon": metric(x, x_hat, cfg.reduction),
         "coding": metric.distance(x_breve, x_hat, cfg.reduction),
         "transform": metric.distance(x, x_breve, cfg.reduction),
-        "log_prior": log_prior,
-        "log_elbo": -(eq_d / cfg.beta + kl.sum(dim=1)),
-        "log_post": log_prior + 0.5 * logvar.sum(dim=1),
-        "log_scale": scale.log(),
     }
+    if densities:
+        eq_d = expected_distortion(model, x, mu, sigma, metric, cfg.reduction)
+        n = mu.shape[1]
+        log_prior = -0.5 * mu.pow(2).sum(dim=1) - 0.5 * n * math.log(2.0 * math.pi)
+        scale = metric.scale(x) if metric.scale is not None else torch.ones_like(log_prior)
+        out.update({
+            "log_prior": log_prior,
+            "log_elbo": -(eq_d / cfg.beta + kl.sum(dim=1)),
+            "log_post": log_prior + 0.5 * logvar.sum(dim=1),
+            "log_scale": scale.log(),
+        })
+    return out
 
 
 def measure(model: torch.nn.Module, cfg: TrialConfig, x_eval: np.ndarray, log_p_true: Optional[np.ndarray],
-            metric: Metric) -> Measurements:
-    """All measurements of METHOD.md section 4 for one trained model."""
-    model64 = copy.deepcopy(model).to(torch.float64).eval()
+            metric: Metric, chunk: int = CHUNK, device: torch.device | str = "cpu") -> Measurements:
+    """All measurements of METHOD.md section 4 for one trained model.
+
+    ``x_eval`` has the model's input shape after its first axis (vectors, or (C, H, W) images).
+    The density estimates need the true ``log_p_true``; without it (images) they are skipped.
+    ``chunk`` inputs are measured at a time on ``device``: each chunk is decoded 2n + 2 times.
+    """
+    model64 = copy.deepcopy(model).to(device=device, dtype=torch.float64).eval()
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, MEASURE_STREAM]).generate_state(1)[0]))
     x_all = torch.as_tensor(x_eval, dtype=torch.float64)
+    densities = log_p_true is not None
     parts: dict[str, list[Tensor]] = {}
     with torch.no_grad():
-        for start in range(0, x_all.shape[0], CHUNK):
-            for name, value in _per_sample(model64, x_all[start:start + CHUNK], cfg, metric, gen).items():  # type: ignore[arg-type]
-                parts.setdefault(name, []).append(value)
+        for start in range(0, x_all.shape[0], chunk):
+            x = x_all[start:start + chunk].to(device)
+            for name, value in _per_sample(model64, x, cfg, metric, gen, densities).items():  # type: ignore[arg-type]
+                parts.setdefault(name, []).append(value.cpu())
     per = {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
 
     kl_mean = per["kl"].mean(axis=0)
@@ -165,15 +204,6 @@ def measure(model: torch.nn.Module, cfg: TrialConfig, x_eval: np.ndarray, log_p_
         for j in range(cfg.latent_dim)
     ]
 
-    # Metric-aware estimates (eq. 20 with G_x = a_x I): add (n_active / 2) log a_x.
-    metric_term = 0.5 * n_active * per["log_scale"]
-    log_est = {
-        "prior": per["log_prior"],
-        "elbo": per["log_elbo"],
-        "post": per["log_post"],
-        "elbo_metric": per["log_elbo"] + metric_term,
-        "post_metric": per["log_post"] + metric_term,
-    }
     coding, transform = float(per["coding"].mean()), float(per["transform"].mean())
     scalars: dict[str, Any] = {
         "recon": float(per["recon"].mean()),
@@ -187,6 +217,15 @@ def measure(model: torch.nn.Module, cfg: TrialConfig, x_eval: np.ndarray, log_p_
     }
     points: dict[str, np.ndarray] = {}
     if log_p_true is not None:
+        # Metric-aware estimates (eq. 20 with G_x = a_x I): add (n_active / 2) log a_x.
+        metric_term = 0.5 * n_active * per["log_scale"]
+        log_est = {
+            "prior": per["log_prior"],
+            "elbo": per["log_elbo"],
+            "post": per["log_post"],
+            "elbo_metric": per["log_elbo"] + metric_term,
+            "post_metric": per["log_post"] + metric_term,
+        }
         finite = np.isfinite(log_p_true)
         for name, values in log_est.items():
             scalars[f"corr_{name}"] = pearson_on_raw(log_p_true[finite], values[finite])

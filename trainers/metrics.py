@@ -100,6 +100,21 @@ def _l2(a: Tensor, b: Tensor, reduction: str) -> Tensor:
     return (_flat(a) - _flat(b)).norm(dim=1)
 
 
+# SSIM as METHOD.md section 3 fixes it: Gaussian window 11, sigma 1.5, data range 1, K = (0.01, 0.03).
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+
+
+def _ssim(a: Tensor, b: Tensor, reduction: str) -> Tensor:
+    """1 - SSIM(a, b) per image of (batch, C, H, W) inputs: SSIM of Wang, Bovik, Sheikh, Simoncelli
+    (IEEE TIP 2004) from pytorch-msssim, averaged over the (valid-window) image and its channels."""
+    from pytorch_msssim import ssim
+
+    if a.dim() != 4:
+        raise ValueError(f"ssim compares images of shape (batch, C, H, W); got shape {tuple(a.shape)}")
+    return 1.0 - ssim(a, b, data_range=1.0, size_average=False, win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA)
+
+
 def _bce_metric(a: Tensor, b: Tensor, reduction: str) -> Tensor:
     return _bce(a, b)
 
@@ -118,6 +133,7 @@ METRICS: dict[str, Metric] = {
         Metric("uconv", _uconv, uconv_scale),
         Metric("l2", _l2),
         Metric("bce", _bce_metric, divergence=_bce_divergence),
+        Metric("ssim", _ssim),
     )
 }
 

@@ -22,7 +22,7 @@ class TrialStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class TrialResult:
-    """Everything one trial contributes to the store: its scalars, per-dim rows, curve and points."""
+    """Everything one trial contributes to the store: its scalars, per-dim rows, curve, points and files."""
 
     config: TrialConfig
     status: TrialStatus
@@ -34,6 +34,8 @@ class TrialResult:
     curves: list[dict[str, float]] = field(default_factory=list)
     points: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    """Files kept beside the rows, by name (e.g. ``traversal.png`` of an image trial)."""
 
     @property
     def key(self) -> str:

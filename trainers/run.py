@@ -13,6 +13,7 @@ from trainers.config import TrialConfig
 from trainers.data import make_data
 from trainers.data.anomaly import is_anomaly_dataset
 from trainers.fused import Checkpoint, ReportFn, train_bundle
+from trainers.image import is_image_dataset
 from trainers.measure import measure
 from trainers.metrics import get_metric
 from trainers.records import TrialResult, TrialStatus
@@ -44,6 +45,8 @@ def fusable(cfgs: Sequence[TrialConfig]) -> bool:
     """Whether these trials can train as one vectorised bundle (``trainers.fused``)."""
     if any(is_anomaly_dataset(c.dataset) for c in cfgs):
         return False  # the anomaly trial has its own snapshot loop
+    if any(is_image_dataset(c.dataset) for c in cfgs):
+        return False  # image trials have their own networks and iteration loop
     return len({c.architecture() + (c.lr, c.lr_schedule) for c in cfgs}) == 1
 
 
@@ -81,4 +84,8 @@ def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
         from trainers.anomaly import run_anomaly_trial
 
         return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
+    if is_image_dataset(cfg.dataset):
+        from trainers.image import run_image_trial
+
+        return run_image_trial(cfg, report, checkpoint, data_root, provenance())
     return run_bundle([cfg], report, checkpoint, data_root)[0]

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--features", default=None, help="study custom: feature columns a,b,c (default every numeric column but the density one)")
     run.add_argument("--density-column", default=None, help="study custom: column with the true density p(x), enables the density correlations")
     run.add_argument("--latent-dim", type=_positive_int, default=None, help="study custom: latent size (default the number of features, at most 16)")
+    run.add_argument("--search", default=None, help="study anomaly: search (lambda1, lambda2) beyond the grid with "
+                     "this searcher (optuna: TPE) for one data set, maximising the validation F1")
+    run.add_argument("--num-samples", type=_positive_int, default=None,
+                     help="with --search: the points (lambda1, lambda2) the search evaluates in all")
+    run.add_argument("--lam-range", default=None, help="with --search: LOW:HIGH of both lambdas, sampled "
+                     "log-uniformly (default 1000:100000)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, run and write nothing")
     run.add_argument("--force", action="store_true", help="run completed trials again")
 
@@ -130,6 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_failures < 0:
         raise UsageError("--max-failures must be >= 0")
     check_address(args.address)
+    if args.search is not None or args.num_samples is not None or args.lam_range is not None:
+        return _run_search(args, study, where)
     user = load_user_data(study, args.data, args.features, args.density_column, args.latent_dim, args.data_root)
     try:
         configs = study.configs(args.budget, args.seeds, where, user.fields() if user else None)
@@ -168,7 +176,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if counts["ok"] == len(plan.planned) else 1
 
 
-def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: dict[str, Any] | None = None) -> None:
+def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any, ...]]) -> int:
+    """``isosweep run anomaly --search optuna ...``: see ``orchestrator.search``."""
+    from orchestrator.search import SearchSpec, check_search, parse_range, read_history, template_configs
+
+    if args.search is None:
+        raise UsageError("--num-samples and --lam-range belong to a search: add --search optuna")
+    if args.force:
+        raise UsageError("--force does not apply to a search; give the search a new --name to start it afresh")
+    dataset = check_search(study, args.search, where, args.num_samples)
+    low, high = parse_range(args.lam_range)
+    sweep = args.name or f"anomaly-search-{dataset}-{args.budget}"
+    spec = SearchSpec(sweep, dataset, args.budget, tuple(range(args.seeds or 1)), args.num_samples, low, high)
+    try:
+        templates = template_configs(study, spec, where)
+    except ValueError as exc:
+        raise UsageError(f"invalid trial settings: {exc}") from None
+    check_inputs(templates, data_root(args.data_root))
+    store = _open_store(args.store, for_writing=not args.dry_run)
+    history = read_history(store, study, spec, where)
+    remaining = max(0, spec.num_samples - history.own_done)
+    print(f"{sweep}: search of {dataset} at budget {args.budget} with {args.search} (TPE): {spec.num_samples} point(s) "
+          f"of {len(spec.seeds)} seed(s), lambda1 and lambda2 log-uniform on [{low:g}, {high:g}]; "
+          f"{history.own_done} done, {remaining} to run; {len(history.evaluated)} evaluated point(s) in the store "
+          f"guide the sampler; store {store.url}", flush=True)
+    if args.dry_run:
+        return 0
+    from orchestrator import driver
+
+    options = driver.RunOptions(
+        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
+        data_root=data_root(args.data_root),
+    )
+    counts = driver.run_search(spec, templates, history, store, options)
+    print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']} trial(s) "
+          f"in the search", flush=True)
+    if counts["ok"]:
+        _print_summary(store, args.budget, "anomaly_search", {"sweep": sweep}, limit=5)
+    return 0 if counts["failed"] == counts["diverged"] == 0 else 1
+
+
+def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: dict[str, Any] | None = None,
+                   limit: int | None = None) -> None:
     from analysis.db import run_query
     from analysis.formatting import as_table
     from analysis.queries import named_query
@@ -176,7 +226,8 @@ def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: 
     exclude = ", ".join(["study", *(match or {})])
     match = {"budget": budget, **(match or {})}
     where = " AND ".join(f'"{column}" = ?' for column in match)
-    result = run_query(store.url, f"SELECT * EXCLUDE ({exclude}) FROM ({named_query(name)}) WHERE {where}",
+    tail = f" LIMIT {int(limit)}" if limit else ""
+    result = run_query(store.url, f"SELECT * EXCLUDE ({exclude}) FROM ({named_query(name)}) WHERE {where}{tail}",
                        list(match.values()))
     print(as_table(result.columns, result.rows))
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # Tune's default result loggers (JSON, CSV, TensorBoard per trial) cost time per report and
 # duplicate what the store records; switch them off before Ray reads its settings.
@@ -94,10 +94,45 @@ def bundle_trainable(config: dict[str, Any]) -> None:
     attempt count travels in the checkpoint); after that its members are recorded as ``failed``
     and the bundle goes on.
     """
+    _train_members(config, [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])])
+
+
+def search_trainable(config: dict[str, Any]) -> None:
+    """Evaluate one point (lambda1, lambda2) of a search: train its seeds' trials as a bundle,
+    then report their mean validation F1 (``orchestrator.search``) as the searcher's objective.
+
+    Every report carries the objective (Optuna's searcher reads it from each result): the mean
+    over the seeds finished so far, and over all of them in the last report.
+    """
+    from orchestrator.search import OBJECTIVE, at_point, point_objective
+
+    templates = [TrialConfig.from_dict(d) for d in json.loads(config["templates"])]
+    members = at_point(templates, float(config["lam1"]), float(config["lam2"]))
+    values: dict[str, Optional[float]] = {}
+
+    def objective() -> dict[str, float]:
+        return {OBJECTIVE: point_objective(values.values())}
+
+    def finished(result: TrialResult) -> None:
+        values[result.key] = result.scalars.get("val_f1") if result.status == TrialStatus.OK else None
+
+    _train_members(config, members, objective, finished)
+    # Seeds that were complete before this point started were skipped: read them from the store.
+    rows = Store(config["store"]).trial_rows(["val_f1"], [m.key for m in members])
+    for m in members:
+        row = rows.get(m.key)
+        values[m.key] = row["val_f1"] if row is not None and row["status"] == TrialStatus.OK.value else None
+    tune.report({**objective(), "point_done": 1, "member": 0, "trial_key": members[0].key})
+
+
+def _train_members(config: dict[str, Any], members: list[TrialConfig],
+                   extra: Callable[[], dict[str, Any]] = dict,
+                   finished: Callable[[TrialResult], None] = lambda result: None) -> None:
+    """Train the members not yet complete and write each one's rows to the store; ``extra``
+    adds metrics to every report, ``finished`` sees every result once it is written."""
     torch.set_num_threads(int(config.get("threads", 1)))
     faults = Faults.from_env()
     store = Store(config["store"])
-    members = [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])]
     index = {cfg.key: i for i, cfg in enumerate(members)}
     restored: Optional[dict[str, Any]] = None
     checkpoint = tune.get_checkpoint()
@@ -115,7 +150,7 @@ def bundle_trainable(config: dict[str, Any]) -> None:
         def report(metrics: dict[str, float], make_checkpoint: Any, keys: list[str] = keys,
                    attempt: int = attempt, last: dict[str, Any] = last) -> None:
             last["state"] = make_checkpoint()
-            _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys)},
+            _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys), **extra()},
                              {"keys": keys, "state": last["state"], "attempts": attempt})
             for key in keys:
                 faults.maybe_raise(key, int(metrics["epoch"]), attempt)
@@ -126,7 +161,7 @@ def bundle_trainable(config: dict[str, Any]) -> None:
             if attempt < int(config.get("max_failures", 0)):
                 # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,
                 # which holds the unit's last progress and its attempt count.
-                _save_and_report({"member": index[keys[0]], "trial_key": keys[0], "retrying": 1},
+                _save_and_report({"member": index[keys[0]], "trial_key": keys[0], "retrying": 1, **extra()},
                                  {"keys": keys, "state": last["state"], "attempts": attempt + 1})
                 raise
             results = [failed_result(cfg, exc) for cfg in unit]
@@ -134,8 +169,19 @@ def bundle_trainable(config: dict[str, Any]) -> None:
             if faults.kill_in_write is not None:
                 store.before_commit = faults.write_hook(len(store.completed_keys()))
             store.write_result(result, config["sweep"], config["provenance"])
-            tune.report({"member": index[result.key], "trial_key": result.key,
-                         "member_status": result.status.value, "member_wall_s": result.wall_s})
+            finished(result)
+            tune.report({"member": index[result.key], "trial_key": result.key, "member_status": result.status.value,
+                         "member_wall_s": result.wall_s, **extra()})
+
+
+def members_of(config: dict[str, Any]) -> list[TrialConfig]:
+    """The trials one Ray trial trains: a bundle's members, or a search point's seeds."""
+    if "bundle" in config:
+        return [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])]
+    from orchestrator.search import at_point
+
+    templates = [TrialConfig.from_dict(d) for d in json.loads(config["templates"])]
+    return at_point(templates, float(config["lam1"]), float(config["lam2"]))
 
 
 # -- driver side ------------------------------------------------------------------------------
@@ -148,13 +194,25 @@ class Progress(tune.Callback):
     skipped: int
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "diverged": 0})
     started: float = field(default_factory=time.monotonic)
+    points: int = 0
+    """Search points finished (a search's trial is one point, its seeds the members)."""
+    best: float = float("-inf")
 
     def __post_init__(self) -> None:
         super().__init__()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        member = json.loads(trial.config["bundle"])[result["member"]]
-        what = " ".join(f"{k}={member[k]}" for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if member.get(k) is not None)
+        member = members_of(trial.config)[result["member"]]
+        what = " ".join(f"{k}={member.to_dict()[k]:g}" if isinstance(member.to_dict()[k], float) else f"{k}={member.to_dict()[k]}"
+                        for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if member.to_dict().get(k) is not None)
+        if result.get("point_done"):
+            self.points += 1
+            from orchestrator.search import OBJECTIVE
+
+            self.best = max(self.best, float(result[OBJECTIVE]))
+            print(f"point {self.points}: {what.replace(f' seed={member.seed}', '')} mean val_f1 {result[OBJECTIVE]:.4f} "
+                  f"(best so far {self.best:.4f})", flush=True)
+            return
         if result.get("retrying"):
             print(f"retry    {result['trial_key']} {what}: failed, continuing from its last checkpoint", flush=True)
             return
@@ -258,47 +316,92 @@ def _ray_max_failures(plan_bundles: Any, max_failures: int) -> int:
     return max_failures * largest + max_failures
 
 
-def _trainable(resources: dict[str, float]) -> Any:
-    return tune.with_resources(bundle_trainable, resources)
+TRAINABLES = {"bundle": bundle_trainable, "search": search_trainable}
+"""What a Ray trial of each kind of sweep runs (the sidecar file records the kind)."""
+
+
+def _trainable(resources: dict[str, float], kind: str = "bundle") -> Any:
+    return tune.with_resources(TRAINABLES[kind], resources)
+
+
+def _fixed_params(store: Store, options: RunOptions) -> dict[str, Any]:
+    """The part of every Ray trial's config that is the same for the whole sweep."""
+    return {
+        "store": os.path.abspath(store.url) if store.local else store.url,
+        "sweep": options.sweep,
+        "force_since": options.force_since,
+        "provenance": run_provenance(),
+        "threads": max(1, int(options.cpus_per_trial)),
+        "data_root": options.data_root,
+        "max_failures": options.max_failures,
+    }
+
+
+def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, Any], sidecar: dict[str, Any],
+         progress: Progress, **tune_config: Any) -> Any:
+    """Start Ray, write the sweep's sidecar file (what ``resume`` needs), run the Tuner."""
+    start_ray(options.address)
+    check_store_reachable_from_cluster(store)
+    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    sidecar = {"sweep": options.sweep, "kind": kind, "resources": resources, **sidecar}
+    store.fs.makedirs(f"{store.root}/ray", exist_ok=True)
+    store.fs.pipe_file(_sidecar_path(store, options.sweep), json.dumps(sidecar).encode())
+    storage_path, storage_fs = storage_for(store)
+    tuner = tune.Tuner(
+        _trainable(resources, kind),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True, **tune_config),
+        run_config=tune.RunConfig(
+            name=options.sweep, storage_path=storage_path, storage_filesystem=storage_fs,
+            failure_config=tune.FailureConfig(max_failures=sidecar["ray_max_failures"]),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=0, callbacks=[progress],
+        ),
+    )
+    grid = tuner.fit()
+    record_lost_members(grid, store, options.sweep)
+    return grid
 
 
 def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, int]:
     """Run the plan's bundles on Ray and return the final status counts of the planned trials."""
     if plan.bundles:
-        start_ray(options.address)
-        check_store_reachable_from_cluster(store)
-        store_url = os.path.abspath(store.url) if store.local else store.url
-        resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
-        param_space = {
-            "bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
-            "store": store_url,
-            "sweep": options.sweep,
-            "force_since": options.force_since,
-            "provenance": run_provenance(),
-            "threads": max(1, int(options.cpus_per_trial)),
-            "data_root": options.data_root,
-            "max_failures": options.max_failures,
-        }
-        storage_path, storage_fs = storage_for(store)
-        sidecar = {"sweep": options.sweep, "keys": [c.key for c in plan.planned], "resources": resources,
+        param_space = {"bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
+                       **_fixed_params(store, options)}
+        sidecar = {"keys": [c.key for c in plan.planned],
                    "ray_max_failures": _ray_max_failures(plan.bundles, options.max_failures)}
-        store.fs.makedirs(f"{store.root}/ray", exist_ok=True)
-        store.fs.pipe_file(_sidecar_path(store, options.sweep), json.dumps(sidecar).encode())
-        progress = Progress(total=len(plan.to_run), skipped=len(plan.complete))
-        tuner = tune.Tuner(
-            _trainable(resources),
-            param_space=param_space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=options.sweep, storage_path=storage_path, storage_filesystem=storage_fs,
-                failure_config=tune.FailureConfig(max_failures=sidecar["ray_max_failures"]),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                verbose=0, callbacks=[progress],
-            ),
-        )
-        grid = tuner.fit()
-        record_lost_members(grid, store, options.sweep)
+        _fit(store, options, "bundle", param_space, sidecar, Progress(total=len(plan.to_run), skipped=len(plan.complete)))
     return status_counts(store, [c.key for c in plan.planned])
+
+
+def run_search(spec: Any, templates: list[TrialConfig], history: Any, store: Store, options: RunOptions) -> dict[str, int]:
+    """Run the points of a search (``orchestrator.search``) that it still owes: ``num_samples``
+    less those it evaluated before; Optuna's TPE proposes them, starting from ``history``.
+    Returns the status counts of every trial of this search."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from orchestrator.search import OBJECTIVE, build_optuna_study, search_space
+
+    remaining = spec.num_samples - history.own_done
+    if remaining > 0:
+        study = build_optuna_study(spec, history)
+        searcher = OptunaSearch(space=search_space(spec), metric=OBJECTIVE, mode="max", sampler=study.sampler,
+                                storage=study._storage, study_name=spec.sweep)
+        param_space = {"templates": json.dumps([t.to_dict() for t in templates]), **_fixed_params(store, options)}
+        sidecar = {"search": {"dataset": spec.dataset, "budget": spec.budget},
+                   "ray_max_failures": _ray_max_failures([templates], options.max_failures)}
+        _fit(store, options, "search", param_space, sidecar,
+             Progress(total=remaining * len(templates), skipped=0), search_alg=searcher, num_samples=remaining)
+    return search_counts(store, options.sweep)
+
+
+def search_counts(store: Store, sweep: str) -> dict[str, int]:
+    """Status counts of the trials a search (its sweep name) recorded."""
+    counts = {"ok": 0, "failed": 0, "diverged": 0, "missing": 0}
+    for row in store.trial_rows(["sweep"]).values():
+        if row["sweep"] == sweep:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
 
 
 def known_sweeps(store: Store) -> list[str]:
@@ -323,10 +426,14 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tup
     if not tune.Tuner.can_restore(restore_path, storage_filesystem=storage_fs):
         raise UsageError(f"sweep {sweep!r} has no restorable Ray experiment state in {store.url!r}; "
                          "run `isosweep run` again instead: it skips every completed trial")
-    tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"]), resume_unfinished=True,
+    kind = sidecar.get("kind", "bundle")
+    tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"], kind), resume_unfinished=True,
                                resume_errored=True, storage_filesystem=storage_fs)
     grid = tuner.fit()
     record_lost_members(grid, store, sweep)
+    if kind == "search":
+        counts = search_counts(store, sweep)
+        return counts, sum(counts.values())
     return status_counts(store, sidecar["keys"]), len(sidecar["keys"])
 
 
@@ -347,10 +454,9 @@ def record_lost_members(grid: Any, store: Store, sweep: str) -> None:
         return
     states = store.trial_states()
     for result in errored:
-        if not result.config or "bundle" not in result.config:
+        if not result.config or not ({"bundle", "templates"} & set(result.config)):
             continue
-        for member in json.loads(result.config["bundle"]):
-            cfg = TrialConfig.from_dict(member)
+        for cfg in members_of(result.config):
             if cfg.key not in states:
                 store.write_result(failed_result(cfg, f"Ray trial failed: {result.error}"), sweep, run_provenance())
 

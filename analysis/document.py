@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence, Union
 
+import pandas as pd
+
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
 
@@ -234,6 +236,8 @@ def check_unique_names(doc: Document) -> None:
 def plain_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
     """Rows as tuples of plain Python values (NumPy scalars converted)."""
     def plain(v: Any) -> Any:
+        if v is pd.NA:  # the missing value of pandas' nullable columns (integers with a NULL)
+            return None
         if hasattr(v, "item") and not isinstance(v, (str, bytes)):
             v = v.item()
         if isinstance(v, float) and math.isnan(v):

@@ -1,9 +1,10 @@
 -- Anomaly detection (METHOD.md 5.3), per budget and data set: mean (SD) over seeds of the test
 -- precision, recall and F1 at the paper's (lambda1, lambda2), and at the grid point with the best
--- mean validation F1 (chosen without looking at the test half; only points with the most seeds
--- compete), beside the no-model reference (distance to the mean of the normal training rows) and
--- the published numbers, which are cited, not computed here: the paper's mean F1 over 20 seeds at
--- its chosen point (table 5), and RaDOGAGA's, the previous best.
+-- mean validation F1, chosen without looking at the test half (only points of the planned grid
+-- with the most seeds compete; grid_points_compared says how many; a search's points are in
+-- @anomaly_search). Beside them: the no-model reference (distance to the mean of the normal
+-- training rows) and the published numbers, which are cited, not computed here: the paper's mean
+-- F1 over 20 seeds at its chosen point (table 5), and RaDOGAGA's, the previous best.
 WITH cited(dataset, paper_lam1, paper_lam2, paper_f1_cited, radogaga_f1_cited) AS (
     VALUES ('kddcup', 30000.0::DOUBLE, 6000.0::DOUBLE, 0.964::DOUBLE, 0.964::DOUBLE),
            ('kddcup_rev', 30000.0, 6000.0, 0.988, 0.987),
@@ -20,18 +21,22 @@ WITH cited(dataset, paper_lam1, paper_lam2, paper_f1_cited, radogaga_f1_cited) A
     FROM trials
     WHERE study = 'anomaly' AND status = 'ok'
     GROUP BY ALL
+), on_grid AS (
+    SELECT pp.* FROM per_point pp
+    WHERE EXISTS (SELECT 1 FROM planned g WHERE g.plan = 'anomaly' AND g.budget = pp.budget
+                  AND g.dataset = pp.dataset AND g.lam1 = pp.lam1 AND g.lam2 = pp.lam2)
 ), best AS (
-    SELECT * FROM (
-        SELECT *, max(seeds) OVER (PARTITION BY budget, dataset) AS most_seeds FROM per_point
+    SELECT *, count(*) OVER (PARTITION BY budget, dataset) AS compared FROM (
+        SELECT *, max(seeds) OVER (PARTITION BY budget, dataset) AS most_seeds FROM on_grid
     ) WHERE seeds = most_seeds
     QUALIFY row_number() OVER (PARTITION BY budget, dataset ORDER BY vf DESC NULLS LAST, f_sd, lam1, lam2) = 1
 ), picked AS (
-    SELECT 'paper point' AS point, p.*
+    SELECT 'paper point' AS point, p.*, NULL::BIGINT AS compared
     FROM per_point p JOIN cited c ON p.dataset = c.dataset AND p.lam1 = c.paper_lam1 AND p.lam2 = c.paper_lam2
     UNION ALL BY NAME
     SELECT 'best validation F1' AS point, * EXCLUDE (most_seeds) FROM best
 )
-SELECT k.budget, k.dataset, k.point, k.lam1, k.lam2, k.seeds, k.epochs,
+SELECT k.budget, k.dataset, k.point, k.lam1, k.lam2, k.seeds, k.epochs, k.compared AS grid_points_compared,
        printf('%.3f', k.p) || coalesce(printf(' (%.3f)', k.p_sd), '') AS precision,
        printf('%.3f', k.r) || coalesce(printf(' (%.3f)', k.r_sd), '') AS recall,
        printf('%.3f', k.f) || coalesce(printf(' (%.3f)', k.f_sd), '') AS f1,

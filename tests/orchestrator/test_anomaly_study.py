@@ -90,3 +90,24 @@ def test_smoke_grid_end_to_end(anomaly_store):
     again = isosweep("run", "anomaly-paper", "--budget", "smoke", "--data-root", str(root), "--store", str(store),
                      "--dry-run").stdout
     assert "4 trials planned, 2 already complete, 2 to run" in again
+
+
+def test_report_has_the_summary_and_one_heatmap_per_data_set(anomaly_store, tmp_path):
+    import csv
+
+    _, store, _ = anomaly_store
+    out = tmp_path / "report"
+    isosweep("report", "anomaly", "--store", str(store), "--out", str(out))
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == [f"f1_heatmap_{d}.png" for d in sorted(("kddcup", "kddcup_rev", "thyroid", "arrhythmia"))]
+    assert all((out / "figures" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
+    with open(out / "tables" / "anomaly_summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    best = {r["dataset"]: r for r in summary if r["point"] == "best validation F1"}
+    assert len(best) == 4 and {r["grid_points_compared"] for r in best.values()} == {"4"}
+    grid = [json.loads(line) for line in isosweep("query", "@anomaly_grid", "--store", str(store),
+                                                  "--format", "json").stdout.splitlines()]
+    for dataset, row in best.items():
+        top = max(g["val_f1"] for g in grid if g["dataset"] == dataset)
+        assert abs(float(row["val_f1"]) - top) < 1e-3  # chosen on validation F1, never on test F1
+    assert "F1 over the (lambda1, lambda2) grid" in (out / "report.md").read_text()

@@ -1,0 +1,99 @@
+"""Figures of the anomaly-detection study (METHOD.md 5.3), drawn from the rows of the named queries
+``anomaly_grid`` and ``anomaly_search``, on the Agg canvas like every figure of the report."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.figures import _empty, _new_figure
+
+
+def _cell_text(value: float) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float, float]] = None,
+               best_point: Optional[tuple[float, float]] = None,
+               searched: Optional[pd.DataFrame] = None) -> Figure:
+    """Mean test F1 over seeds on the (lambda1, lambda2) grid of one data set, each cell labelled
+    with its value; the paper's point framed in black, the grid point with the best mean validation
+    F1 marked with a star. A second panel shows the mean validation F1 (what selection sees), with
+    a search's points, where given, as dots placed by their lambdas on the same log scale."""
+    fig = _new_figure(11.0, 4.6)
+    axes = fig.subplots(1, 2)
+    if grid.empty:
+        for ax in axes:
+            _empty(ax)
+        fig.suptitle(title)
+        return fig
+    lam1 = sorted(grid["lam1"].unique())
+    lam2 = sorted(grid["lam2"].unique())
+    for ax, column, label in ((axes[0], "f1", "test F1 (mean over seeds)"),
+                              (axes[1], "val_f1", "validation F1 (mean over seeds)")):
+        values = np.full((len(lam2), len(lam1)), np.nan)
+        for row in grid.itertuples(index=False):
+            values[lam2.index(row.lam2), lam1.index(row.lam1)] = getattr(row, column)
+        finite = values[np.isfinite(values)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        image = ax.imshow(values, origin="lower", cmap="viridis", vmin=low, vmax=max(high, low + 1e-6),
+                          aspect="auto")
+        for i in range(len(lam2)):
+            for j in range(len(lam1)):
+                text = _cell_text(values[i, j])
+                if text:
+                    bright = np.isfinite(values[i, j]) and values[i, j] > (low + high) / 2
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if bright else "white")
+        ax.set_xticks(range(len(lam1)), [f"{v:g}" for v in lam1], fontsize=8)
+        ax.set_yticks(range(len(lam2)), [f"{v:g}" for v in lam2], fontsize=8)
+        ax.set_xlabel("lambda1 (transform loss weight)")
+        ax.set_ylabel("lambda2 (coding loss weight, 1/beta)")
+        ax.set_title(label, fontsize=10)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        if paper_point is not None and paper_point[0] in lam1 and paper_point[1] in lam2:
+            j, i = lam1.index(paper_point[0]), lam2.index(paper_point[1])
+            ax.add_patch(_frame_patch(j, i))
+        if best_point is not None and best_point[0] in lam1 and best_point[1] in lam2:
+            j, i = lam1.index(best_point[0]), lam2.index(best_point[1])
+            ax.plot([j], [i + 0.32], marker="*", markersize=11, color="#d62728", markeredgecolor="white")
+    if searched is not None and not searched.empty:
+        _overlay_search(axes[1], searched, lam1, lam2)
+    fig.suptitle(title + "  (black frame: paper's point; red star: best validation F1 on the grid)", fontsize=10)
+    return fig
+
+
+def _frame_patch(j: int, i: int):  # type: ignore[no-untyped-def]
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.2)
+
+
+def _log_position(value: float, ticks: Sequence[float]) -> float:
+    """Where ``value`` falls on an axis whose integer positions hold ``ticks`` (log-spaced
+    interpolation, extrapolated linearly in log space beyond the ends)."""
+    logs = np.log(np.asarray(ticks, dtype=float))
+    if len(logs) == 1:
+        return 0.0
+    x = math.log(value)
+    k = int(np.clip(np.searchsorted(logs, x) - 1, 0, len(logs) - 2))
+    return k + (x - logs[k]) / (logs[k + 1] - logs[k])
+
+
+def _overlay_search(ax, searched: pd.DataFrame, lam1: Sequence[float], lam2: Sequence[float]) -> None:  # type: ignore[no-untyped-def]
+    xs = [_log_position(v, lam1) for v in searched["lam1"]]
+    ys = [_log_position(v, lam2) for v in searched["lam2"]]
+    inside = [(x, y, r) for x, y, r in zip(xs, ys, searched["val_rank"])
+              if -0.5 <= x <= len(lam1) - 0.5 and -0.5 <= y <= len(lam2) - 0.5]
+    if not inside:
+        return
+    ax.scatter([p[0] for p in inside], [p[1] for p in inside], s=14, color="white", edgecolors="black",
+               linewidths=0.6, label="search points")
+    best = [p for p in inside if p[2] == 1]
+    if best:
+        ax.scatter([best[0][0]], [best[0][1]], s=60, marker="D", color="#ff7f0e", edgecolors="black",
+                   label="search's choice")
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)

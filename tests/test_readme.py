@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from anomaly_files import write_anomaly_files
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +118,11 @@ def test_readme_from_a_fresh_clone(tmp_path):
     readme = (clone / "README.md").read_text()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ISOSWEEP_STORE", "VIRTUAL_ENV"))}
     env["PATH"] = f"{clone / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    # The README's anomaly commands read $ISOSWEEP_DATA, as it tells its reader to set: the real
+    # data sets where present, else small files in their formats.
+    if not env.get("ISOSWEEP_DATA"):
+        shared = REPO.parent / "shared" / "data"
+        env["ISOSWEEP_DATA"] = str(shared if shared.is_dir() else write_anomaly_files(tmp_path / "data"))
     ray = Path(sys.executable).parent / "ray"
     ran, checked = [], []
     for block in code_blocks(readme):

@@ -51,6 +51,7 @@ TRIALS = pa.schema(
         ("val_loss", pa.float64()),
         ("snapshot_epoch", pa.int32()),
         ("anomaly_ratio", pa.float64()),
+        # n_fit / n_test also count an image trial's training and held-out images (METHOD.md 5.2).
         ("n_fit", pa.int64()),
         ("n_test", pa.int64()),
         ("baseline_precision", pa.float64()),
@@ -76,6 +77,9 @@ TRIALS = pa.schema(
         ("data_hash", pa.string()),
         ("features", pa.list_(pa.string())),
         ("density_column", pa.string()),
+        # Image studies (METHOD.md 5.2): training iterations and the network.
+        ("iterations", pa.int64()),
+        ("arch", pa.string()),
         ("science_version", pa.int32()),
         ("config_json", pa.string()),
         # Provenance.

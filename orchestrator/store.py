@@ -1,7 +1,8 @@
 """The results store: per-trial Parquet files under a local folder or any fsspec URL.
 
 Layout (ARCHITECTURE.md): ``<store>/<table>/study=<study>/<trial_key>.parquet`` for the tables of
-``orchestrator.schema``. Every file is written atomically (a temporary name then a rename on local
+``orchestrator.schema``, and ``<store>/artifacts/<trial_key>/<name>`` for a trial's files (images).
+Every file is written atomically (a temporary name then a rename on local
 disks; a single PUT on object stores), and a trial's ``trials`` file is written last, so a trial is
 complete exactly when that file exists and a reader never sees half a trial.
 """
@@ -30,6 +31,8 @@ from trainers.records import TrialResult
 DEFAULT_STORE = "./results"
 # Files written by `isosweep compact` start with this; per-trial files are named by trial key.
 COMPACT_PREFIX = "compact-"
+ARTIFACTS = "artifacts"
+"""Folder of the files kept beside a trial's rows: ``<store>/artifacts/<trial_key>/<name>``."""
 
 
 def default_store_url() -> str:
@@ -149,11 +152,28 @@ class Store:
             raise UsageError(f"cannot reach store {self.url!r}: {type(exc).__name__}: {exc}") from None
 
     # -- writing -----------------------------------------------------------------------------
+    def artifact_path(self, key: str, name: str) -> str:
+        """``<store>/artifacts/<trial_key>/<name>``: a file kept beside a trial's rows."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"artifact name {name!r} must be a plain file name")
+        return f"{self.root}/{ARTIFACTS}/{key}/{name}"
+
+    def read_artifact(self, key: str, name: str) -> Optional[bytes]:
+        """The bytes of a trial's artifact, or None where it has none of that name."""
+        try:
+            with self.fs.open(self.artifact_path(key, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     def write_table(self, path: str, table: pa.Table) -> None:
         """Write one Parquet file so that no reader ever sees it half-written."""
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        data = buf.getvalue()
+        self.write_bytes(path, buf.getvalue())
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write one file so that no reader ever sees it half-written."""
         if self.local:
             directory = os.path.dirname(path)
             os.makedirs(directory, exist_ok=True)
@@ -174,8 +194,10 @@ class Store:
             self.fs.pipe_file(path, data)
 
     def write_result(self, result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> None:
-        """Write one trial's rows; its ``trials`` file last."""
+        """Write one trial's artifacts, then its rows; its ``trials`` file last."""
         tables = result_tables(result, sweep, provenance)
+        for name, data in result.artifacts.items():
+            self.write_bytes(self.artifact_path(result.key, name), data)
         for name in WRITE_ORDER:
             self.write_table(self.file_path(name, result.config.study, result.key), tables[name])
 

@@ -42,6 +42,10 @@ class Axis:
     values: tuple[Any, ...]
     kind: type = str
     """Type of the values: ``str`` axes accept only known values; ``float`` axes any positive one."""
+    in_config: bool = True
+    """Whether the values are those of the TrialConfig field ``name``. False: the values only name
+    settings that the study's ``per_value`` gives them (a variant that moves several fields
+    together, e.g. latent size, width and lambda), so that keys stay content-based."""
 
 
 # Tag of the studies that run on a user's data file (``isosweep run STUDY --data FILE``).
@@ -67,6 +71,9 @@ class Study:
     records_as: str | None = None
     """Record (and key) the trials as this study: a study that picks points of a larger one
     (``anomaly-paper`` of ``anomaly``) then shares its trials, and neither runs them twice."""
+    tie_lambdas: bool = False
+    """Decomposed-form trials weigh both terms with the point's ``lam``: lam1 = lam2 = lam (CelebA,
+    METHOD.md 2); conventional ones keep ``lam``."""
 
     def axis(self, name: str) -> Axis | None:
         return next((a for a in self.axes if a.name == name), None)
@@ -107,6 +114,7 @@ class Study:
         seed_values = where.pop("seed", None) or tuple(range(seeds if seeds is not None else b.seeds))
         settings = {k: where.pop(k)[0] for k in list(where) if k in SETTINGS}
         axes = [(a.name, where.get(a.name, self.axis_values(a, budget))) for a in self.axes]
+        config_names = {a.name for a in self.axes if a.in_config} | {"seed"}
         out = []
         for combo in itertools.product(*(values for _, values in axes), seed_values):
             point = dict(zip([name for name, _ in axes] + ["seed"], combo))
@@ -116,7 +124,9 @@ class Study:
                     fields.update(by_value.get(point.get(axis_name), {}))
             fields.update(settings)
             fields.update(inputs or {})
-            fields.update(point)
+            fields.update({k: v for k, v in point.items() if k in config_names})
+            if self.tie_lambdas and fields.get("form") == "decomposed":
+                fields["lam1"] = fields["lam2"] = fields.pop("lam")
             out.append(TrialConfig(study=self.records_as or self.name, budget=b.name, **fields))
         return out
 
@@ -197,6 +207,49 @@ CUSTOM_BUDGETS = {
 # n_train / n_eval do not apply: the data set's rows and the 50/50 split decide.
 _ANOMALY_FIXED = {"form": "decomposed", "loss": "se", "n_train": 0, "n_eval": 0}
 
+# -- image bottleneck studies (METHOD.md 5.2) ---------------------------------------------------
+
+# A variant moves latent size, width and lambda together (the paper's pairs, not a cross product).
+MNIST_VARIANTS: dict[str, dict[str, Any]] = {
+    "n32": {"latent_dim": 32, "lam": 2000.0},
+    "n64": {"latent_dim": 64, "lam": 10000.0},
+}
+CELEBA_VARIANTS: dict[str, dict[str, Any]] = {
+    "n32": {"latent_dim": 32, "hidden": (1024,), "lam": 1000.0},
+    "n256": {"latent_dim": 256, "hidden": (2048,), "lam": 10000.0},
+}
+_IMAGE_TRAINING = {"lr": 1e-3, "lr_schedule": "constant"}
+_MNIST_FIXED = {**_IMAGE_TRAINING, "dataset": "mnist", "loss": "bce", "form": "conventional", "arch": "mlp_sigmoid",
+                "hidden": (1024, 1024), "activation": "relu"}
+_CELEBA_FIXED = {**_IMAGE_TRAINING, "dataset": "celeba", "loss": "ssim", "arch": "conv_gdn"}
+
+# n_train and n_eval cap the training images (the first of the training file, or of the folder
+# less the held-out ones) and the held-out images measured.
+MNIST_BUDGETS = {
+    b.name: b
+    for b in (
+        Budget("smoke", {"iterations": 20, "batch_size": 32, "n_train": 256, "n_eval": 16}, 1,
+               "20 iterations on at most 256 images; for tests"),
+        Budget("quick", {"iterations": 12_000, "batch_size": 256, "n_train": 60_000, "n_eval": 2_000}, 1,
+               "12,000 iterations (51 epochs) of batch 256; about 20 min per variant on one CPU core, "
+               "both variants together in about 25 min on two"),
+        Budget("paper", {"iterations": 50_000, "batch_size": 256, "n_train": 60_000, "n_eval": 10_000}, 1,
+               "the paper's budget: batch 256, 50,000 iterations, Adam 1e-3 (section 5.2)"),
+    )
+}
+CELEBA_BUDGETS = {
+    b.name: b
+    for b in (
+        Budget("smoke", {"iterations": 4, "batch_size": 8, "n_train": 24, "n_eval": 1}, 1,
+               "4 iterations of batch 8 on at most 24 images; for tests"),
+        Budget("quick", {"iterations": 20_000, "batch_size": 64, "n_train": 162_770, "n_eval": 500}, 1,
+               "20,000 iterations of batch 64 on the official training partition: for a GPU "
+               "(--gpus-per-trial 1; about 1 s an iteration on one CPU core)"),
+        Budget("paper", {"iterations": 300_000, "batch_size": 64, "n_train": 162_770, "n_eval": 1_000}, 1,
+               "the paper's budget: batch 64, 300,000 iterations, Adam 1e-3 (section 5.2); for a GPU"),
+    )
+}
+
 STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
@@ -238,6 +291,27 @@ STUDIES: dict[str, Study] = {
             records_as="anomaly",
         ),
         Study(
+            "mnist",
+            "MNIST bottleneck: MLP VAE, BCE, conventional form; variants n32 (n=32, lambda 2000) and n64 "
+            "(n=64, lambda 10000) (METHOD.md 5.2)",
+            (Axis("variant", tuple(MNIST_VARIANTS), in_config=False),),
+            _MNIST_FIXED,
+            MNIST_BUDGETS,
+            tags=("images", "needs-data"),
+            per_value={"variant": MNIST_VARIANTS},
+        ),
+        Study(
+            "celeba",
+            "CelebA bottleneck: conv VAE with GDN, SSIM, conventional and decomposed (lambda1 = lambda2 = lambda); "
+            "variants n32 (n=32, H=1024, lambda 1000) and n256 (n=256, H=2048, lambda 10000) (METHOD.md 5.2)",
+            (Axis("variant", tuple(CELEBA_VARIANTS), in_config=False), Axis("form", ("conventional", "decomposed"))),
+            _CELEBA_FIXED,
+            CELEBA_BUDGETS,
+            tags=("images", "needs-data"),
+            per_value={"variant": CELEBA_VARIANTS},
+            tie_lambdas=True,
+        ),
+        Study(
             "custom",
             "the toy ablation on your own data (--data FILE): 3 losses x 10 lambdas, MLP sized to the features",
             (Axis("loss", ("se", "dconv", "uconv")), Axis("lam", TOY_LAMBDAS, float)),
@@ -257,11 +331,15 @@ def get_study(name: str) -> Study:
 
 def check_inputs(configs: Sequence[TrialConfig], root: str | None) -> None:
     """Check, before anything is planned or started, that the files the trials read exist and
-    have the expected format (the anomaly data sets under the data root); UsageError otherwise."""
-    from trainers.data.anomaly import DataError, check_files
+    have the expected format (the anomaly and image data sets under the data root); UsageError
+    otherwise."""
+    from trainers.data.anomaly import check_files
+    from trainers.data.errors import DataError
+    from trainers.data.images import check_image_files
 
     try:
         check_files([c.dataset for c in configs], root)
+        check_image_files(configs, root)
     except DataError as exc:
         raise UsageError(str(exc)) from None
 

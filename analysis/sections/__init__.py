@@ -8,7 +8,7 @@ Every report starts with :func:`analysis.sections.common.overview`.
 from __future__ import annotations
 
 from analysis.context import SectionFn
-from analysis.sections import common, custom, images, toy
+from analysis.sections import anomaly, common, custom, images, toy
 
 FIRST: tuple[SectionFn, ...] = (common.overview,)
 """Sections of every report, before the study's own."""
@@ -17,6 +17,8 @@ SECTIONS: dict[str, tuple[SectionFn, ...]] = {
     "toy": toy.TOY_SECTIONS,
     "toy-latent5": toy.LATENT5_SECTIONS,
     "custom": custom.CUSTOM_SECTIONS,
+    "anomaly": anomaly.ANOMALY_SECTIONS,
+    "anomaly-paper": anomaly.ANOMALY_SECTIONS,
     "mnist": images.IMAGE_SECTIONS,
     "celeba": images.IMAGE_SECTIONS,
 }

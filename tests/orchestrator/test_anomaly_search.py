@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,14 @@ def test_a_search_killed_mid_write_is_finished_by_resume(tmp_path, data_root):
     assert len({(r["lam1"], r["lam2"]) for r in after}) == 3
     runs = {r["trial_key"]: r["run_id"] for r in after}
     assert all(runs[r["trial_key"]] == r["run_id"] for r in before)  # nothing finished was run again
+    # The restored searcher kept its history: the point finished before the kill is among the
+    # complete trials of its Optuna study, with the mean validation F1 the store holds.
+    newest = max((store / "ray" / SWEEP).glob("searcher-state-*.pkl"))  # named by the session's start time
+    with open(newest, "rb") as f:
+        told = {(t.params["lam1"], t.params["lam2"]): t.value for t in pickle.load(f)["_ot_study"].trials
+                if t.state.name == "COMPLETE"}
+    first = (before[0]["lam1"], before[0]["lam2"])
+    assert len(told) == 3 and told[first] == pytest.approx(point_objective(r["val_f1"] for r in before))
     again = _search(store, data_root, "--num-samples", "3", "--seeds", "2")
     assert "3 done, 0 to run" in again.stdout
     assert os.path.exists(store / "ray" / f"{SWEEP}.isosweep.json")

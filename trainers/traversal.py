@@ -20,6 +20,8 @@ VALUES = tuple(float(v) for v in np.linspace(-2.0, 2.0, 9))
 MAX_ROWS = 16
 GAP = 2
 """Pixels between tiles (white); three times as many after the input column."""
+MIN_SIDE = 56
+"""Tiles are drawn at least this large (MNIST's 28 pixels doubled), so that a viewer sees the digits."""
 
 
 def traversal_tiles(model: VAE, x: torch.Tensor, dims: Sequence[int], image_shape: tuple[int, int, int],
@@ -37,7 +39,12 @@ def traversal_tiles(model: VAE, x: torch.Tensor, dims: Sequence[int], image_shap
 
 
 def grid_image(tiles: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """The tiles (rows, cols, H, W, C) and the input (H, W, C) as one uint8 picture on white."""
+    """The tiles (rows, cols, H, W, C) and the input (H, W, C) as one uint8 picture on white;
+    tiles smaller than ``MIN_SIDE`` are enlarged by a whole factor (nearest pixel)."""
+    factor = max(1, MIN_SIDE // tiles.shape[2])
+    if factor > 1:
+        tiles = tiles.repeat(factor, axis=2).repeat(factor, axis=3)
+        original = original.repeat(factor, axis=0).repeat(factor, axis=1)
     rows, cols, h, w, c = tiles.shape
     left = w + 3 * GAP
     canvas = np.ones((rows * h + (rows - 1) * GAP, left + cols * w + (cols - 1) * GAP, c))

@@ -160,7 +160,11 @@ def test_traversal_rows_follow_the_ranks_and_set_one_coordinate():
     from PIL import Image
 
     picture = Image.open(io.BytesIO(traversal_png(model, x, [3, 1, 2, 0], (1, 28, 28))))
-    assert picture.size == (28 + 3 * GAP + len(VALUES) * 28 + (len(VALUES) - 1) * GAP, 4 * 28 + 3 * GAP)
+    side = 2 * 28  # MNIST's tiles are drawn at twice their size
+    assert picture.size == (side + 3 * GAP + len(VALUES) * side + (len(VALUES) - 1) * GAP, 4 * side + 3 * GAP)
+    grid = np.asarray(picture, dtype=np.float64) / 255
+    row = 2 * (side + GAP)  # the third row of the picture is dim 2, the first row of ``tiles``
+    np.testing.assert_allclose(grid[row:row + side:2, -side::2], tiles[0, -1, :, :, 0], atol=1 / 255)
 
 
 def test_an_image_trial_end_to_end_and_not_fusable(tmp_path):

@@ -178,3 +178,33 @@ def test_an_image_trial_end_to_end_and_not_fusable(tmp_path):
     assert result.artifacts["traversal.png"][:8] == b"\x89PNG\r\n\x1a\n"
     diverged = run_trial(_mnist_cfg(lam=1e308), None, None, root)
     assert diverged.status == TrialStatus.DIVERGED and "iteration" in diverged.error
+
+
+def test_a_smoke_trial_on_the_real_mnist_files(shared_data):
+    if not (shared_data / "mnist").is_dir():
+        pytest.skip("no real MNIST files")
+    from orchestrator.studies import STUDIES
+
+    cfg = STUDIES["mnist"].configs("smoke")[0]
+    result = run_trial(cfg, None, None, str(shared_data))
+    assert result.status == TrialStatus.OK and result.scalars["n_fit"] == cfg.n_train
+    assert result.scalars["n_test"] == cfg.n_eval and len(result.dims) == cfg.latent_dim
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_training_runs_there_and_the_measurements_match_the_cpu(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from trainers.image import device
+
+    root = str(write_mnist(tmp_path))
+    cfg = _mnist_cfg()
+    data = load_image_data(cfg, root)
+    assert device().type == "cuda"
+    trained = train_images(cfg, data)
+    assert next(trained.model.parameters()).is_cuda
+    model = trained.model.cpu()
+    on_cpu = measure(model, cfg, data.eval, None, get_metric("bce"), device="cpu")
+    on_gpu = measure(model, cfg, data.eval, None, get_metric("bce"), device="cuda")
+    for a, b in zip(on_cpu.dims, on_gpu.dims):
+        assert a["rank"] == b["rank"] and a["norm_mean"] == pytest.approx(b["norm_mean"], rel=1e-6)

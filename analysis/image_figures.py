@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.figures import _empty, _new_figure
+from analysis.figures import _empty, _new_figure, _wide
 
 ACTIVE, INACTIVE, NORM = "#1f77b4", "#c7c7c7", "#d62728"
 
@@ -24,8 +24,9 @@ def bottleneck_figure(dims: pd.DataFrame, title: str, traversal: Optional[bytes]
     """``dims``: one trial's rows of ``image_dims`` (rank, active, sigma_inv2_mean, norm_mean,
     norm_sd); ``traversal``: the PNG of its traversal grid, or None (then a note in its place)."""
     d = dims.sort_values("rank")
-    fig = _new_figure(15, 5.2)
-    grid = fig.add_gridspec(1, 2, width_ratios=(1.45, 1.0), wspace=0.18)
+    fig = _new_figure(15, 6.0)
+    fig.subplots_adjust(left=0.9 / 15)
+    grid = fig.add_gridspec(1, 2, width_ratios=(1.6, 1.0), wspace=0.22)
     ax = fig.add_subplot(grid[0, 0])
     right = fig.add_subplot(grid[0, 1])
     fig.suptitle(title)
@@ -35,7 +36,8 @@ def bottleneck_figure(dims: pd.DataFrame, title: str, traversal: Optional[bytes]
         x = np.arange(1, len(d) + 1)
         colors = [ACTIVE if a else INACTIVE for a in d["active"]]
         ax.bar(x, d["sigma_inv2_mean"].to_numpy(float), width=0.8, color=colors)
-        ax.set_yscale("log")
+        if _wide(d["sigma_inv2_mean"]):  # a log axis where the values span decades (trained models)
+            ax.set_yscale("log")
         ax.set(xlabel="latent dimension, by rank of mean sigma^-2", ylabel="mean sigma^-2 (bars; grey: inactive)",
                xlim=(0.3, len(d) + 0.7))
         norm = ax.twinx()

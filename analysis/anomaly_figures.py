@@ -14,7 +14,7 @@ from analysis.figures import _empty, _new_figure
 
 
 def _cell_text(value: float) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
 def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float, float]] = None,
@@ -24,7 +24,8 @@ def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float
     with its value; the paper's point framed in black, the grid point with the best mean validation
     F1 marked with a star. A second panel shows the mean validation F1 (what selection sees), with
     a search's points, where given, as dots placed by their lambdas on the same log scale."""
-    fig = _new_figure(11.0, 4.6)
+    fig = _new_figure(12.5, 4.8)
+    fig.subplots_adjust(left=0.07, right=0.95, wspace=0.42)
     axes = fig.subplots(1, 2)
     if grid.empty:
         for ax in axes:
@@ -53,13 +54,14 @@ def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float
         ax.set_xlabel("lambda1 (transform loss weight)")
         ax.set_ylabel("lambda2 (coding loss weight, 1/beta)")
         ax.set_title(label, fontsize=10)
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, format="%.3f")
+        bar.ax.tick_params(labelsize=8)
         if paper_point is not None and paper_point[0] in lam1 and paper_point[1] in lam2:
             j, i = lam1.index(paper_point[0]), lam2.index(paper_point[1])
             ax.add_patch(_frame_patch(j, i))
         if best_point is not None and best_point[0] in lam1 and best_point[1] in lam2:
             j, i = lam1.index(best_point[0]), lam2.index(best_point[1])
-            ax.plot([j], [i + 0.32], marker="*", markersize=11, color="#d62728", markeredgecolor="white")
+            ax.plot([j + 0.33], [i + 0.3], marker="*", markersize=11, color="#d62728", markeredgecolor="white")
     if searched is not None and not searched.empty:
         _overlay_search(axes[1], searched, lam1, lam2)
     fig.suptitle(title + "  (black frame: paper's point; red star: best validation F1 on the grid)", fontsize=10)

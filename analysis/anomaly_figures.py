@@ -22,11 +22,13 @@ def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float
                searched: Optional[pd.DataFrame] = None) -> Figure:
     """Mean test F1 over seeds on the (lambda1, lambda2) grid of one data set, each cell labelled
     with its value; the paper's point framed in black, the grid point with the best mean validation
-    F1 marked with a star. A second panel shows the mean validation F1 (what selection sees), with
-    a search's points, where given, as dots placed by their lambdas on the same log scale."""
-    fig = _new_figure(12.5, 4.8)
-    fig.subplots_adjust(left=0.07, right=0.95, wspace=0.42)
-    axes = fig.subplots(1, 2)
+    F1 marked with a star. A second panel shows the mean validation F1 (what selection sees). Where
+    a search's points are given, a third panel places them on log axes, coloured by validation F1,
+    with the grid's extent drawn as a rectangle."""
+    panels = 3 if searched is not None and not searched.empty else 2
+    fig = _new_figure(6.25 * panels, 4.8)
+    fig.subplots_adjust(left=0.07 * 2 / panels, right=0.96, wspace=0.42)
+    axes = fig.subplots(1, panels)
     if grid.empty:
         for ax in axes:
             _empty(ax)
@@ -62,40 +64,36 @@ def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float
         if best_point is not None and best_point[0] in lam1 and best_point[1] in lam2:
             j, i = lam1.index(best_point[0]), lam2.index(best_point[1])
             ax.plot([j + 0.33], [i + 0.3], marker="*", markersize=11, color="#d62728", markeredgecolor="white")
-    if searched is not None and not searched.empty:
-        _overlay_search(axes[1], searched, lam1, lam2)
+    if panels == 3:
+        assert searched is not None
+        _search_panel(fig, axes[2], searched, lam1, lam2)
     fig.suptitle(title + "  (black frame: paper's point; red star: best validation F1 on the grid)", fontsize=10)
     return fig
+
+
+def _search_panel(fig: Figure, ax, searched: pd.DataFrame, lam1: Sequence[float], lam2: Sequence[float]) -> None:  # type: ignore[no-untyped-def]
+    """A search's points on log axes, coloured by mean validation F1; the grid's extent as a
+    dashed rectangle, the search's choice (val_rank 1) as a diamond."""
+    from matplotlib.patches import Rectangle
+
+    image = ax.scatter(searched["lam1"], searched["lam2"], c=searched["val_f1"], cmap="viridis", s=36,
+                       edgecolors="black", linewidths=0.5)
+    chosen = searched[searched["val_rank"] == 1]
+    ax.scatter(chosen["lam1"], chosen["lam2"], s=120, marker="D", facecolors="none", edgecolors="#d62728",
+               linewidths=1.6, label="search's choice (best validation F1)")
+    ax.add_patch(Rectangle((min(lam1), min(lam2)), max(lam1) - min(lam1), max(lam2) - min(lam2), fill=False,
+                           linestyle="--", edgecolor="#555", label="the grid's extent"))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("lambda1")
+    ax.set_ylabel("lambda2")
+    ax.set_title(f"search points ({len(searched)}), validation F1", fontsize=10)
+    ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, format="%.3f")
+    bar.ax.tick_params(labelsize=8)
 
 
 def _frame_patch(j: int, i: int):  # type: ignore[no-untyped-def]
     from matplotlib.patches import Rectangle
 
     return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.2)
-
-
-def _log_position(value: float, ticks: Sequence[float]) -> float:
-    """Where ``value`` falls on an axis whose integer positions hold ``ticks`` (log-spaced
-    interpolation, extrapolated linearly in log space beyond the ends)."""
-    logs = np.log(np.asarray(ticks, dtype=float))
-    if len(logs) == 1:
-        return 0.0
-    x = math.log(value)
-    k = int(np.clip(np.searchsorted(logs, x) - 1, 0, len(logs) - 2))
-    return k + (x - logs[k]) / (logs[k + 1] - logs[k])
-
-
-def _overlay_search(ax, searched: pd.DataFrame, lam1: Sequence[float], lam2: Sequence[float]) -> None:  # type: ignore[no-untyped-def]
-    xs = [_log_position(v, lam1) for v in searched["lam1"]]
-    ys = [_log_position(v, lam2) for v in searched["lam2"]]
-    inside = [(x, y, r) for x, y, r in zip(xs, ys, searched["val_rank"])
-              if -0.5 <= x <= len(lam1) - 0.5 and -0.5 <= y <= len(lam2) - 0.5]
-    if not inside:
-        return
-    ax.scatter([p[0] for p in inside], [p[1] for p in inside], s=14, color="white", edgecolors="black",
-               linewidths=0.6, label="search points")
-    best = [p for p in inside if p[2] == 1]
-    if best:
-        ax.scatter([best[0][0]], [best[0][1]], s=60, marker="D", color="#ff7f0e", edgecolors="black",
-                   label="search's choice")
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)

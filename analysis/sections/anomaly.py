@@ -68,7 +68,7 @@ def heatmaps(ctx: ReportContext) -> Optional[Section]:
     search = ctx.frame("anomaly_search")
     section.note("Left: mean test F1 over seeds at each grid point; right: mean validation F1, the only one "
                  "a selection may look at. Cells without a value have no ok trial yet. Where a search ran "
-                 "on the data set, its points are drawn on the right panel by their lambdas.")
+                 "on the data set, a third panel shows its points on log axes.")
     for dataset in ordered(grid["dataset"], ctx.axis_values("dataset")):
         part = grid[grid["dataset"] == dataset]
         if len(part) < 2:
@@ -114,7 +114,7 @@ def search_results(ctx: ReportContext) -> Optional[Section]:
     section.note(f"Per search (sweep), its {SEARCH_ROWS_SHOWN} best points by mean validation F1; val_rank 1 "
                  "is the search's choice, and its test F1 is what the search achieves. `isosweep query "
                  "@anomaly_search` lists every point.")
-    shown = df[df["val_rank"] <= SEARCH_ROWS_SHOWN]
+    shown = df[df["val_rank"] <= SEARCH_ROWS_SHOWN].sort_values(["sweep", "dataset", "val_rank"])
     section.add(_table("anomaly_search", f"Search points at budget {ctx.budget}", shown, SEARCH_COLUMNS,
                        "anomaly_search", fold_above=20))
     summary = ctx.frame("anomaly_summary")

@@ -3,7 +3,8 @@
 -- validation F1 first. `val_rank` 1 is the point the search chooses (validation F1 only: the
 -- test half is never looked at to choose); its test precision, recall and F1 (mean and SD over the
 -- point's seeds) are what the search achieves. A search is a sweep with at least one trial off the
--- study's planned grid.
+-- study's planned grid. The lambdas are shown rounded to whole numbers; the trials view has them
+-- in full.
 WITH searches AS (
     SELECT DISTINCT t.sweep
     FROM trials t
@@ -21,7 +22,7 @@ WITH searches AS (
 )
 SELECT study, sweep, budget, dataset,
        row_number() OVER (PARTITION BY sweep, budget, dataset ORDER BY vf DESC NULLS LAST, f_sd, lam1, lam2) AS val_rank,
-       round(lam1, 1) AS lam1, round(lam2, 1) AS lam2, seeds, epochs,
+       round(lam1) AS lam1, round(lam2) AS lam2, seeds, epochs,
        round(vf, 4) AS val_f1,
        round(f, 4) AS f1, round(f_sd, 4) AS f1_sd,
        round(p, 4) AS precision, round(r, 4) AS recall,

@@ -4,8 +4,9 @@ Every ```bash block of README.md is taken in order and each command in it is:
 
 - run as written in the clone, in one bash script per block (so `S=...` then `$S` work), with the
   clone's `.venv/bin` first on PATH as the README asks (`make demo` creates that environment);
-- `isosweep run ... --budget paper`: planned with `--dry-run` appended (the run itself takes
-  about 9 minutes per two trials here); set ISOSWEEP_README_FULL=1 to run it as written;
+- `isosweep run ... --budget paper`, and the anomaly runs at `--budget quick`: planned with
+  `--dry-run` appended (the runs themselves take about 9 minutes per two toy trials, and 35
+  minutes for the Thyroid grid and search); set ISOSWEEP_README_FULL=1 to run them as written;
 - `make test` / `make test-slow`: checked with `make -n` (this test is itself part of them);
 - a command on a cluster (`ray ...`) or an object store (`s3://`, `gs://`) cannot run here: its
   `isosweep` part (also inside `ray exec '...'` and `ray job submit -- ...`) is parsed by the CLI's
@@ -105,7 +106,8 @@ def prepare(command: str) -> str | None:
     argv = words(command)
     if argv[:2] in (["make", "test"], ["make", "test-slow"]):
         return f"make -n {argv[1]} >/dev/null"
-    if argv and argv[0].endswith("isosweep") and argv[1:2] == ["run"] and "paper" in argv \
+    long_run = "paper" in argv or ("quick" in argv and argv[2:3] == ["anomaly"])
+    if argv and argv[0].endswith("isosweep") and argv[1:2] == ["run"] and long_run \
             and not os.environ.get("ISOSWEEP_README_FULL"):
         return shlex.join([*argv, "--dry-run"])
     return command

@@ -97,6 +97,11 @@ def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path
     assert {r["trial_key"]: r["run_id"] for r in after if r["trial_key"] in kept} == kept
     third = _search(store, data_root, "--num-samples", "3", "--seeds", "2", "--lam-range", "2000:50000")
     assert "3 done, 0 to run" in third.stdout and len(_rows(store)) == 6
+    report = tmp_path / "report"
+    isosweep("report", "anomaly", "--store", str(store), "--out", str(report))
+    assert "## Search beyond the grid" in (report / "report.md").read_text()
+    table = (report / "tables" / "anomaly_search.csv").read_text().splitlines()
+    assert len(table) == 1 + 3 and table[1].split(",")[2] == "1"  # ranked by validation F1, best first
 
 
 def test_history_holds_complete_points_and_queues_unfinished_ones(tmp_path, data_root):

@@ -147,7 +147,7 @@ class MemberLosses:
         else:
             self.weight1 = torch.tensor([[c.lam1] for c in cfgs], dtype=dtype)
             self.weight2 = torch.tensor([[c.lam2] for c in cfgs], dtype=dtype)
-            self.transform_groups = self._groups([(c.transform_loss or c.loss, c.reduction) for c in cfgs])
+            self.transform_groups = self._groups([(c.transform_metric or c.loss, c.reduction) for c in cfgs])
 
     @staticmethod
     def _groups(names: list[tuple[str, str]]) -> list[tuple[Metric, str, Optional[Tensor]]]:

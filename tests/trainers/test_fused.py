@@ -77,3 +77,16 @@ def test_incompatible_members_are_refused():
     other = TrialConfig(dataset="mix", loss="se", lam=1, seed=0, **{**SMALL, "epochs": 3})
     with pytest.raises(ValueError, match="share architecture"):
         train_bundle([MEMBERS[0], other], [make_data(MEMBERS[0]), make_data(other)])
+
+
+def test_decomposed_members_with_a_transform_loss_fuse_exactly():
+    decomposed = {**SMALL, "epochs": 4, "form": "decomposed", "transform_metric": "l2"}
+    members = [TrialConfig(dataset="mix", loss="se", lam1=50, lam2=100, seed=0, **decomposed),
+               TrialConfig(dataset="norm", loss="dconv", lam1=200, lam2=400, seed=1, **decomposed)]
+    datas = [make_data(c) for c in members]
+    fused = train_bundle(members, datas, dtype=torch.float64)
+    for cfg, data, member in zip(members, datas, fused):
+        (alone,) = train_bundle([cfg], [data], dtype=torch.float64)
+        assert member.diverged is None and np.isfinite(member.curves[-1]["loss"])
+        for p_fused, p_alone in zip(member.model.state_dict().values(), alone.model.state_dict().values()):
+            torch.testing.assert_close(p_fused, p_alone, rtol=1e-6, atol=1e-9)

@@ -173,6 +173,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_summary(store, args.budget)
     elif user is not None and counts["ok"]:
         _print_summary(store, args.budget, "custom_summary", {"data_hash": user.data_hash})
+    elif "images" in study.tags and counts["ok"]:
+        _print_summary(store, args.budget, "image_summary", {"study": study.name},
+                       drop=("reduction", "lr_schedule", "dataset", "loss", "hidden", "trial_key"))
     return 0 if counts["ok"] == len(plan.planned) else 1
 
 
@@ -218,12 +221,12 @@ def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any
 
 
 def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: dict[str, Any] | None = None,
-                   limit: int | None = None) -> None:
+                   limit: int | None = None, drop: Sequence[str] = ()) -> None:
     from analysis.db import run_query
     from analysis.formatting import as_table
     from analysis.queries import named_query
 
-    exclude = ", ".join(["study", *(match or {})])
+    exclude = ", ".join(dict.fromkeys(["study", *(match or {}), *drop]))
     match = {"budget": budget, **(match or {})}
     where = " AND ".join(f'"{column}" = ?' for column in match)
     tail = f" LIMIT {int(limit)}" if limit else ""

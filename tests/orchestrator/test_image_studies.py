@@ -102,6 +102,8 @@ def celeba_store(tmp_path_factory):
 def test_smoke_run_end_to_end(request, fixture, trials, dims):
     store, proc = request.getfixturevalue(fixture)
     assert f"ok {trials}, failed 0, diverged 0, missing 0 of {trials}" in proc.stdout
+    summary = proc.stdout.split(f"missing 0 of {trials}", 1)[1]  # the run's closing @image_summary table
+    assert "n_active" in summary and "norm_active" in summary and f"({trials} rows)" in summary
     (row,) = _query(store, "select count(*) as n, count(*) filter (where status = 'ok' and steps = iterations "
                     "and n_test > 0 and transform_loss > 0 and arch is not null) as good, "
                     "(select count(*) from dims) as dims, (select count(*) from curves) as curves from trials")

@@ -24,10 +24,9 @@ import io
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-import fsspec
 import numpy as np
 
-from trainers.data.errors import DataError
+from trainers.data.errors import DataError, require_root, root_fs
 
 KDD_REV_STREAM = 7
 
@@ -96,26 +95,11 @@ def minmax(x: np.ndarray) -> np.ndarray:
 
 # -- files --------------------------------------------------------------------------------------
 
-def _fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    try:
-        fs, base = fsspec.core.url_to_fs(root)
-    except (ImportError, ValueError) as exc:
-        raise DataError(f"cannot open data root {root!r}: {exc}") from None
-    return fs, base.rstrip("/")
-
-
-def _require_root(root: Optional[str], name: str) -> str:
-    if not root:
-        raise DataError(f"data set {name!r} is read from a data root: pass --data-root DIR (or set ISOSWEEP_DATA) "
-                        f"to a folder holding {' or '.join(ANOMALY_DATASETS[name].files)}")
-    return root
-
-
 def find_file(name: str, root: Optional[str]) -> str:
     """The path (under ``root``) of data set ``name``'s file; DataError naming it when missing."""
     spec = ANOMALY_DATASETS[name]
-    root = _require_root(root, name)
-    fs, base = _fs(root)
+    root = require_root(root, name, " or ".join(spec.files))
+    fs, base = root_fs(root)
     try:
         if not fs.exists(base):
             raise DataError(f"data root {root!r} does not exist; pass the folder that holds {spec.files[0]} with --data-root")
@@ -134,7 +118,7 @@ def find_file(name: str, root: Optional[str]) -> str:
 
 
 def _read_bytes(path: str, root: str) -> bytes:
-    fs, _ = _fs(root)
+    fs, _ = root_fs(root)
     with fs.open(path, "rb") as f:
         return f.read()
 
@@ -271,7 +255,7 @@ def check_files(names: Iterable[str], root: Optional[str]) -> None:
 
 def _check_kdd_head(path: str, root: str, lines: int = 5) -> None:
     """A cheap check of a KDD file's first rows (the full file is checked when it is read)."""
-    fs, _ = _fs(root)
+    fs, _ = root_fs(root)
     with fs.open(path, "rb") as f:
         head = f.read(1 << 16)
     if head[:2] == b"\x1f\x8b":

@@ -245,3 +245,10 @@ def plain_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
         return v
 
     return tuple(tuple(plain(v) for v in row) for row in rows)
+
+
+def frame_table(name: str, caption: str, df: pd.DataFrame, columns: Sequence[str] | None, source: str,
+                fold_above: int = 0) -> Table:
+    """A table of the DataFrame's ``columns`` (those it has, in that order; None: all of them)."""
+    present = [c for c in (columns if columns is not None else df.columns) if c in df.columns]
+    return Table(name, caption, tuple(present), plain_rows(df[present].itertuples(index=False)), source, fold_above)

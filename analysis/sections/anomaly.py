@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis import anomaly_figures
 from analysis.context import ReportContext, ordered
-from analysis.document import Figure, Section, Table, plain_rows
+from analysis.document import Figure, Section, frame_table
 from analysis.figures import png_bytes
 from orchestrator.studies import ANOMALY_PAPER_POINT
 
@@ -22,12 +22,6 @@ SUMMARY_COLUMNS = ("dataset", "point", "lam1", "lam2", "seeds", "grid_points_com
 SEARCH_COLUMNS = ("sweep", "dataset", "val_rank", "lam1", "lam2", "seeds", "val_f1", "f1", "f1_sd", "precision",
                   "recall")
 SEARCH_ROWS_SHOWN = 5
-
-
-def _table(name: str, caption: str, df: pd.DataFrame, columns: tuple[str, ...], source: str,
-           fold_above: int = 0) -> Table:
-    present = [c for c in columns if c in df.columns]
-    return Table(name, caption, tuple(present), plain_rows(df[present].itertuples(index=False)), source, fold_above)
 
 
 def detection_summary(ctx: ReportContext) -> Section:
@@ -49,8 +43,8 @@ def detection_summary(ctx: ReportContext) -> Section:
         section.note(f"Only one grid point has trials for {', '.join(sorted(alone['dataset']))}: no best grid point "
                      "to choose there yet (run the grid: isosweep run anomaly).")
     df = df.drop(alone.index)
-    section.add(_table("anomaly_summary", f"Anomaly detection at budget {ctx.budget}", df, SUMMARY_COLUMNS,
-                       "anomaly_summary"))
+    section.add(frame_table("anomaly_summary", f"Anomaly detection at budget {ctx.budget}", df, SUMMARY_COLUMNS,
+                            "anomaly_summary"))
     few = sorted(set(df.loc[df["seeds"] < 20, "dataset"]))
     if few:
         section.note(f"Fewer than the paper's 20 seeds for {', '.join(few)}: per-seed SD is 0.04-0.08, so "
@@ -99,9 +93,9 @@ def snapshot_selection(ctx: ReportContext) -> Optional[Section]:
     section.note("Each run keeps 10 snapshots; the trials use the one with the lowest validation loss. The "
                  "other rules show what the choice costs or gains; `best test F1` peeks at the test labels "
                  "and is an upper bound, never a result.")
-    section.add(_table("anomaly_selection", f"Test F1 by snapshot rule at budget {ctx.budget}", at_paper,
-                       ("dataset", "lam1", "lam2", "rule", "seeds", "f1", "f1_sd", "mean_epoch"),
-                       "anomaly_selection"))
+    section.add(frame_table("anomaly_selection", f"Test F1 by snapshot rule at budget {ctx.budget}", at_paper,
+                            ("dataset", "lam1", "lam2", "rule", "seeds", "f1", "f1_sd", "mean_epoch"),
+                            "anomaly_selection"))
     return section
 
 
@@ -115,8 +109,8 @@ def search_results(ctx: ReportContext) -> Optional[Section]:
                  "is the search's choice, and its test F1 is what the search achieves. `isosweep query "
                  "@anomaly_search` lists every point.")
     shown = df[df["val_rank"] <= SEARCH_ROWS_SHOWN].sort_values(["sweep", "dataset", "val_rank"])
-    section.add(_table("anomaly_search", f"Search points at budget {ctx.budget}", shown, SEARCH_COLUMNS,
-                       "anomaly_search", fold_above=20))
+    section.add(frame_table("anomaly_search", f"Search points at budget {ctx.budget}", shown, SEARCH_COLUMNS,
+                            "anomaly_search", fold_above=20))
     summary = ctx.frame("anomaly_summary")
     for row in df[df["val_rank"] == 1].itertuples(index=False):
         grid_best = summary[(summary["dataset"] == row.dataset) & (summary["point"] == "best validation F1")]

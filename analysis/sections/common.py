@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from analysis.context import ReportContext
-from analysis.document import Section, Table, plain_rows
+from analysis.document import Section, frame_table
 
 
 def _value(v: Any) -> str:
@@ -36,8 +36,8 @@ def overview(ctx: ReportContext) -> Section:
     """Trials per budget and status, the points of the grid with no ok trial, failed trials."""
     section = Section("Trials in the store")
     counts = ctx.frame("study_overview", budget=None, reduction=None, lr_schedule=None)
-    section.add(Table("trials", f"Trials of study {ctx.study.name} per budget, settings and status",
-                      tuple(counts.columns), plain_rows(counts.itertuples(index=False)), "study_overview"))
+    section.add(frame_table("trials", f"Trials of study {ctx.study.name} per budget, settings and status", counts,
+                            None, "study_overview"))
     other = counts[(counts["budget"] != ctx.budget) & (counts["status"] == "ok")]["budget"].unique().tolist()
     if other:
         section.note(f"This report shows budget {ctx.budget}; the store also holds ok trials at budget "
@@ -65,14 +65,13 @@ def overview(ctx: ReportContext) -> Section:
                      f"{ctx.study.name} --budget {ctx.budget} --store {ctx.store_url}` to complete the sweep "
                      "(completed trials are skipped).", warning=True)
         columns = [*axes, "present", "statuses"]
-        section.add(Table("missing_points", f"Planned points with no ok trial at budget {ctx.budget}",
-                          tuple(columns), plain_rows(missing[columns].itertuples(index=False)), "missing_points",
-                          fold_above=12))
+        section.add(frame_table("missing_points", f"Planned points with no ok trial at budget {ctx.budget}",
+                                missing, columns, "missing_points", fold_above=12))
     failed = ctx.frame("failed_trials")
     if not failed.empty:
         columns = [*axes, "seed", "status", "error"]
         section.note(f"{len(failed)} trial(s) failed or diverged at budget {ctx.budget}; a new run retries them.",
                      warning=True)
-        section.add(Table("failed_trials", f"Failed or diverged trials at budget {ctx.budget}", tuple(columns),
-                          plain_rows(failed[columns].itertuples(index=False)), "failed_trials", fold_above=12))
+        section.add(frame_table("failed_trials", f"Failed or diverged trials at budget {ctx.budget}", failed, columns,
+                                "failed_trials", fold_above=12))
     return section

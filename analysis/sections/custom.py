@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from analysis.context import ReportContext
-from analysis.document import Section, Table, plain_rows
+from analysis.document import Section, frame_table
 
 
 def summary(ctx: ReportContext) -> Optional[Section]:
@@ -21,8 +21,7 @@ def summary(ctx: ReportContext) -> Optional[Section]:
                  "(theory: the variances of the data's principal directions) and, where the file has a density "
                  "column, the best estimate of p(x) and the metric-aware ones (Pearson R on raw values).")
     df = df.assign(data_hash=df["data_hash"].str.slice(0, 16))
-    section.add(Table("custom_summary", f"Study custom at budget {ctx.budget}", tuple(df.columns),
-                      plain_rows(df.itertuples(index=False)), "custom_summary"))
+    section.add(frame_table("custom_summary", f"Study custom at budget {ctx.budget}", df, None, "custom_summary"))
     return section
 
 

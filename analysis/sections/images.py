@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from analysis import image_figures
 from analysis.context import ReportContext
-from analysis.document import Figure, Section, Table, plain_rows
+from analysis.document import Figure, Section, frame_table
 from analysis.figures import png_bytes
 from orchestrator.store import Store
 
@@ -37,9 +37,8 @@ def summary(ctx: ReportContext) -> Optional[Section]:
         section.note(f"No ok trial of study {ctx.study.name} at budget {ctx.budget}.", warning=True)
         return section
     df = df.assign(hidden=df["hidden"].map(lambda h: "-".join(str(int(v)) for v in h) if h is not None else ""))
-    columns = tuple(c for c in SUMMARY_COLUMNS if c in df.columns)
-    section.add(Table("image_summary", f"Study {ctx.study.name} at budget {ctx.budget}", columns,
-                      plain_rows(df[list(columns)].itertuples(index=False)), "image_summary"))
+    section.add(frame_table("image_summary", f"Study {ctx.study.name} at budget {ctx.budget}", df, SUMMARY_COLUMNS,
+                            "image_summary"))
     return section
 
 

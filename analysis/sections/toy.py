@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis import figures
 from analysis.context import ReportContext, ordered
-from analysis.document import Figure, Section, Table, plain_rows
+from analysis.document import Figure, Section, frame_table
 from orchestrator.schema import ESTIMATES
 
 REFERENCE_LAMBDA = 100.0
@@ -22,10 +22,6 @@ REFERENCE_LAMBDA = 100.0
 DIM_COLUMNS = ("loss", "rank", "active_seeds", "seeds", "norm_mean", "norm_sd", "dprime_mean", "dprime_sd",
                "sigma_inv2_mean", "var_ratio", "kl_mean")
 LATENT5_STUDY = "toy-latent5"
-
-
-def _table(name: str, caption: str, df: pd.DataFrame, columns: tuple[str, ...], source: str) -> Table:
-    return Table(name, caption, columns, plain_rows(df[list(columns)].itertuples(index=False)), source)
 
 
 def _figure(name: str, caption: str, fig: Any) -> Figure:
@@ -52,18 +48,18 @@ def _lam(value: float) -> str:
 def _per_dim(ctx: ReportContext, study: str, title: str, prefix: str) -> Section:
     section = Section(title)
     dims = ctx.frame("toy_dims", study=study, lam=REFERENCE_LAMBDA)
-    section.note(f"Per latent dimension, ordered by mean sigma^-2 (rank 1 = largest), averaged over seeds: "
-                 f"norm = (2/beta) sigma^2 D' over the evaluation points (mean, SD; theory 1 in active dims, "
-                 f"0 in inactive ones), D' (mean, SD), mean sigma^-2 and its ratio to the smallest active one "
-                 f"(theory on the toy data: 16 : 4 : 1). active_seeds: seeds in which the dimension is active.")
+    section.note("Per latent dimension, ordered by mean sigma^-2 (rank 1 = largest), averaged over seeds: "
+                 "norm = (2/beta) sigma^2 D' over the evaluation points (mean, SD; theory 1 in active dims, "
+                 "0 in inactive ones), D' (mean, SD), mean sigma^-2 and its ratio to the smallest active one "
+                 "(theory on the toy data: 16 : 4 : 1). active_seeds: seeds in which the dimension is active.")
     if dims.empty:
         section.note(f"No per-dimension rows of an ok trial of study {study} at lambda {_lam(REFERENCE_LAMBDA)} "
                      f"and budget {ctx.budget}.", warning=True)
         return section
     for dataset in ordered(dims["dataset"], ctx.axis_values("dataset")):
         part = dims[dims["dataset"] == dataset]
-        section.add(_table(f"{prefix}{dataset}", f"Data set {dataset}, lambda {_lam(REFERENCE_LAMBDA)}",
-                           part, DIM_COLUMNS, "toy_dims"))
+        section.add(frame_table(f"{prefix}{dataset}", f"Data set {dataset}, lambda {_lam(REFERENCE_LAMBDA)}",
+                                part, DIM_COLUMNS, "toy_dims"))
     if study == ctx.recorded_as:
         _note_missing_pairs(section, ctx, dims, f"ok trial with per-dimension rows at lambda {_lam(REFERENCE_LAMBDA)}")
     return section
@@ -97,8 +93,8 @@ def density_table(ctx: ReportContext) -> Section:
         section.note(f"No ok trial at lambda {_lam(REFERENCE_LAMBDA)} and budget {ctx.budget}.", warning=True)
         return section
     columns = ("dataset", "loss", "seeds", *(f"corr_{e}" for e in ESTIMATES), *(f"rank_{e}" for e in ESTIMATES))
-    section.add(_table("density_lambda100", f"Density correlations at lambda {_lam(REFERENCE_LAMBDA)}",
-                       corr, columns, "toy_corr"))
+    section.add(frame_table("density_lambda100", f"Density correlations at lambda {_lam(REFERENCE_LAMBDA)}",
+                            corr, columns, "toy_corr"))
     return section
 
 
@@ -174,8 +170,8 @@ def rate_distortion_figures(ctx: ReportContext) -> Section:
     if not at.empty:
         columns = ("dataset", "loss", "seeds", "n_active", "coding_loss", "coding_theory", "transform_loss",
                    "transform_coding_ratio", "ratio_theory")
-        section.add(_table("rate_distortion_lambda100", f"Coding and transform losses at lambda "
-                           f"{_lam(REFERENCE_LAMBDA)}", at, columns, "toy_rate_distortion"))
+        section.add(frame_table("rate_distortion_lambda100", f"Coding and transform losses at lambda "
+                                f"{_lam(REFERENCE_LAMBDA)}", at, columns, "toy_rate_distortion"))
     return section
 
 

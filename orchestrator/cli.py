@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--where", default=None, help="restrict or extend axes: K=V,K=V1|V2 (e.g. 'dataset=mix,lam=10|100')")
     run.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default: the budget's)")
     run.add_argument("--fuse", default="auto", help="trials per bundle: auto | off | N (default auto)")
-    run.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0)
+    run.add_argument("--gpus-per-trial", type=_non_negative_float, default=None,
+                     help="GPUs per trial, may be fractional (default 0; image studies: 1 where the cluster has a GPU)")
     run.add_argument("--cpus-per-trial", type=_positive_int, default=1)
     run.add_argument("--max-concurrent", type=_positive_int, default=None)
     run.add_argument("--max-failures", type=int, default=2, help="Ray retries of a failed bundle (default 2)")
@@ -161,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator import driver  # Ray is imported only when a sweep really runs.
 
     options = driver.RunOptions(
-        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         force_since=driver.now_iso() if args.force else None,
         data_root=stage(store, user) if user and plan.bundles else data_root(args.data_root),
@@ -177,6 +178,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_summary(store, args.budget, "image_summary", {"study": study.name},
                        drop=("reduction", "lr_schedule", "dataset", "loss", "hidden", "trial_key"))
     return 0 if counts["ok"] == len(plan.planned) else 1
+
+
+GPU_STUDY_TAG = "images"
+"""Studies that train on a GPU when the cluster has one, unless --gpus-per-trial says otherwise."""
+
+
+def _gpus_per_trial(args: argparse.Namespace, study: Any) -> float | None:
+    """--gpus-per-trial as given; unset: None (one where the cluster has a GPU) for a study that
+    wants a GPU, else 0."""
+    if args.gpus_per_trial is not None:
+        return float(args.gpus_per_trial)
+    return None if GPU_STUDY_TAG in study.tags else 0.0
 
 
 def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any, ...]]) -> int:
@@ -208,7 +221,7 @@ def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any
     from orchestrator import driver
 
     options = driver.RunOptions(
-        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         data_root=data_root(args.data_root),
     )

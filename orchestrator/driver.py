@@ -235,7 +235,8 @@ class RunOptions:
 
     sweep: str
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: Optional[float] = 0.0
+    """GPUs per Ray trial; None: one where the cluster has a GPU, else none (``gpus_for_trials``)."""
     max_concurrent: Optional[int] = None
     max_failures: int = 2
     """Retries of a failing trial from its last checkpoint before it is recorded as failed."""
@@ -316,6 +317,15 @@ def _ray_max_failures(plan_bundles: Any, max_failures: int) -> int:
     return max_failures * largest + max_failures
 
 
+def gpus_for_trials(requested: Optional[float], cluster: dict[str, float]) -> float:
+    """GPUs each Ray trial asks for: ``requested`` as given; None (a study that wants a GPU, with
+    no --gpus-per-trial) asks for one where the cluster has a GPU and for none where it has not,
+    so the same command runs on a laptop and on a GPU cluster."""
+    if requested is not None:
+        return float(requested)
+    return 1.0 if cluster.get("GPU", 0.0) >= 1.0 else 0.0
+
+
 TRAINABLES = {"bundle": bundle_trainable, "search": search_trainable}
 """What a Ray trial of each kind of sweep runs (the sidecar file records the kind)."""
 
@@ -342,7 +352,10 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
     """Start Ray, write the sweep's sidecar file (what ``resume`` needs), run the Tuner."""
     start_ray(options.address)
     check_store_reachable_from_cluster(store)
-    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    resources = {"cpu": options.cpus_per_trial, "gpu": gpus_for_trials(options.gpus_per_trial, ray.cluster_resources())}
+    if options.gpus_per_trial is None:
+        print(f"{options.sweep}: {resources['gpu']:g} GPU per trial ({ray.cluster_resources().get('GPU', 0):g} GPU(s) "
+              "in the Ray cluster; set --gpus-per-trial to choose)", flush=True)
     sidecar = {"sweep": options.sweep, "kind": kind, "resources": resources, **sidecar}
     store.fs.makedirs(f"{store.root}/ray", exist_ok=True)
     store.fs.pipe_file(_sidecar_path(store, options.sweep), json.dumps(sidecar).encode())

@@ -102,6 +102,8 @@ def celeba_store(tmp_path_factory):
 def test_smoke_run_end_to_end(request, fixture, trials, dims):
     store, proc = request.getfixturevalue(fixture)
     assert f"ok {trials}, failed 0, diverged 0, missing 0 of {trials}" in proc.stdout
+    # No --gpus-per-trial: an image study asks for a GPU only where the cluster has one (none here).
+    assert "0 GPU per trial (0 GPU(s) in the Ray cluster" in proc.stdout
     summary = proc.stdout.split(f"missing 0 of {trials}", 1)[1]  # the run's closing @image_summary table
     assert "n_active" in summary and "norm_active" in summary and f"({trials} rows)" in summary
     (row,) = _query(store, "select count(*) as n, count(*) filter (where status = 'ok' and steps = iterations "
@@ -125,3 +127,11 @@ def test_report_shows_bars_norms_and_traversals_per_trial(request, tmp_path, fix
     assert "Bottleneck summary" in html and "traversal" in html and "Missing:" not in html
     rows = (out / "tables" / "image_summary.csv").read_text().splitlines()
     assert len(rows) == 1 + trials
+
+
+def test_gpus_per_trial_default_follows_the_cluster():
+    from orchestrator.driver import gpus_for_trials
+
+    assert gpus_for_trials(None, {"CPU": 16.0, "GPU": 4.0}) == 1.0
+    assert gpus_for_trials(None, {"CPU": 2.0}) == 0.0
+    assert gpus_for_trials(0.25, {"CPU": 2.0}) == 0.25  # as given, even where the cluster has none

@@ -244,7 +244,7 @@ CELEBA_BUDGETS = {
                "4 iterations of batch 8 on at most 24 images; for tests"),
         Budget("quick", {"iterations": 20_000, "batch_size": 64, "n_train": 162_770, "n_eval": 500}, 1,
                "20,000 iterations of batch 64 on the official training partition: for a GPU "
-               "(--gpus-per-trial 1; about 1 s an iteration on one CPU core)"),
+               "(one GPU per trial where the cluster has one; about 1 s an iteration on one CPU core)"),
         Budget("paper", {"iterations": 300_000, "batch_size": 64, "n_train": 162_770, "n_eval": 1_000}, 1,
                "the paper's budget: batch 64, 300,000 iterations, Adam 1e-3 (section 5.2); for a GPU"),
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.figures import _empty, _new_figure
+from isosweep.analysis.figures import _empty, _new_figure
 
 
 def _cell_text(value: float) -> str:

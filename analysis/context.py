@@ -13,9 +13,9 @@ from typing import Any, Callable, Optional, Sequence
 import duckdb
 import pandas as pd
 
-from analysis.document import Section
-from analysis.queries import named_query
-from orchestrator.studies import Study
+from isosweep.analysis.document import Section
+from isosweep.analysis.queries import named_query
+from isosweep.studies import Study
 
 SELECTION_COLUMNS = ("plan", "study", "budget", "reduction", "lr_schedule")
 """Columns of the named queries that a report fixes (and so leaves out of its tables)."""

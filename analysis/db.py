@@ -5,7 +5,7 @@ schema module's typed empty table, so every documented column exists with its ty
 empty store or files written before a column was added. Object stores are read through the same
 fsspec file system the writers use (``register_filesystem``): no DuckDB extension is downloaded.
 
-The views show each trial exactly once (see ``orchestrator.schema``): the trials row that finished
+The views show each trial exactly once (see ``isosweep.schema``): the trials row that finished
 last, and the other tables' rows of that row's ``run_id``, taken from a single file.
 """
 
@@ -19,9 +19,9 @@ from typing import Any, Optional, Sequence
 import duckdb
 import pyarrow as pa
 
-from orchestrator.errors import UsageError
-from orchestrator.schema import TABLES
-from orchestrator.store import Store
+from isosweep.errors import UsageError
+from isosweep.schema import TABLES
+from isosweep.store import Store
 
 
 def _quote(text: str) -> str:

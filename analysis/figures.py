@@ -20,8 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis.context import ordered
-from orchestrator.schema import ESTIMATES
+from isosweep.analysis.context import ordered
+from isosweep.schema import ESTIMATES
 
 DATASETS = ("norm", "ramp", "mix")
 LOSSES = ("se", "dconv", "uconv")

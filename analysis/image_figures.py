@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.figures import _empty, _new_figure, _wide
+from isosweep.analysis.figures import _empty, _new_figure, _wide
 
 ACTIVE, INACTIVE, NORM = "#1f77b4", "#c7c7c7", "#d62728"
 

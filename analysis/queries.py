@@ -4,7 +4,7 @@ Besides the store's views (``trials``, ``dims``, ``curves``, ``points``), a name
 ``planned``: one row per grid point that the study registry plans at each budget (seeds aside),
 with the registry's settings; ``plan`` names the registry's study, ``study`` the study its trials
 are recorded as (the same, except for a study that picks points of another). :func:`named_query`
-supplies it as a common table expression, so the grid has one definition (``orchestrator.studies``)
+supplies it as a common table expression, so the grid has one definition (``isosweep.studies``)
 and the SQL stays runnable by name.
 """
 
@@ -26,12 +26,12 @@ _LEADING_WITH = re.compile(r"\A((?:\s|--[^\n]*\n)*)WITH\b", re.IGNORECASE)
 
 
 def query_names() -> list[str]:
-    return sorted(p.name[:-4] for p in resources.files("analysis").joinpath("sql").iterdir() if p.name.endswith(".sql"))
+    return sorted(p.name[:-4] for p in resources.files("isosweep.analysis").joinpath("sql").iterdir() if p.name.endswith(".sql"))
 
 
 def named_query(name: str) -> str:
     """The SQL of the named query; KeyError naming the known ones otherwise."""
-    path = resources.files("analysis").joinpath("sql", f"{name}.sql")
+    path = resources.files("isosweep.analysis").joinpath("sql", f"{name}.sql")
     if not path.is_file():
         raise KeyError(f"unknown named query @{name}; known: {', '.join('@' + n for n in query_names())}")
     sql = path.read_text()
@@ -54,7 +54,7 @@ def _literal(value: Any) -> str:
 
 def planned_rows() -> list[tuple[Any, ...]]:
     """Every grid point of every registered study at every budget, as ``PLANNED_COLUMNS`` tuples."""
-    from orchestrator.studies import STUDIES
+    from isosweep.studies import STUDIES
 
     rows: dict[tuple[Any, ...], None] = {}
     for study in STUDIES.values():

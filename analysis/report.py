@@ -3,7 +3,7 @@
 The report is built in memory (every query run, every figure rendered) and only then written:
 ``report.md``, a self-contained ``report.html``, ``figures/<name>.png`` and ``tables/<name>.csv``
 under the output folder. Bad input raises UsageError before anything is written. The sections
-of each study are registered in :mod:`analysis.sections`.
+of each study are registered in :mod:`isosweep.analysis.sections`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Optional
 
 import duckdb
 
-from analysis.context import ReportContext
-from analysis.db import connect
-from analysis.document import (FIGURES_DIR, TABLES_DIR, Document, Note, check_unique_names, table_csv, to_html,
+from isosweep.analysis.context import ReportContext
+from isosweep.analysis.db import connect
+from isosweep.analysis.document import (FIGURES_DIR, TABLES_DIR, Document, Note, check_unique_names, table_csv, to_html,
                                to_markdown)
-from analysis.queries import named_query
-from analysis.sections import sections_for
-from orchestrator.errors import UsageError
-from orchestrator.studies import Study, get_study
+from isosweep.analysis.queries import named_query
+from isosweep.analysis.sections import sections_for
+from isosweep.errors import UsageError
+from isosweep.studies import Study, get_study
 
 _ATTEMPTS = 3
 """Builds tried when a store file disappears under the report (a compaction merged it)."""

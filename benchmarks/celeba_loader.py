@@ -3,7 +3,7 @@ with DataLoader workers, against the same pipeline in the training process (0 wo
 
 Runs on the real folder ``<data root>/celeba/img_align_celeba`` when given, else on generated
 178 x 218 JPEGs in a temporary folder. Batches come from the image trial's own batch sampler
-(``trainers.image.batches``), so what is timed is exactly what a CelebA trial reads; the batches
+(``isosweep.trainers.image.batches``), so what is timed is exactly what a CelebA trial reads; the batches
 stay on the CPU (no model), so the numbers are the loader's ceiling, to set against a GPU's
 training speed in images per second.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from trainers.config import TrialConfig
-from trainers.image import LOADER_WORKERS_ENV, BatchOrder, batches, load_image_data
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.image import LOADER_WORKERS_ENV, BatchOrder, batches, load_image_data
 
 BATCH = 64
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.db import run_query
-from analysis.queries import named_query
-from orchestrator.compact import compact
-from orchestrator.store import Store
-from orchestrator.studies import TOY_LAMBDAS
-from trainers.config import TrialConfig
-from trainers.records import TrialResult, TrialStatus
+from isosweep.analysis.db import run_query
+from isosweep.analysis.queries import named_query
+from isosweep.orchestrator.compact import compact
+from isosweep.store import Store
+from isosweep.studies import TOY_LAMBDAS
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.records import TrialResult, TrialStatus
 
 ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
 

@@ -24,10 +24,10 @@ from typing import Sequence
 
 import torch
 
-from orchestrator.studies import get_study
-from trainers.config import TrialConfig
-from trainers.data import make_data
-from trainers.fused import train_bundle
+from isosweep.studies import get_study
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import make_data
+from isosweep.trainers.fused import train_bundle
 
 PAPER_MEMBER_SAMPLES = 90 * 500 * 50_000
 
@@ -62,10 +62,10 @@ def overhead(n_trials: int) -> tuple[float, float]:
     import ray
     from ray import tune
 
-    from orchestrator import driver
-    from orchestrator.plan import make_plan
-    from orchestrator.store import Store
-    from trainers.run import run_trial
+    from isosweep.orchestrator import driver
+    from isosweep.orchestrator.plan import make_plan
+    from isosweep.store import Store
+    from isosweep.trainers.run import run_trial
 
     cfgs = [TrialConfig.from_dict({**c.to_dict(), "epochs": 1, "n_train": 128, "n_eval": 64})
             for c in get_study("toy").configs("smoke")][:n_trials]

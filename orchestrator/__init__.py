@@ -1,4 +1,4 @@
 """Studies, planning, the Ray Tune driver, the results store and the CLI.
 
-Only ``orchestrator.driver`` imports Ray; everything else here works without it.
+Only ``isosweep.orchestrator.driver`` imports Ray; everything else here works without it.
 """

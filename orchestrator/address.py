@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from orchestrator.errors import UsageError
+from isosweep.errors import UsageError
 
 CONNECT_TIMEOUT_S = 5.0
 

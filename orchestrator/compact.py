@@ -10,7 +10,7 @@ Queries over thousands of small files spend their time opening files; after comp
    sweep re-ran meanwhile): that one stays, and the readers pick its newer run.
 
 Between 2 and 3 a trial's rows exist in two files with the same run_id; the readers take them from
-one file (``analysis.db``), so they never see a trial twice or miss one, whenever a kill lands.
+one file (``isosweep.analysis.db``), so they never see a trial twice or miss one, whenever a kill lands.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orchestrator.schema import TABLES, WRITE_ORDER
-from orchestrator.store import COMPACT_PREFIX, Store
+from isosweep.schema import TABLES, WRITE_ORDER
+from isosweep.store import COMPACT_PREFIX, Store
 
 KillPoint = Callable[[str], None]
 

@@ -1,6 +1,6 @@
 """The Ray Tune driver: the only module of the project that imports Ray.
 
-Each Ray trial trains one bundle of trials (see ``orchestrator.plan``) and writes every member's
+Each Ray trial trains one bundle of trials (see ``isosweep.orchestrator.plan``) and writes every member's
 rows to the store from the worker. The store, not Ray's experiment state, is the record of what
 is done: members already complete are skipped, so re-running or resuming never repeats work.
 """
@@ -31,13 +31,13 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
-from orchestrator.errors import UsageError  # noqa: E402
-from orchestrator.faults import Faults, worker_env  # noqa: E402
-from orchestrator.plan import SweepPlan  # noqa: E402
-from orchestrator.store import Store  # noqa: E402
-from trainers.config import TrialConfig  # noqa: E402
-from trainers.records import TrialResult, TrialStatus  # noqa: E402
-from trainers.run import failed_result, fusable, run_bundle, run_trial  # noqa: E402
+from isosweep.errors import UsageError  # noqa: E402
+from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
+from isosweep.orchestrator.plan import SweepPlan  # noqa: E402
+from isosweep.store import Store  # noqa: E402
+from isosweep.trainers.config import TrialConfig  # noqa: E402
+from isosweep.trainers.records import TrialResult, TrialStatus  # noqa: E402
+from isosweep.trainers.run import failed_result, fusable, run_bundle, run_trial  # noqa: E402
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -99,12 +99,12 @@ def bundle_trainable(config: dict[str, Any]) -> None:
 
 def search_trainable(config: dict[str, Any]) -> None:
     """Evaluate one point (lambda1, lambda2) of a search: train its seeds' trials as a bundle,
-    then report their mean validation F1 (``orchestrator.search``) as the searcher's objective.
+    then report their mean validation F1 (``isosweep.orchestrator.search``) as the searcher's objective.
 
     Every report carries the objective (Optuna's searcher reads it from each result): the mean
     over the seeds finished so far, and over all of them in the last report.
     """
-    from orchestrator.search import OBJECTIVE, at_point, point_objective
+    from isosweep.orchestrator.search import OBJECTIVE, at_point, point_objective
 
     templates = [TrialConfig.from_dict(d) for d in json.loads(config["templates"])]
     members = at_point(templates, float(config["lam1"]), float(config["lam2"]))
@@ -178,7 +178,7 @@ def members_of(config: dict[str, Any]) -> list[TrialConfig]:
     """The trials one Ray trial trains: a bundle's members, or a search point's seeds."""
     if "bundle" in config:
         return [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])]
-    from orchestrator.search import at_point
+    from isosweep.orchestrator.search import at_point
 
     templates = [TrialConfig.from_dict(d) for d in json.loads(config["templates"])]
     return at_point(templates, float(config["lam1"]), float(config["lam2"]))
@@ -207,7 +207,7 @@ class Progress(tune.Callback):
                         for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if member.to_dict().get(k) is not None)
         if result.get("point_done"):
             self.points += 1
-            from orchestrator.search import OBJECTIVE
+            from isosweep.orchestrator.search import OBJECTIVE
 
             self.best = max(self.best, float(result[OBJECTIVE]))
             print(f"point {self.points}: {what.replace(f' seed={member.seed}', '')} mean val_f1 {result[OBJECTIVE]:.4f} "
@@ -388,12 +388,12 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
 
 
 def run_search(spec: Any, templates: list[TrialConfig], history: Any, store: Store, options: RunOptions) -> dict[str, int]:
-    """Run the points of a search (``orchestrator.search``) that it still owes: ``num_samples``
+    """Run the points of a search (``isosweep.orchestrator.search``) that it still owes: ``num_samples``
     less those it evaluated before; Optuna's TPE proposes them, starting from ``history``.
     Returns the status counts of every trial of this search."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from orchestrator.search import OBJECTIVE, build_optuna_study, search_space
+    from isosweep.orchestrator.search import OBJECTIVE, build_optuna_study, search_space
 
     remaining = spec.num_samples - history.own_done
     if remaining > 0:

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from orchestrator.errors import UsageError
-from trainers.config import TrialConfig
+from isosweep.errors import UsageError
+from isosweep.trainers.config import TrialConfig
 
 # Trials that cannot fuse run one after another in a bundle: `auto` keeps such bundles small, so
 # that slots stay evenly busy while the sweep drains.
@@ -59,7 +59,7 @@ def bundle_size(fuse: int | str, n_trials: int, slots: int, fusable: bool) -> in
 
 def make_bundles(configs: Sequence[TrialConfig], fuse: int | str, slots: int) -> tuple[tuple[TrialConfig, ...], ...]:
     """Group compatible trials (same architecture and budget) into bundles, order preserved."""
-    from trainers.run import fusable  # the trainers decide what can train together
+    from isosweep.trainers.run import fusable  # the trainers decide what can train together
 
     groups: dict[tuple, list[TrialConfig]] = {}
     for cfg in configs:

@@ -3,7 +3,7 @@
 A search evaluates points (lambda1, lambda2) drawn log-uniformly from a range; each point trains
 the data set's anomaly trial at seeds 0..S-1, and its objective is the mean validation F1 of those
 trials (``val_f1``: the training half's held-out normal rows and its anomalies, never the test
-half; ``trainers.anomaly``). The trials are ordinary trials of study ``anomaly``: their keys come
+half; ``isosweep.trainers.anomaly``). The trials are ordinary trials of study ``anomaly``: their keys come
 from their content, they land in the store like any other, and their test F1 is reported beside
 the grid's.
 
@@ -22,10 +22,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from orchestrator.errors import UsageError
-from orchestrator.store import Store
-from orchestrator.studies import Study
-from trainers.config import TrialConfig
+from isosweep.errors import UsageError
+from isosweep.store import Store
+from isosweep.studies import Study
+from isosweep.trainers.config import TrialConfig
 
 SEARCHERS = ("optuna",)
 OBJECTIVE = "search_val_f1"

@@ -14,11 +14,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from orchestrator.errors import UsageError
-from orchestrator.store import Store
-from orchestrator.studies import Study
-from trainers.data.anomaly import DataError
-from trainers.data.custom import CustomTable, default_hidden, default_latent_dim, file_hash, read_custom
+from isosweep.errors import UsageError
+from isosweep.store import Store
+from isosweep.studies import Study
+from isosweep.trainers.data.anomaly import DataError
+from isosweep.trainers.data.custom import CustomTable, default_hidden, default_latent_dim, file_hash, read_custom
 
 INPUTS_DIR = "inputs"
 

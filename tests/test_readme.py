@@ -74,8 +74,8 @@ def isosweep_argv(command: str) -> list[str] | None:
 
 
 def check_isosweep_parses(argv: list[str]) -> None:
-    from orchestrator.cli import build_parser
-    from orchestrator.studies import get_study
+    from isosweep.cli import build_parser
+    from isosweep.studies import get_study
 
     args = build_parser().parse_args(argv)
     if args.command in ("run", "report"):

@@ -5,7 +5,7 @@ Per seed: a random 50/50 split of the data set; a VAE with the decomposed object
 the training half, less a validation part (``val_fraction``). Of ``snapshots`` snapshots, one every
 1/``snapshots`` of the epochs, the one with the lowest validation loss (fixed, seeded noise draws)
 is kept. Every test row is scored with ``L_x`` (conventional formula, ``beta = 1/lambda2``, ``E_q[D]``
-by the mu +- sigma average: ``trainers.measure.score_lx``); the rows whose score is strictly above
+by the mu +- sigma average: ``isosweep.trainers.measure.score_lx``); the rows whose score is strictly above
 the ``(1 - r)`` quantile of the test scores are flagged, ``r`` the data set's anomaly ratio, and
 precision, recall and F1 of the anomaly class are reported.
 
@@ -34,15 +34,15 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from trainers.config import TrialConfig
-from trainers.data import data_rng
-from trainers.data.anomaly import LabelledData, load_anomaly
-from trainers.loop import Checkpoint, ReportFn, TrialDiverged, learning_rate, loop_seed
-from trainers.measure import measure, score_lx
-from trainers.metrics import Metric, get_metric
-from trainers.models import MLPVAE, build_model
-from trainers.objective import objective_terms
-from trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import data_rng
+from isosweep.trainers.data.anomaly import LabelledData, load_anomaly
+from isosweep.trainers.loop import Checkpoint, ReportFn, TrialDiverged, learning_rate, loop_seed
+from isosweep.trainers.measure import measure, score_lx
+from isosweep.trainers.metrics import Metric, get_metric
+from isosweep.trainers.models import MLPVAE, build_model
+from isosweep.trainers.objective import objective_terms
+from isosweep.trainers.records import TrialResult, TrialStatus
 
 SPLIT_STREAM = 5
 VAL_NOISE_STREAM = 6

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainers.config import TrialConfig
-from trainers.data import TrialData
-from trainers.metrics import Metric, get_metric
-from trainers.models import ACTIVATIONS, MLPVAE, build_model
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import TrialData
+from isosweep.trainers.metrics import Metric, get_metric
+from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model
 
 Tensor = torch.Tensor
 LOOP_STREAM = 3
@@ -136,7 +136,7 @@ class MemberLosses:
     """The per-member objective (METHOD.md section 2, eqs. 1-3 and 9 of the paper), vectorised.
 
     Members with the same (loss, reduction) are evaluated together by the registered metric, so
-    any metric of ``trainers.metrics`` works and gives exactly its unfused value.
+    any metric of ``isosweep.trainers.metrics`` works and gives exactly its unfused value.
     """
 
     def __init__(self, cfgs: Sequence[TrialConfig], dtype: torch.dtype):

@@ -1,10 +1,10 @@
 """The image trials of METHOD.md 5.2: MNIST and CelebA, trained for a number of iterations.
 
-One trial: load its images (``trainers.data.mnist``, ``trainers.data.celeba``), train the
-network of ``cfg.arch`` (``trainers.image_models``) with Adam on the conventional or decomposed
-objective (``trainers.objective``), then take the measurements of METHOD.md section 4 on the
-held-out images (``trainers.measure``; no density estimates, the true p(x) being unknown) and
-draw the latent traversal grid (``trainers.traversal``), returned as the trial's artifact
+One trial: load its images (``isosweep.trainers.data.mnist``, ``isosweep.trainers.data.celeba``), train the
+network of ``cfg.arch`` (``isosweep.trainers.image_models``) with Adam on the conventional or decomposed
+objective (``isosweep.trainers.objective``), then take the measurements of METHOD.md section 4 on the
+held-out images (``isosweep.trainers.measure``; no density estimates, the true p(x) being unknown) and
+draw the latent traversal grid (``isosweep.trainers.traversal``), returned as the trial's artifact
 ``traversal.png``.
 
 Model and batches live on the GPU when ``torch.cuda.is_available()``, else on the CPU. CelebA
@@ -29,15 +29,15 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-from trainers.config import TrialConfig
-from trainers.fused import CURVE_TERMS, Checkpoint, ReportFn, loop_seed
-from trainers.image_models import IMAGE_SHAPE, build_image_model
-from trainers.loop import TrainOutcome, TrialDiverged
-from trainers.measure import measure
-from trainers.metrics import get_metric
-from trainers.objective import objective_terms
-from trainers.records import TrialResult, TrialStatus
-from trainers.traversal import traversal_png
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.fused import CURVE_TERMS, Checkpoint, ReportFn, loop_seed
+from isosweep.trainers.image_models import IMAGE_SHAPE, build_image_model
+from isosweep.trainers.loop import TrainOutcome, TrialDiverged
+from isosweep.trainers.measure import measure
+from isosweep.trainers.metrics import get_metric
+from isosweep.trainers.objective import objective_terms
+from isosweep.trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.traversal import traversal_png
 
 IMAGE_DATASETS = ("mnist", "celeba")
 ORDER_STREAM = 9
@@ -96,14 +96,14 @@ class ImageData:
 def load_image_data(cfg: TrialConfig, root: Optional[str]) -> ImageData:
     """The images of ``cfg.dataset`` from the data root (DataError, one line, when unreadable)."""
     if cfg.dataset == "mnist":
-        from trainers.data.errors import require_root
-        from trainers.data.mnist import HOLDS, mnist_split
+        from isosweep.trainers.data.errors import require_root
+        from isosweep.trainers.data.mnist import HOLDS, mnist_split
 
         train, evaluation = mnist_split(require_root(root, "mnist", HOLDS), cfg.n_train, cfg.n_eval)
         return ImageData(torch.from_numpy(train), evaluation, MNIST_SHAPE)
     if cfg.dataset == "celeba":
-        from trainers.data.celeba import HOLDS, CelebAImages, celeba_split
-        from trainers.data.errors import require_root
+        from isosweep.trainers.data.celeba import HOLDS, CelebAImages, celeba_split
+        from isosweep.trainers.data.errors import require_root
 
         root = require_root(root, "celeba", HOLDS)
         train_paths, eval_paths = celeba_split(root, cfg.n_train, cfg.n_eval)

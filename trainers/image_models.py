@@ -4,7 +4,7 @@
   Conv(5x5, s2, 64, GDN) x 3 - FC(1024, H, softplus) - FC(H, n) x 2 (mu and log sigma^2); decoder
   FC(n, H, softplus) - FC(H, 1024, softplus) - deconv(5x5, s2, 64, IGDN) x 3 - deconv(9x9, s2, 3,
   IGDN). Each stride-2 layer halves (doubles) the side: 64 - 32 - 16 - 8 - 4, and 64 x 4 x 4 =
-  1024. GDN/IGDN: Balle, Laparra, Simoncelli (ICLR 2016), ``trainers.gdn``. The decoder's output
+  1024. GDN/IGDN: Balle, Laparra, Simoncelli (ICLR 2016), ``isosweep.trainers.gdn``. The decoder's output
   is IGDN's, not squashed to [0, 1]: SSIM compares structure at any range.
 - ``mlp_sigmoid`` (MNIST, 784 inputs): FC(784, 1024, relu) - FC(1024, 1024, relu) - FC(1024, n) x 2;
   decoder FC(n, 1024, relu) - FC(1024, 1024, relu) - FC(1024, 784, sigmoid): the toy study's MLP
@@ -20,9 +20,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from trainers.config import TrialConfig
-from trainers.gdn import GDN, IGDN
-from trainers.models import MLPVAE
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.gdn import GDN, IGDN
+from isosweep.trainers.models import MLPVAE
 
 CONV_CHANNELS = 64
 IMAGE_SHAPE = (3, 64, 64)

@@ -1,4 +1,4 @@
-"""Training of one trial: a bundle of one (``trainers.fused``), so that a trial trained alone and
+"""Training of one trial: a bundle of one (``isosweep.trainers.fused``), so that a trial trained alone and
 the same trial trained in a bundle run through the same code and get the same draws.
 
 Every random draw (initialisation, batch order, reparameterisation noise) comes from generators
@@ -13,11 +13,11 @@ from typing import Optional
 
 import torch
 
-from trainers.config import TrialConfig
-from trainers.data import TrialData
-from trainers.fused import (CURVE_TERMS, Checkpoint, ReportFn, learning_rate, loop_seed, report_epochs,
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import TrialData
+from isosweep.trainers.fused import (CURVE_TERMS, Checkpoint, ReportFn, learning_rate, loop_seed, report_epochs,
                             train_bundle)
-from trainers.models import MLPVAE
+from isosweep.trainers.models import MLPVAE
 
 __all__ = ["CURVE_TERMS", "Checkpoint", "ReportFn", "TrainOutcome", "TrialDiverged", "learning_rate",
            "loop_seed", "report_epochs", "train_model"]

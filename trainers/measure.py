@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from trainers.config import TrialConfig
-from trainers.metrics import Metric
-from trainers.objective import VAE, kl_per_dim
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.metrics import Metric
+from isosweep.trainers.objective import VAE, kl_per_dim
 
 Tensor = torch.Tensor
 MEASURE_STREAM = 4

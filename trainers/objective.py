@@ -12,8 +12,8 @@ from typing import Protocol
 
 import torch
 
-from trainers.config import TrialConfig
-from trainers.metrics import Metric
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.metrics import Metric
 
 Tensor = torch.Tensor
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from trainers.config import TrialConfig
+from isosweep.trainers.config import TrialConfig
 
 
 class TrialStatus(str, enum.Enum):

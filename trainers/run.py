@@ -9,14 +9,14 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from trainers.config import TrialConfig
-from trainers.data import make_data
-from trainers.data.anomaly import is_anomaly_dataset
-from trainers.fused import Checkpoint, ReportFn, train_bundle
-from trainers.image import is_image_dataset
-from trainers.measure import measure
-from trainers.metrics import get_metric
-from trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import make_data
+from isosweep.trainers.data.anomaly import is_anomaly_dataset
+from isosweep.trainers.fused import Checkpoint, ReportFn, train_bundle
+from isosweep.trainers.image import is_image_dataset
+from isosweep.trainers.measure import measure
+from isosweep.trainers.metrics import get_metric
+from isosweep.trainers.records import TrialResult, TrialStatus
 
 
 def _now() -> datetime:
@@ -42,7 +42,7 @@ def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: Opti
 
 
 def fusable(cfgs: Sequence[TrialConfig]) -> bool:
-    """Whether these trials can train as one vectorised bundle (``trainers.fused``)."""
+    """Whether these trials can train as one vectorised bundle (``isosweep.trainers.fused``)."""
     if any(is_anomaly_dataset(c.dataset) for c in cfgs):
         return False  # the anomaly trial has its own snapshot loop
     if any(is_image_dataset(c.dataset) for c in cfgs):
@@ -53,7 +53,7 @@ def fusable(cfgs: Sequence[TrialConfig]) -> bool:
 def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
                checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
                dtype: torch.dtype = torch.float32) -> list[TrialResult]:
-    """Train fusable trials together (``trainers.fused``) and measure each; one result per trial,
+    """Train fusable trials together (``isosweep.trainers.fused``) and measure each; one result per trial,
     in order. A diverged member gets status ``diverged``; the others are unaffected by it."""
     if not fusable(cfgs):
         raise ValueError("these trials cannot be fused; run them one by one with run_trial")
@@ -81,11 +81,11 @@ def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
     ``diverged``. Any other exception propagates to the caller, which decides on retries.
     """
     if is_anomaly_dataset(cfg.dataset):
-        from trainers.anomaly import run_anomaly_trial
+        from isosweep.trainers.anomaly import run_anomaly_trial
 
         return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
     if is_image_dataset(cfg.dataset):
-        from trainers.image import run_image_trial
+        from isosweep.trainers.image import run_image_trial
 
         return run_image_trial(cfg, report, checkpoint, data_root, provenance())
     return run_bundle([cfg], report, checkpoint, data_root)[0]

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trainers.objective import VAE
+from isosweep.trainers.objective import VAE
 
 VALUES = tuple(float(v) for v in np.linspace(-2.0, 2.0, 9))
 MAX_ROWS = 16

@@ -1,14 +1,14 @@
 """The report's sections per study: adding a study's section is adding its function here.
 
-A section function takes a :class:`analysis.context.ReportContext` and returns a
-:class:`analysis.document.Section`, or None where it does not apply (its trials do not exist).
-Every report starts with :func:`analysis.sections.common.overview`.
+A section function takes a :class:`isosweep.analysis.context.ReportContext` and returns a
+:class:`isosweep.analysis.document.Section`, or None where it does not apply (its trials do not exist).
+Every report starts with :func:`isosweep.analysis.sections.common.overview`.
 """
 
 from __future__ import annotations
 
-from analysis.context import SectionFn
-from analysis.sections import anomaly, common, custom, images, toy
+from isosweep.analysis.context import SectionFn
+from isosweep.analysis.sections import anomaly, common, custom, images, toy
 
 FIRST: tuple[SectionFn, ...] = (common.overview,)
 """Sections of every report, before the study's own."""

@@ -11,11 +11,11 @@ from typing import Optional
 
 import pandas as pd
 
-from analysis import anomaly_figures
-from analysis.context import ReportContext, ordered
-from analysis.document import Figure, Section, frame_table
-from analysis.figures import png_bytes
-from orchestrator.studies import ANOMALY_PAPER_POINT
+from isosweep.analysis import anomaly_figures
+from isosweep.analysis.context import ReportContext, ordered
+from isosweep.analysis.document import Figure, Section, frame_table
+from isosweep.analysis.figures import png_bytes
+from isosweep.studies import ANOMALY_PAPER_POINT
 
 SUMMARY_COLUMNS = ("dataset", "point", "lam1", "lam2", "seeds", "grid_points_compared", "epochs", "precision", "recall", "f1", "val_f1",
                    "baseline_f1", "snapshot_epoch", "paper_f1_cited", "radogaga_f1_cited", "f1_minus_paper")

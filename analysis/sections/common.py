@@ -6,8 +6,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from analysis.context import ReportContext
-from analysis.document import Section, frame_table
+from isosweep.analysis.context import ReportContext
+from isosweep.analysis.document import Section, frame_table
 
 
 def _value(v: Any) -> str:

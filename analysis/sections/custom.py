@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from analysis.context import ReportContext
-from analysis.document import Section, frame_table
+from isosweep.analysis.context import ReportContext
+from isosweep.analysis.document import Section, frame_table
 
 
 def summary(ctx: ReportContext) -> Optional[Section]:

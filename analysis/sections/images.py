@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from analysis import image_figures
-from analysis.context import ReportContext
-from analysis.document import Figure, Section, frame_table
-from analysis.figures import png_bytes
-from orchestrator.store import Store
+from isosweep.analysis import image_figures
+from isosweep.analysis.context import ReportContext
+from isosweep.analysis.document import Figure, Section, frame_table
+from isosweep.analysis.figures import png_bytes
+from isosweep.store import Store
 
 SUMMARY_COLUMNS = ("latent_dim", "hidden", "form", "lam", "lam1", "lam2", "seed", "iterations", "n_active",
                    "norm_active", "n_strong", "norm_strong", "sigma_inv2_max", "coding_loss", "coding_theory",

@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from analysis import figures
-from analysis.context import ReportContext, ordered
-from analysis.document import Figure, Section, frame_table
-from orchestrator.schema import ESTIMATES
+from isosweep.analysis import figures
+from isosweep.analysis.context import ReportContext, ordered
+from isosweep.analysis.document import Figure, Section, frame_table
+from isosweep.schema import ESTIMATES
 
 REFERENCE_LAMBDA = 100.0
 """The paper's reference point for tables 1, 2, 4 and figures 3, 10, 22."""

@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.schema import TABLES
+from isosweep.cli import main
+from isosweep.schema import TABLES
 
 
 def trial_rows(store: Path) -> list[dict]:

@@ -1,5 +1,5 @@
-from analysis.db import connect
-from orchestrator.schema import TABLES
+from isosweep.analysis.db import connect
+from isosweep.schema import TABLES
 
 
 def test_views_over_an_empty_store_have_every_column(tmp_path):

@@ -11,10 +11,10 @@ import fsspec
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.store import Store
-from trainers.config import TrialConfig
-from trainers.records import TrialResult, TrialStatus
+from isosweep.cli import main
+from isosweep.store import Store
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.records import TrialResult, TrialStatus
 
 
 def write_trial(store: Store, seed: int) -> str:

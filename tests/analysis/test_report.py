@@ -13,16 +13,16 @@ import fsspec
 import pytest
 from PIL import Image
 
-from analysis.document import Document, Figure, Note, Section, Table, to_html, to_markdown
-from analysis.queries import named_query, planned_rows, with_planned
-from analysis.report import build_document, check_out_dir
-from analysis.sections import SECTIONS, sections_for
-from analysis.sections.common import missing_summary, overview
-from analysis.sections.toy import DIM_COLUMNS
-from orchestrator.cli import main
-from orchestrator.errors import UsageError
-from orchestrator.schema import ESTIMATES
-from orchestrator.studies import STUDIES
+from isosweep.analysis.document import Document, Figure, Note, Section, Table, to_html, to_markdown
+from isosweep.analysis.queries import named_query, planned_rows, with_planned
+from isosweep.analysis.report import build_document, check_out_dir
+from isosweep.analysis.sections import SECTIONS, sections_for
+from isosweep.analysis.sections.common import missing_summary, overview
+from isosweep.analysis.sections.toy import DIM_COLUMNS
+from isosweep.cli import main
+from isosweep.errors import UsageError
+from isosweep.schema import ESTIMATES
+from isosweep.studies import STUDIES
 from report_fixtures import (copy_subset, failed_key, partial_report, partial_store, relabel_trial,  # noqa: F401
                              run_report, toy_report, trial_rows)
 

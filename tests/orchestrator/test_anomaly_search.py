@@ -15,11 +15,11 @@ import pytest
 
 from anomaly_files import write_anomaly_files
 from conftest import cli_env, isosweep
-from orchestrator.cli import main
-from orchestrator.search import (SearchHistory, SearchSpec, build_optuna_study, point_objective, read_history,
+from isosweep.cli import main
+from isosweep.orchestrator.search import (SearchHistory, SearchSpec, build_optuna_study, point_objective, read_history,
                                  search_space)
-from orchestrator.store import Store
-from orchestrator.studies import ANOMALY_LAMBDAS, STUDIES
+from isosweep.store import Store
+from isosweep.studies import ANOMALY_LAMBDAS, STUDIES
 
 SWEEP = "anomaly-search-thyroid-smoke"
 

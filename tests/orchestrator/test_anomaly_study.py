@@ -7,8 +7,8 @@ import pytest
 
 from anomaly_files import write_anomaly_files
 from conftest import isosweep
-from orchestrator.cli import main
-from orchestrator.studies import ANOMALY_LAMBDAS, STUDIES, parse_where
+from isosweep.cli import main
+from isosweep.studies import ANOMALY_LAMBDAS, STUDIES, parse_where
 
 
 def test_grid_axes_budgets_and_per_dataset_architecture():

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import isosweep
-from orchestrator.cli import main
+from isosweep.cli import main
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env, isosweep
-from orchestrator.faults import KILL_IN_COMPACT_ENV
+from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_env, isosweep
-from orchestrator.faults import KILL_IN_WRITE_ENV, RAISE_ENV, Faults
+from isosweep.orchestrator.faults import KILL_IN_WRITE_ENV, RAISE_ENV, Faults
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 SWEEP = ["run", "toy", "--budget", "smoke"]

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import isosweep
-from orchestrator.cli import main
-from trainers.data.custom import TOTAL_VARIANCE, prepare, split_rows
+from isosweep.cli import main
+from isosweep.trainers.data.custom import TOTAL_VARIANCE, prepare, split_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,8 +56,8 @@ def test_custom_end_to_end_estimates_the_density(custom_run):
     leave room for the numerical differences of other platforms and torch builds, while a model
     that had not learnt the density (the smoke budget's 2 epochs give 0.2-0.6) fails them.
     """
-    from analysis.db import run_query
-    from analysis.queries import named_query
+    from isosweep.analysis.db import run_query
+    from isosweep.analysis.queries import named_query
 
     data, store, proc = custom_run
     assert "custom-quick: ok 1, failed 0" in proc.stdout

@@ -9,10 +9,10 @@ import pytest
 
 from conftest import isosweep
 from image_files import write_celeba, write_mnist
-from orchestrator.cli import main
-from orchestrator.store import Store
-from orchestrator.studies import STUDIES, parse_where
-from trainers.config import TrialConfig
+from isosweep.cli import main
+from isosweep.store import Store
+from isosweep.studies import STUDIES, parse_where
+from isosweep.trainers.config import TrialConfig
 
 
 def test_variants_are_pairs_not_a_cross_product():
@@ -63,7 +63,7 @@ def test_bad_data_paths_are_refused_in_one_line_with_nothing_written(tmp_path, c
 def test_artifacts_are_written_before_the_trials_file(tmp_path):
     from datetime import datetime, timezone
 
-    from trainers.records import TrialResult, TrialStatus
+    from isosweep.trainers.records import TrialResult, TrialStatus
 
     cfg = STUDIES["mnist"].configs("smoke")[0]
     now = datetime.now(timezone.utc)
@@ -130,7 +130,7 @@ def test_report_shows_bars_norms_and_traversals_per_trial(request, tmp_path, fix
 
 
 def test_gpus_per_trial_default_follows_the_cluster():
-    from orchestrator.driver import gpus_for_trials
+    from isosweep.orchestrator.driver import gpus_for_trials
 
     assert gpus_for_trials(None, {"CPU": 16.0, "GPU": 4.0}) == 1.0
     assert gpus_for_trials(None, {"CPU": 2.0}) == 0.0

@@ -12,10 +12,10 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from orchestrator import driver  # noqa: E402
-from orchestrator.plan import make_plan  # noqa: E402
-from orchestrator.store import Store  # noqa: E402
-from orchestrator.studies import get_study  # noqa: E402
+from isosweep.orchestrator import driver  # noqa: E402
+from isosweep.orchestrator.plan import make_plan  # noqa: E402
+from isosweep.store import Store  # noqa: E402
+from isosweep.studies import get_study  # noqa: E402
 
 
 def test_removing_a_worker_node_mid_sweep(tmp_path):

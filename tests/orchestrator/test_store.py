@@ -7,11 +7,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.errors import UsageError
-from orchestrator.schema import TABLES
-from orchestrator.store import Store, result_tables
-from trainers.config import TrialConfig
-from trainers.records import TrialResult, TrialStatus
+from isosweep.errors import UsageError
+from isosweep.schema import TABLES
+from isosweep.store import Store, result_tables
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.records import TrialResult, TrialStatus
 
 
 def _result(lam=100.0, status=TrialStatus.OK):

@@ -1,9 +1,9 @@
 import pytest
 
-from orchestrator.errors import UsageError
-from orchestrator.plan import make_bundles, make_plan, parse_fuse
-from orchestrator.studies import STUDIES, get_study, parse_where
-from trainers.config import TrialConfig
+from isosweep.errors import UsageError
+from isosweep.orchestrator.plan import make_bundles, make_plan, parse_fuse
+from isosweep.studies import STUDIES, get_study, parse_where
+from isosweep.trainers.config import TrialConfig
 
 
 def test_toy_study_has_90_trials_per_seed_with_unique_stable_keys():

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from anomaly_files import write_anomaly_files
-from orchestrator.store import result_tables
-from orchestrator.studies import STUDIES
-from trainers.anomaly import (detect, flag_top, mean_distance_scores, precision_recall_f1, snapshot_epochs,
+from isosweep.store import result_tables
+from isosweep.studies import STUDIES
+from isosweep.trainers.anomaly import (detect, flag_top, mean_distance_scores, precision_recall_f1, snapshot_epochs,
                               split_rows, train_anomaly, validation_f1, weighted_detect)
-from trainers.data.anomaly import LabelledData, load_anomaly
-from trainers.records import TrialStatus
-from trainers.run import run_trial
+from isosweep.trainers.data.anomaly import LabelledData, load_anomaly
+from isosweep.trainers.records import TrialStatus
+from isosweep.trainers.run import run_trial
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import scipy.io
 
 from anomaly_files import write_anomaly_files
-from trainers.data.anomaly import (ANOMALY_DATASETS, DataError, check_files, kddcup_rev_rows, load_anomaly,
+from isosweep.trainers.data.anomaly import (ANOMALY_DATASETS, DataError, check_files, kddcup_rev_rows, load_anomaly,
                                    minmax)
 
 

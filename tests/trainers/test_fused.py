@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.config import TrialConfig
-from trainers.data import TrialData, make_data
-from trainers.fused import train_bundle
-from trainers.measure import measure
-from trainers.metrics import get_metric
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import TrialData, make_data
+from isosweep.trainers.fused import train_bundle
+from isosweep.trainers.measure import measure
+from isosweep.trainers.metrics import get_metric
 
 SMALL = {"study": "toy", "budget": "test", "latent_dim": 3, "epochs": 15, "n_train": 2048, "n_eval": 500}
 MEMBERS = [

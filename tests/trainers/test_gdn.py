@@ -3,7 +3,7 @@ reparameterisation of beta and gamma."""
 
 import torch
 
-from trainers.gdn import BETA_MIN, GDN, IGDN, NonNegative
+from isosweep.trainers.gdn import BETA_MIN, GDN, IGDN, NonNegative
 
 
 def _formula(x, beta, gamma, inverse):

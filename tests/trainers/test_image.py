@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from image_files import write_celeba, write_mnist
-from trainers.config import TrialConfig
-from trainers.image import BatchOrder, ImageData, batches, learning_rate, load_image_data, log_points, train_images
-from trainers.image_models import ConvGDNVAE, build_image_model
-from trainers.measure import dprime_fd, dprime_second_order, measure
-from trainers.metrics import get_metric
-from trainers.records import TrialStatus
-from trainers.run import fusable, run_trial
-from trainers.traversal import GAP, VALUES, traversal_png, traversal_tiles
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.image import BatchOrder, ImageData, batches, learning_rate, load_image_data, log_points, train_images
+from isosweep.trainers.image_models import ConvGDNVAE, build_image_model
+from isosweep.trainers.measure import dprime_fd, dprime_second_order, measure
+from isosweep.trainers.metrics import get_metric
+from isosweep.trainers.records import TrialStatus
+from isosweep.trainers.run import fusable, run_trial
+from isosweep.trainers.traversal import GAP, VALUES, traversal_png, traversal_tiles
 
 CPU = torch.device("cpu")
 
@@ -183,7 +183,7 @@ def test_an_image_trial_end_to_end_and_not_fusable(tmp_path):
 def test_a_smoke_trial_on_the_real_mnist_files(shared_data):
     if not (shared_data / "mnist").is_dir():
         pytest.skip("no real MNIST files")
-    from orchestrator.studies import STUDIES
+    from isosweep.studies import STUDIES
 
     cfg = STUDIES["mnist"].configs("smoke")[0]
     result = run_trial(cfg, None, None, str(shared_data))
@@ -195,7 +195,7 @@ def test_a_smoke_trial_on_the_real_mnist_files(shared_data):
 def test_on_a_gpu_training_runs_there_and_the_measurements_match_the_cpu(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from trainers.image import device
+    from isosweep.trainers.image import device
 
     root = str(write_mnist(tmp_path))
     cfg = _mnist_cfg()

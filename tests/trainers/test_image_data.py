@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from image_files import MNIST_NAMES, idx_bytes, write_celeba, write_mnist
-from trainers.data.celeba import CROP, CelebAImages, celeba_split, centre_crop_box, check_celeba, list_images
-from trainers.data.errors import DataError
-from trainers.data.mnist import load_mnist, mnist_split, parse_idx
+from isosweep.trainers.data.celeba import CROP, CelebAImages, celeba_split, centre_crop_box, check_celeba, list_images
+from isosweep.trainers.data.errors import DataError
+from isosweep.trainers.data.mnist import load_mnist, mnist_split, parse_idx
 
 
 def _one_line(exc_info) -> str:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.config import TrialConfig
-from trainers.data import TrialData
-from trainers.loop import train_model
-from trainers.measure import measure
-from trainers.metrics import get_metric
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import TrialData
+from isosweep.trainers.loop import train_model
+from isosweep.trainers.measure import measure
+from isosweep.trainers.metrics import get_metric
 
 
 @pytest.mark.parametrize("s2,lam", [(1.0, 50.0), (4.0, 20.0)])

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.config import TrialConfig
-from trainers.measure import dprime_fd, dprime_jvp, measure, pearson_on_raw
-from trainers.metrics import get_metric
-from trainers.models import build_model
-from trainers.data.toy import ToyData
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.measure import dprime_fd, dprime_jvp, measure, pearson_on_raw
+from isosweep.trainers.metrics import get_metric
+from isosweep.trainers.models import build_model
+from isosweep.trainers.data.toy import ToyData
 
 
 def _mu(model, n=64):

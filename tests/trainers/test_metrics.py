@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from trainers.metrics import METRICS, dconv_scale, get_metric
+from isosweep.trainers.metrics import METRICS, dconv_scale, get_metric
 
 A = torch.tensor([[1.0, 2.0, -1.0], [0.0, 0.5, 0.5]], dtype=torch.float64)
 B = torch.tensor([[0.0, 2.0, 1.0], [0.0, 0.0, 1.5]], dtype=torch.float64)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from trainers.data.toy import SOURCE_VARIANCES, TOY_DATASETS, Source, ToyData, embedding_matrix
+from isosweep.trainers.data.toy import SOURCE_VARIANCES, TOY_DATASETS, Source, ToyData, embedding_matrix
 
 
 @pytest.mark.parametrize("shape", ["normal", "ramp", "uniform"])

@@ -7,8 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-from trainers.config import TrialConfig
-from trainers.data.toy import TOY_DATASETS, ToyData
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data.toy import TOY_DATASETS, ToyData
 
 # Stream ids: the training draw, the evaluation draw, and the training loop (init, order, noise)
 # each get their own seeded generator, so changing one never shifts another.
@@ -55,7 +55,7 @@ def make_data(cfg: TrialConfig, root: Optional[str] = None) -> TrialData:
         evaluation = toy.sample(cfg.n_eval, data_rng(cfg.seed, EVAL_STREAM))
         return TrialData(train, evaluation, toy.log_density(evaluation))
     if cfg.dataset == "custom":
-        from trainers.data.custom import load_custom
+        from isosweep.trainers.data.custom import load_custom
 
         return load_custom(cfg, root)
     raise ValueError(f"unknown data set {cfg.dataset!r}")

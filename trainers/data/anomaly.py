@@ -26,7 +26,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from trainers.data.errors import DataError, require_root, root_fs
+from isosweep.trainers.data.errors import DataError, require_root, root_fs
 
 KDD_REV_STREAM = 7
 

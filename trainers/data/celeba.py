@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from fsspec.implementations.local import LocalFileSystem
 
-from trainers.data.errors import DataError, first_line, require_root, root_fs
+from isosweep.trainers.data.errors import DataError, first_line, require_root, root_fs
 
 FOLDER = "celeba/img_align_celeba"
 CROP = 178

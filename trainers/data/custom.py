@@ -29,9 +29,9 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
-from trainers.config import TrialConfig
-from trainers.data import TrialData
-from trainers.data.errors import DataError
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data import TrialData
+from isosweep.trainers.data.errors import DataError
 
 CUSTOM_DATASET = "custom"
 EVAL_FRACTION = 0.2

@@ -1,5 +1,5 @@
 """The check of the image data sets' files before any trial starts (``isosweep run`` calls it
-through ``orchestrator.studies.check_inputs``): MNIST's four IDX files are read and checked whole;
+through ``isosweep.studies.check_inputs``): MNIST's four IDX files are read and checked whole;
 the CelebA folder is listed, counted against the held-out share, and its first and last JPEGs
 decoded. Raises DataError (one line) naming the file and what was expected."""
 
@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from trainers.config import TrialConfig
+from isosweep.trainers.config import TrialConfig
 
 
 def check_image_files(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
     if any(c.dataset == "mnist" for c in configs):
-        from trainers.data.errors import require_root
-        from trainers.data.mnist import HOLDS, load_mnist
+        from isosweep.trainers.data.errors import require_root
+        from isosweep.trainers.data.mnist import HOLDS, load_mnist
 
         load_mnist(require_root(root, "mnist", HOLDS))
     held_out = [c.n_eval for c in configs if c.dataset == "celeba"]
     if held_out:
-        from trainers.data.celeba import check_celeba
+        from isosweep.trainers.data.celeba import check_celeba
 
         check_celeba(root, max(held_out))

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from trainers.data.errors import DataError, first_line, require_root, root_fs
+from isosweep.trainers.data.errors import DataError, first_line, require_root, root_fs
 
 FOLDER = "mnist"
 FILES = {

@@ -12,8 +12,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from orchestrator.errors import UsageError
-from trainers.config import LR_SCHEDULES, REDUCTIONS, TrialConfig
+from isosweep.errors import UsageError
+from isosweep.trainers.config import LR_SCHEDULES, REDUCTIONS, TrialConfig
 
 TOY_LAMBDAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
@@ -333,9 +333,9 @@ def check_inputs(configs: Sequence[TrialConfig], root: str | None) -> None:
     """Check, before anything is planned or started, that the files the trials read exist and
     have the expected format (the anomaly and image data sets under the data root); UsageError
     otherwise."""
-    from trainers.data.anomaly import check_files
-    from trainers.data.errors import DataError
-    from trainers.data.images import check_image_files
+    from isosweep.trainers.data.anomaly import check_files
+    from isosweep.trainers.data.errors import DataError
+    from isosweep.trainers.data.images import check_image_files
 
     try:
         check_files([c.dataset for c in configs], root)

@@ -12,13 +12,13 @@ import signal
 import sys
 from typing import Any, Sequence
 
-from orchestrator.address import check_address
-from orchestrator.errors import UsageError
-from orchestrator.plan import make_plan, parse_fuse
-from orchestrator.store import Store, default_store_url
-from orchestrator.studies import STUDIES, check_inputs, get_study, parse_where
-from orchestrator.userdata import load_user_data, stage
-from trainers.data import data_root
+from isosweep.orchestrator.address import check_address
+from isosweep.errors import UsageError
+from isosweep.orchestrator.plan import make_plan, parse_fuse
+from isosweep.store import Store, default_store_url
+from isosweep.studies import STUDIES, check_inputs, get_study, parse_where
+from isosweep.orchestrator.userdata import load_user_data, stage
+from isosweep.trainers.data import data_root
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
 
@@ -159,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for i, bundle in enumerate(plan.bundles):
             print(f"  bundle {i}: {len(bundle)} trial(s): {' '.join(c.key for c in bundle)}")
         return 0
-    from orchestrator import driver  # Ray is imported only when a sweep really runs.
+    from isosweep.orchestrator import driver  # Ray is imported only when a sweep really runs.
 
     options = driver.RunOptions(
         sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
@@ -193,8 +193,8 @@ def _gpus_per_trial(args: argparse.Namespace, study: Any) -> float | None:
 
 
 def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any, ...]]) -> int:
-    """``isosweep run anomaly --search optuna ...``: see ``orchestrator.search``."""
-    from orchestrator.search import SearchSpec, check_search, parse_range, read_history, template_configs
+    """``isosweep run anomaly --search optuna ...``: see ``isosweep.orchestrator.search``."""
+    from isosweep.orchestrator.search import SearchSpec, check_search, parse_range, read_history, template_configs
 
     if args.search is None:
         raise UsageError("--num-samples and --lam-range belong to a search: add --search optuna")
@@ -218,7 +218,7 @@ def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any
           f"guide the sampler; store {store.url}", flush=True)
     if args.dry_run:
         return 0
-    from orchestrator import driver
+    from isosweep.orchestrator import driver
 
     options = driver.RunOptions(
         sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
@@ -235,9 +235,9 @@ def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any
 
 def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: dict[str, Any] | None = None,
                    limit: int | None = None, drop: Sequence[str] = ()) -> None:
-    from analysis.db import run_query
-    from analysis.formatting import as_table
-    from analysis.queries import named_query
+    from isosweep.analysis.db import run_query
+    from isosweep.analysis.formatting import as_table
+    from isosweep.analysis.queries import named_query
 
     exclude = ", ".join(dict.fromkeys(["study", *(match or {}), *drop]))
     match = {"budget": budget, **(match or {})}
@@ -249,7 +249,7 @@ def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from analysis.formatting import as_table
+    from isosweep.analysis.formatting import as_table
 
     store = _open_store(args.store, for_writing=False)
     states = store.trial_states()
@@ -278,7 +278,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     check_address(args.address)
     store = _open_store(args.store, for_writing=True)
-    from orchestrator import driver
+    from isosweep.orchestrator import driver
 
     counts, planned = driver.resume_sweep(store, args.name, args.address)
     print(f"{args.name}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
@@ -287,8 +287,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from orchestrator.compact import compact
-    from orchestrator.faults import compact_kill_point
+    from isosweep.orchestrator.compact import compact
+    from isosweep.orchestrator.faults import compact_kill_point
 
     store = _open_store(args.store, for_writing=True)
     report = compact(store, kill=compact_kill_point)
@@ -301,9 +301,9 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from analysis.db import run_query
-    from analysis.formatting import FORMATTERS
-    from analysis.queries import named_query
+    from isosweep.analysis.db import run_query
+    from isosweep.analysis.formatting import FORMATTERS
+    from isosweep.analysis.queries import named_query
 
     if args.format == "parquet" and not args.out:
         raise UsageError("--format parquet needs --out FILE")
@@ -336,7 +336,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.report import check_out_dir, default_out, make_report
+    from isosweep.analysis.report import check_out_dir, default_out, make_report
 
     study = get_study(args.study)
     if args.budget is not None:

@@ -1,6 +1,6 @@
 """The one definition of the store's tables: their columns and Arrow types.
 
-Writers build rows against these schemas and readers (``analysis.db``) use them to give every
+Writers build rows against these schemas and readers (``isosweep.analysis.db``) use them to give every
 view its full set of typed columns, even over an empty or older store. Columns may be added;
 the core names listed in ARCHITECTURE.md keep their meaning.
 """

@@ -1,7 +1,7 @@
 """The results store: per-trial Parquet files under a local folder or any fsspec URL.
 
 Layout (ARCHITECTURE.md): ``<store>/<table>/study=<study>/<trial_key>.parquet`` for the tables of
-``orchestrator.schema``, and ``<store>/artifacts/<trial_key>/<name>`` for a trial's files (images).
+``isosweep.schema``, and ``<store>/artifacts/<trial_key>/<name>`` for a trial's files (images).
 Every file is written atomically (a temporary name then a rename on local
 disks; a single PUT on object stores), and a trial's ``trials`` file is written last, so a trial is
 complete exactly when that file exists and a reader never sees half a trial.
@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from orchestrator.errors import UsageError
-from orchestrator.schema import TABLES, WRITE_ORDER
-from trainers.config import SCIENCE_VERSION
-from trainers.records import TrialResult
+from isosweep.errors import UsageError
+from isosweep.schema import TABLES, WRITE_ORDER
+from isosweep.trainers.config import SCIENCE_VERSION
+from isosweep.trainers.records import TrialResult
 
 DEFAULT_STORE = "./results"
 # Files written by `isosweep compact` start with this; per-trial files are named by trial key.

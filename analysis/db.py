@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 import duckdb
 import pyarrow as pa
 
-from isosweep.errors import UsageError
+from isosweep.errors import UsageError, first_line
 from isosweep.schema import TABLES
 from isosweep.store import Store
 
@@ -113,7 +113,7 @@ _DENIED_FILE = re.compile(r'Cannot access (?:file|directory) "([^"]*)"')
 
 def _denied(exc: duckdb.Error) -> str:
     match = _DENIED_FILE.search(str(exc))
-    return f"{match.group(1)} is outside it" if match else str(exc).strip().splitlines()[0]
+    return f"{match.group(1)} is outside it" if match else first_line(exc)
 
 
 _FILE_IN_ERROR = re.compile(r"""(?:file|File)\s+["']?([^"'\s]+\.parquet)""")

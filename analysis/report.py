@@ -22,7 +22,7 @@ from isosweep.analysis.document import (FIGURES_DIR, TABLES_DIR, Document, Note,
                                to_markdown)
 from isosweep.analysis.queries import named_query
 from isosweep.analysis.sections import sections_for
-from isosweep.errors import UsageError
+from isosweep.errors import UsageError, first_line
 from isosweep.studies import Study, get_study
 
 _ATTEMPTS = 3
@@ -123,7 +123,7 @@ def build_document(store_url: str, study_name: str, budget: Optional[str] = None
         finally:
             con.close()
     assert last is not None
-    raise UsageError(f"store {store_url!r} kept changing while the report was read ({str(last).splitlines()[0]}); "
+    raise UsageError(f"store {store_url!r} kept changing while the report was read ({first_line(last)}); "
                      "run the report again")
 
 

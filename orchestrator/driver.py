@@ -31,7 +31,7 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
-from isosweep.errors import UsageError  # noqa: E402
+from isosweep.errors import UsageError, first_line  # noqa: E402
 from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
 from isosweep.orchestrator.plan import SweepPlan  # noqa: E402
 from isosweep.store import Store  # noqa: E402
@@ -261,8 +261,7 @@ def start_ray(address: Optional[str]) -> None:
             # "local" always starts a new instance, never joins another Ray found on this machine.
             ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError, timeouts: all mean "not there"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {first}; "
+        raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {first_line(exc)}; "
                          "check the address (ray status on the head node prints it)") from None
     # Per-trial result files are switched off (the store has the results), so the result grid's
     # attempt to read them would warn once per bundle.

@@ -26,7 +26,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from isosweep.trainers.data.errors import DataError, require_root, root_fs
+from isosweep.trainers.data.errors import DataError, first_line, require_root, root_fs
 
 KDD_REV_STREAM = 7
 
@@ -123,11 +123,6 @@ def _read_bytes(path: str, root: str) -> bytes:
         return f.read()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 @functools.lru_cache(maxsize=2)
 def read_odds(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
     """``X`` and ``y`` of an ODDS .mat file, checked: (n, m) finite numbers and (n,) 0/1 labels."""
@@ -139,7 +134,7 @@ def read_odds(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
     except NotImplementedError:
         raise DataError(f"{path}: MATLAB v7.3 (HDF5) files are not read; expected {ODDS_EXPECTED}") from None
     except Exception as exc:
-        raise DataError(f"{path}: not a readable .mat file ({_first_line(exc)}); expected {ODDS_EXPECTED}") from None
+        raise DataError(f"{path}: not a readable .mat file ({first_line(exc)}); expected {ODDS_EXPECTED}") from None
     if "X" not in mat or "y" not in mat:
         keys = ", ".join(k for k in mat if not k.startswith("__")) or "none"
         raise DataError(f"{path}: has variables {keys}; expected {ODDS_EXPECTED}")
@@ -168,13 +163,13 @@ def read_kdd(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: broken gzip data ({_first_line(exc)}); expected {KDD_EXPECTED}") from None
+            raise DataError(f"{path}: broken gzip data ({first_line(exc)}); expected {KDD_EXPECTED}") from None
     text_cols = (1, 2, 3, KDD_FIELDS - 1)  # protocol_type, service, flag, label
     try:
         frame = pd.read_csv(io.BytesIO(raw), header=None, dtype={c: str for c in text_cols},
                             na_filter=False, engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, KeyError) as exc:
-        raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(exc)}); expected {KDD_EXPECTED}") from None
+        raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc)}); expected {KDD_EXPECTED}") from None
     if frame.shape[1] != KDD_FIELDS:
         raise DataError(f"{path}: rows have {frame.shape[1]} fields; expected {KDD_EXPECTED}")
     labels = frame[KDD_FIELDS - 1].str.strip()
@@ -263,7 +258,7 @@ def _check_kdd_head(path: str, root: str, lines: int = 5) -> None:
             with fs.open(path, "rb") as f, gzip.GzipFile(fileobj=f) as g:
                 head = g.read(1 << 16)
         except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: broken gzip data ({_first_line(exc)}); expected {KDD_EXPECTED}") from None
+            raise DataError(f"{path}: broken gzip data ({first_line(exc)}); expected {KDD_EXPECTED}") from None
     try:
         text = head.decode("ascii")
     except UnicodeDecodeError:

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import TrialData
-from isosweep.trainers.data.errors import DataError
+from isosweep.trainers.data.errors import DataError, first_line
 
 CUSTOM_DATASET = "custom"
 EVAL_FRACTION = 0.2
@@ -60,12 +60,7 @@ def read_bytes(url: str) -> bytes:
     except IsADirectoryError:
         raise DataError(f"{url}: is a folder; pass a CSV or Parquet file of feature columns with --data") from None
     except Exception as exc:  # permissions, network, unknown protocol
-        raise DataError(f"{url}: cannot be read ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        raise DataError(f"{url}: cannot be read ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def parse_table(data: bytes, name: str) -> pa.Table:
@@ -83,7 +78,7 @@ def parse_table(data: bytes, name: str) -> pa.Table:
 
         return pcsv.read_csv(pa.BufferReader(data), read_options=pcsv.ReadOptions(use_threads=False))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"{name}: not a readable CSV or Parquet file ({_first_line(exc)})") from None
+        raise DataError(f"{name}: not a readable CSV or Parquet file ({first_line(exc)})") from None
 
 
 def _is_numeric(kind: pa.DataType) -> bool:

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import fsspec
 
+from isosweep.errors import first_line
+
+__all__ = ["DataError", "first_line", "require_root", "root_fs"]
+
 
 class DataError(ValueError):
     """A data set's file is missing or not in the expected format; the message is one line that
     names the file and what was expected there."""
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def root_fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -37,7 +37,8 @@ from isosweep.orchestrator.plan import SweepPlan  # noqa: E402
 from isosweep.store import Store  # noqa: E402
 from isosweep.trainers.config import TrialConfig  # noqa: E402
 from isosweep.trainers.records import TrialResult, TrialStatus  # noqa: E402
-from isosweep.trainers.run import failed_result, fusable, run_bundle, run_trial  # noqa: E402
+from isosweep.trainers.kinds import fusable  # noqa: E402
+from isosweep.trainers.run import failed_result, run_bundle, run_trial  # noqa: E402
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -153,7 +154,7 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
             _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys), **extra()},
                              {"keys": keys, "state": last["state"], "attempts": attempt})
             for key in keys:
-                faults.maybe_raise(key, int(metrics["epoch"]), attempt)
+                faults.maybe_raise(key, int(metrics["progress"]), attempt)
 
         try:
             results = _run_unit(unit, report, last["state"], config.get("data_root"))

@@ -1,7 +1,8 @@
 """Test-only fault injection, switched on by environment variables and off by default.
 
 - ``ISOSWEEP_TEST_RAISE="P:SEED"``: at each progress report a trial raises ``InjectedFault`` with
-  probability P. The draw is a hash of (SEED, trial key, epoch, attempt), so a run is repeatable
+  probability P. The draw is a hash of (SEED, trial key, progress, attempt), ``progress`` being the
+  report's count of finished epochs or iterations, so a run is repeatable
   and a retried trial can get past the point where it failed.
 - ``ISOSWEEP_TEST_KILL_IN_WRITE="N"``: while the trials file of the (N+1)-th finished trial is
   being written (after its bytes are on disk under a temporary name, before the rename; or the
@@ -53,12 +54,13 @@ class Faults:
         pid = os.environ.get(DRIVER_PID_ENV)
         return cls(raise_p, raise_seed, int(kill) if kill else None, int(pid) if pid else None)
 
-    def maybe_raise(self, key: str, epoch: int, attempt: int) -> None:
+    def maybe_raise(self, key: str, progress: int, attempt: int) -> None:
+        """Raise at this report (``progress``: epochs or iterations done) with probability P."""
         if self.raise_p <= 0:
             return
-        digest = hashlib.sha256(f"{self.raise_seed}:{key}:{epoch}:{attempt}".encode()).digest()
+        digest = hashlib.sha256(f"{self.raise_seed}:{key}:{progress}:{attempt}".encode()).digest()
         if int.from_bytes(digest[:8], "big") / 2**64 < self.raise_p:
-            raise InjectedFault(f"injected fault in {key} at epoch {epoch} (attempt {attempt})")
+            raise InjectedFault(f"injected fault in {key} at progress {progress} (attempt {attempt})")
 
     def write_hook(self, finished_trials: int) -> Optional[Any]:
         """A store hook that kills driver and writer during the chosen trials-file write."""

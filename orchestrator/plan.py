@@ -13,6 +13,7 @@ from typing import Sequence
 
 from isosweep.errors import UsageError
 from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.kinds import fusable
 
 # Trials that cannot fuse run one after another in a bundle: `auto` keeps such bundles small, so
 # that slots stay evenly busy while the sweep drains.
@@ -47,23 +48,22 @@ def parse_fuse(text: str | None) -> int | str:
     return size
 
 
-def bundle_size(fuse: int | str, n_trials: int, slots: int, fusable: bool) -> int:
-    """Trials per bundle. ``auto``: fusable trials as one vectorised bundle per slot (fewest,
+def bundle_size(fuse: int | str, n_trials: int, slots: int, fuses: bool) -> int:
+    """Trials per bundle. ``auto``: trials that fuse as one vectorised bundle per slot (fewest,
     largest bundles train fastest: benchmarks/fusion.py); others two bundles per slot."""
     if fuse != "auto":
         return int(fuse)
-    if fusable:
+    if fuses:
         return max(1, math.ceil(n_trials / max(1, slots)))
     return max(1, min(AUTO_MAX_SEQUENTIAL, math.ceil(n_trials / max(1, 2 * slots))))
 
 
 def make_bundles(configs: Sequence[TrialConfig], fuse: int | str, slots: int) -> tuple[tuple[TrialConfig, ...], ...]:
-    """Group compatible trials (same architecture and budget) into bundles, order preserved."""
-    from isosweep.trainers.run import fusable  # the trainers decide what can train together
-
+    """Group compatible trials (one fusion key: architecture, budget, schedule) into bundles,
+    order preserved; the trainers' kinds (``isosweep.trainers.kinds``) say which bundles fuse."""
     groups: dict[tuple, list[TrialConfig]] = {}
     for cfg in configs:
-        groups.setdefault(cfg.architecture() + (cfg.lr, cfg.lr_schedule), []).append(cfg)
+        groups.setdefault(cfg.fusion_key(), []).append(cfg)
     bundles = []
     for members in groups.values():
         size = bundle_size(fuse, len(members), slots, fusable(members))

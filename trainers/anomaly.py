@@ -37,16 +37,15 @@ import torch
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import data_rng
 from isosweep.trainers.data.anomaly import LabelledData, load_anomaly
-from isosweep.trainers.loop import Checkpoint, ReportFn, TrialDiverged, learning_rate, loop_seed
 from isosweep.trainers.measure import measure, score_lx
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import MLPVAE, build_model
 from isosweep.trainers.objective import objective_terms
 from isosweep.trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.training import CURVE_TERMS, Checkpoint, ReportFn, TrialDiverged, loop_seed, step_learning_rate
 
 SPLIT_STREAM = 5
 VAL_NOISE_STREAM = 6
-TERMS = ("loss", "recon", "kl")
 SCORE_CHUNK = 16_384
 MEASURE_ROWS = 2_000
 DEFAULT_SNAPSHOTS = 10
@@ -223,10 +222,10 @@ def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: O
 
     n, bs = x_fit.shape[0], cfg.batch_size
     snaps = snapshot_epochs(cfg.epochs, cfg.snapshots or DEFAULT_SNAPSHOTS)
-    sums = torch.zeros(len(TERMS), dtype=torch.float64)
+    sums = torch.zeros(len(CURVE_TERMS), dtype=torch.float64)
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
-        lr = learning_rate(cfg, epoch)
+        lr = step_learning_rate(cfg, epoch, cfg.epochs)
         for group in optimiser.param_groups:
             group["lr"] = lr
         last = (epoch + 1) in snaps
@@ -245,7 +244,7 @@ def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: O
             steps += 1
             if last:
                 with torch.no_grad():
-                    sums += torch.stack([terms[t].detach().sum() for t in TERMS]).double()
+                    sums += torch.stack([terms[t].detach().sum() for t in CURVE_TERMS]).double()
         if not last:
             continue
 
@@ -259,7 +258,7 @@ def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: O
         test_scores = _scores(model, x_test, cfg, metric)
         val_f1 = validation_f1(_scores(model, x_val, cfg, metric), _scores(model, x_val_anomaly, cfg, metric), ratio)
         _, _, f1 = detect(test_scores, split.test_anomaly, ratio)
-        row = {"step": steps, "epoch": epoch + 1, **dict(zip(TERMS, means)), "val_loss": val_loss,
+        row = {"step": steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, means)), "val_loss": val_loss,
                "val_f1": val_f1, "f1": f1}
         curves.append(row)
         if best is None or val_loss < best.val_loss:
@@ -275,7 +274,7 @@ def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: O
                                       "optimiser": optimiser.state_dict(), "generator": gen.get_state(),
                                       "curves": list(curves), "steps": done_steps, "best": kept})
 
-            report({k: v for k, v in row.items() if v is not None}, make_checkpoint)
+            report({"progress": epoch + 1, **{k: v for k, v in row.items() if v is not None}}, make_checkpoint)
     assert best is not None
     model.load_state_dict(best.state)
     model.eval()

@@ -161,8 +161,9 @@ class TrialConfig:
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def architecture(self) -> tuple[Any, ...]:
-        """What must be equal for trials to share one vectorised model and training schedule."""
+    def fusion_key(self) -> tuple[Any, ...]:
+        """What must be equal for trials to share one vectorised model and training schedule
+        (``isosweep.trainers.fused``): the architecture, the budget and the optimiser's schedule."""
         return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
                 self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric,
-                self.iterations, self.arch)
+                self.iterations, self.arch, self.lr, self.lr_schedule)

@@ -16,9 +16,10 @@ on) and recorded as diverged; the others go on.
 from __future__ import annotations
 
 import copy
+import functools
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,33 +29,11 @@ from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import TrialData
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model
+from isosweep.trainers.objective import form_weights, vae_terms
+from isosweep.trainers.training import (CURVE_TERMS, Checkpoint, ReportFn, TrainOutcome, TrialDiverged, loop_seed,
+                                        report_epochs, step_learning_rate)
 
 Tensor = torch.Tensor
-LOOP_STREAM = 3
-CURVE_TERMS = ("loss", "recon", "kl")
-
-Checkpoint = dict[str, Any]
-ReportFn = Callable[[dict[str, float], Callable[[], Checkpoint]], None]
-"""Called about every 10 % of training with the latest metrics and a function that builds the
-checkpoint (built only if the caller wants one)."""
-
-
-def loop_seed(seed: int) -> int:
-    """The torch seed of a trial's training loop, independent of its data draws."""
-    return int(np.random.SeedSequence([seed, LOOP_STREAM]).generate_state(1)[0])
-
-
-def learning_rate(cfg: TrialConfig, epoch: int) -> float:
-    """lr, or lr/10 in the last third of the epochs for the ``step`` schedule (METHOD.md 5.1)."""
-    if cfg.lr_schedule == "step" and epoch >= cfg.epochs - cfg.epochs // 3:
-        return cfg.lr / 10.0
-    return cfg.lr
-
-
-def report_epochs(epochs: int) -> set[int]:
-    """The epochs (1-based counts of finished epochs) after which progress is reported."""
-    every = max(1, math.ceil(epochs / 10))
-    return set(range(every, epochs + 1, every)) | {epochs}
 
 
 def _linears(module: nn.Sequential) -> list[nn.Linear]:
@@ -141,13 +120,11 @@ class MemberLosses:
 
     def __init__(self, cfgs: Sequence[TrialConfig], dtype: torch.dtype):
         self.form = cfgs[0].form
+        # One (K, 1) tensor per weight of the form (lambda; or lambda1, lambda2), broadcast over the batch.
+        self.weights = tuple(torch.tensor([[w] for w in column], dtype=dtype)
+                             for column in zip(*(form_weights(c) for c in cfgs)))
         self.groups = self._groups([(c.loss, c.reduction) for c in cfgs])
-        if self.form == "conventional":
-            self.weight = torch.tensor([[c.lam] for c in cfgs], dtype=dtype)
-        else:
-            self.weight1 = torch.tensor([[c.lam1] for c in cfgs], dtype=dtype)
-            self.weight2 = torch.tensor([[c.lam2] for c in cfgs], dtype=dtype)
-            self.transform_groups = self._groups([(c.transform_metric or c.loss, c.reduction) for c in cfgs])
+        self.transform_groups = self._groups([(c.transform_metric or c.loss, c.reduction) for c in cfgs])
 
     @staticmethod
     def _groups(names: list[tuple[str, str]]) -> list[tuple[Metric, str, Optional[Tensor]]]:
@@ -173,37 +150,27 @@ class MemberLosses:
         return out
 
     def terms(self, model: StackedVAE, x: Tensor, eps: Tensor) -> dict[str, Tensor]:
-        """Per-member, per-sample terms, each (K, B); ``loss`` is the code-form L_x."""
-        mu, logvar = model.encode(x)
-        z = mu + (0.5 * logvar).exp() * eps
-        x_hat = model.decode(z)
-        kl = (0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)).sum(dim=2)
-        if self.form == "conventional":
-            recon = self._apply(self.groups, x, x_hat, distance=False)
-            return {"loss": self.weight * recon + kl, "recon": recon, "kl": kl}
-        x_breve = model.decode(mu)
-        transform = self._apply(self.transform_groups, x, x_breve, distance=False)
-        coding = self._apply(self.groups, x_breve, x_hat, distance=True)
-        return {"loss": self.weight1 * transform + self.weight2 * coding + kl, "recon": transform + coding, "kl": kl}
+        """Per-member, per-sample terms, each (K, B): the one objective of
+        ``isosweep.trainers.objective.vae_terms``, each member with its own metric and weights."""
+        return vae_terms(model, x, eps, self.form, self.weights,
+                         recon=functools.partial(self._apply, self.groups, distance=False),
+                         transform=functools.partial(self._apply, self.transform_groups, distance=False),
+                         coding=functools.partial(self._apply, self.groups, distance=True))
 
 
 @dataclass
-class MemberOutcome:
-    """One member's training: its curve, steps, and its model unless it diverged."""
+class MemberOutcome(TrainOutcome):
+    """One member's training: its curve, steps, and its model unless it diverged (then ``None``,
+    with the reason in ``diverged``)."""
 
-    model: Optional[MLPVAE]
-    curves: list[dict[str, float]] = field(default_factory=list)
-    steps: int = 0
+    model: Optional[MLPVAE]  # type: ignore[assignment]
     diverged: Optional[str] = None
-
-    @property
-    def loss_final(self) -> float:
-        return self.curves[-1]["loss"] if self.curves else float("nan")
 
 
 def check_bundle(cfgs: Sequence[TrialConfig]) -> None:
-    """Fused members must share architecture and training schedule."""
-    if len({c.architecture() + (c.lr, c.lr_schedule) for c in cfgs}) != 1:
+    """Fused members must share one fusion key (``TrialConfig.fusion_key``): architecture and
+    training schedule."""
+    if len({c.fusion_key() for c in cfgs}) != 1:
         raise ValueError("fused trials must share architecture, budget, form, lr and lr schedule")
 
 
@@ -245,7 +212,7 @@ def train_bundle(
     reports = report_epochs(ref.epochs)
     for epoch in range(start_epoch, ref.epochs):
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(ref, epoch)
+            group["lr"] = step_learning_rate(ref, epoch, ref.epochs)
         # One permutation and one block of noise per member and epoch, from the member's generator:
         # the draws are the same whether the member trains alone or in a bundle.
         order = torch.stack([torch.randperm(n, generator=g) for g in gens])
@@ -275,7 +242,7 @@ def train_bundle(
             break
         if report is not None and (epoch + 1) in reports:
             alive = [row for o, row in zip(outcomes, means) if o.diverged is None]
-            metrics = {"epoch": epoch + 1, "step": steps,
+            metrics = {"progress": epoch + 1, "epoch": epoch + 1, "step": steps,
                        **{t: float(np.mean([r[i] for r in alive])) for i, t in enumerate(CURVE_TERMS)}}
 
             def make_checkpoint(done_epoch: int = epoch + 1, steps_now: int = steps) -> Checkpoint:
@@ -304,3 +271,19 @@ def _freeze(k: int, params: list[Tensor], optimiser: torch.optim.Optimizer, x_al
             for value in optimiser.state.get(p, {}).values():
                 if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == p.shape[0]:
                     value[k] = 0.0
+
+
+def train_model(
+    cfg: TrialConfig,
+    data: TrialData,
+    report: Optional[ReportFn] = None,
+    checkpoint: Optional[Checkpoint] = None,
+    dtype: torch.dtype = torch.float32,
+) -> TrainOutcome:
+    """Train one trial's model, as a bundle of one (so that a trial trained alone and the same trial
+    trained in a bundle get the same draws); resume from ``checkpoint`` when given. Raises
+    TrialDiverged."""
+    (outcome,) = train_bundle([cfg], [data], report, checkpoint, dtype)
+    if outcome.diverged is not None or outcome.model is None:
+        raise TrialDiverged(outcome.diverged or "diverged")
+    return TrainOutcome(outcome.model, outcome.curves, outcome.steps)

@@ -13,8 +13,8 @@ images are decoded in DataLoader workers; MNIST sits in memory (on the device) w
 Every random draw is the trial's own: the initialisation from its seed, the batch order of
 iteration k from (seed, epoch of k) alone (so a loader that reads ahead, or a resumed run, takes
 the same batches), the reparameterisation noise from a generator whose state is checkpointed.
-Progress is reported about every 10 % of the iterations (``epoch`` = iterations done) with a
-checkpoint from which a run continues exactly as the uninterrupted run would have.
+Progress is reported about every 10 % of the iterations (``progress`` = ``iteration`` = iterations
+done) with a checkpoint from which a run continues exactly as the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ import numpy as np
 import torch
 
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.fused import CURVE_TERMS, Checkpoint, ReportFn, loop_seed
+from isosweep.trainers.data.images import IMAGE_DATASETS
 from isosweep.trainers.image_models import IMAGE_SHAPE, build_image_model
-from isosweep.trainers.loop import TrainOutcome, TrialDiverged
 from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.objective import objective_terms
 from isosweep.trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.training import (CURVE_TERMS, Checkpoint, ReportFn, TrainOutcome, TrialDiverged, loop_seed,
+                                        step_learning_rate)
 from isosweep.trainers.traversal import traversal_png
 
-IMAGE_DATASETS = ("mnist", "celeba")
 ORDER_STREAM = 9
 MNIST_SHAPE = (1, 28, 28)
 MEASURE_CHUNK = {"conv_gdn": 64, "mlp_sigmoid": 1000}
@@ -51,10 +51,6 @@ LOADER_WORKERS_ENV = "ISOSWEEP_LOADER_WORKERS"
 MAX_LOADER_WORKERS = 8
 
 Tensor = torch.Tensor
-
-
-def is_image_dataset(name: str) -> bool:
-    return name in IMAGE_DATASETS
 
 
 def device() -> torch.device:
@@ -164,14 +160,6 @@ def batches(data: ImageData, order: BatchOrder, start: int, stop: int, where: to
 
 # -- training -------------------------------------------------------------------------------------
 
-def learning_rate(cfg: TrialConfig, iteration: int) -> float:
-    """lr, or lr/10 in the last third of the iterations for the ``step`` schedule."""
-    total = int(cfg.iterations or 1)
-    if cfg.lr_schedule == "step" and iteration >= total - total // 3:
-        return cfg.lr / 10.0
-    return cfg.lr
-
-
 def log_points(iterations: int) -> tuple[set[int], set[int]]:
     """Iteration counts after which a curve row is written and after which progress is reported
     (every report point is a curve point, so a checkpoint never holds half a curve window)."""
@@ -222,7 +210,7 @@ def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] =
     model.train()
     for k, x in enumerate(batches(data, order, start, iterations, where), start=start):
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(cfg, k)
+            group["lr"] = step_learning_rate(cfg, k, iterations)
         eps = torch.randn(x.shape[0], cfg.latent_dim, generator=gen).to(where)
         terms = objective_terms(model, x, eps, cfg, metric, transform)
         loss = terms["loss"].mean()
@@ -247,7 +235,8 @@ def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] =
                         "optimiser": _cpu(optimiser.state_dict()), "generator": gen.get_state(),
                         "curves": list(curves)}
 
-            report({"epoch": done, "step": done, "iteration": done, **dict(zip(CURVE_TERMS, means))},
+            # Counted in iterations: no ``epoch`` here, since these trials never count epochs.
+            report({"progress": done, "iteration": done, "step": done, **dict(zip(CURVE_TERMS, means))},
                    make_checkpoint)
     return TrainOutcome(model.eval(), curves, iterations)  # type: ignore[arg-type]
 

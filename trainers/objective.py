@@ -8,7 +8,7 @@ with ``x_breve = Dec(mu)``, ``x_hat = Dec(mu + sigma * eps)`` and
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -25,34 +25,63 @@ class VAE(Protocol):
 
 
 def kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, sigma^2) || N(0, 1)) per sample and latent dim, shape (batch, n)."""
+    """KL(N(mu, sigma^2) || N(0, 1)) per latent dim, elementwise: the shape of ``mu`` (e.g.
+    (batch, n), or (K, batch, n) for a fused bundle)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
 
 
-def objective_terms(
-    model: VAE, x: Tensor, eps: Tensor, cfg: TrialConfig, metric: Metric, transform: Metric | None = None
-) -> dict[str, Tensor]:
-    """Per-sample named terms of the objective; ``loss`` is the code-form L_x.
+Distance = Callable[[Tensor, Tensor], Tensor]
+"""D(a, b) per sample, its reduction over the input dims fixed: (..., batch, m) pairs to (..., batch)."""
 
-    ``eps`` is the standard-normal noise of the reparameterisation, drawn by the caller so that
-    every random draw of a trial comes from that trial's own generator.
+
+def form_weights(cfg: TrialConfig) -> tuple[float, ...]:
+    """The objective's weights: ``(lambda,)`` (conventional) or ``(lambda1, lambda2)`` (decomposed)."""
+    weights = (cfg.lam,) if cfg.form == "conventional" else (cfg.lam1, cfg.lam2)
+    assert all(w is not None for w in weights)
+    return weights  # type: ignore[return-value]
+
+
+def vae_terms(model: VAE, x: Tensor, eps: Tensor, form: str, weights: Sequence[Any],
+              recon: Distance, transform: Distance, coding: Distance) -> dict[str, Tensor]:
+    """Per-sample named terms of the code-form objective; ``loss`` is L_x.
+
+    Works on any leading shape: one model's batch (batch, m), or the (K, batch, m) of a fused
+    bundle (``isosweep.trainers.fused``), whose ``weights`` are then (K, 1) tensors and whose
+    distances evaluate each member with its own metric. ``recon`` is D(x, x_hat) of the
+    conventional form; ``transform`` D_T(x, x_breve) and ``coding`` D(x_breve, x_hat) those of the
+    decomposed form.
     """
     mu, logvar = model.encode(x)
     z = mu + (0.5 * logvar).exp() * eps
     x_hat = model.decode(z)
-    kl = kl_per_dim(mu, logvar).sum(dim=1)
-    if cfg.form == "conventional":
-        assert cfg.lam is not None
-        recon = metric(x, x_hat, cfg.reduction)
-        return {"loss": cfg.lam * recon + kl, "recon": recon, "kl": kl}
-    assert cfg.lam1 is not None and cfg.lam2 is not None
+    kl = kl_per_dim(mu, logvar).sum(dim=-1)
+    if form == "conventional":
+        (lam,) = weights
+        reconstruction = recon(x, x_hat)
+        return {"loss": lam * reconstruction + kl, "recon": reconstruction, "kl": kl}
+    lam1, lam2 = weights
     x_breve = model.decode(mu)
-    transform_loss = (transform or metric)(x, x_breve, cfg.reduction)
-    coding_loss = metric.distance(x_breve, x_hat, cfg.reduction)
+    transform_loss = transform(x, x_breve)
+    coding_loss = coding(x_breve, x_hat)
     return {
-        "loss": cfg.lam1 * transform_loss + cfg.lam2 * coding_loss + kl,
+        "loss": lam1 * transform_loss + lam2 * coding_loss + kl,
         "recon": transform_loss + coding_loss,
         "kl": kl,
         "transform": transform_loss,
         "coding": coding_loss,
     }
+
+
+def objective_terms(
+    model: VAE, x: Tensor, eps: Tensor, cfg: TrialConfig, metric: Metric, transform: Metric | None = None
+) -> dict[str, Tensor]:
+    """Per-sample named terms of one trial's objective (``vae_terms``); ``loss`` is the code-form L_x.
+
+    ``eps`` is the standard-normal noise of the reparameterisation, drawn by the caller so that
+    every random draw of a trial comes from that trial's own generator.
+    """
+    reduction, d_t = cfg.reduction, transform or metric
+    return vae_terms(model, x, eps, cfg.form, form_weights(cfg),
+                     recon=lambda a, b: metric(a, b, reduction),
+                     transform=lambda a, b: d_t(a, b, reduction),
+                     coding=lambda a, b: metric.distance(a, b, reduction))

@@ -11,12 +11,12 @@ import torch
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import make_data
-from isosweep.trainers.data.anomaly import is_anomaly_dataset
-from isosweep.trainers.fused import Checkpoint, ReportFn, train_bundle
-from isosweep.trainers.image import is_image_dataset
+from isosweep.trainers.fused import train_bundle
+from isosweep.trainers.kinds import fusable, kind_of
 from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.training import Checkpoint, ReportFn
 
 
 def _now() -> datetime:
@@ -39,15 +39,6 @@ def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: Opti
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return TrialResult(cfg, TrialStatus.FAILED, started_at or _now(), _now(), error=message[:2000],
                        provenance=provenance())
-
-
-def fusable(cfgs: Sequence[TrialConfig]) -> bool:
-    """Whether these trials can train as one vectorised bundle (``isosweep.trainers.fused``)."""
-    if any(is_anomaly_dataset(c.dataset) for c in cfgs):
-        return False  # the anomaly trial has its own snapshot loop
-    if any(is_image_dataset(c.dataset) for c in cfgs):
-        return False  # image trials have their own networks and iteration loop
-    return len({c.architecture() + (c.lr, c.lr_schedule) for c in cfgs}) == 1
 
 
 def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
@@ -77,15 +68,8 @@ def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
               checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None) -> TrialResult:
     """Train one trial (resuming from ``checkpoint`` if given) and take its measurements.
 
-    Divergence (a NaN or infinite loss) is a result, not an error: it is returned with status
-    ``diverged``. Any other exception propagates to the caller, which decides on retries.
+    The trial's kind (``isosweep.trainers.kinds``) says how it trains. Divergence (a NaN or
+    infinite loss) is a result, not an error: it is returned with status ``diverged``. Any other
+    exception propagates to the caller, which decides on retries.
     """
-    if is_anomaly_dataset(cfg.dataset):
-        from isosweep.trainers.anomaly import run_anomaly_trial
-
-        return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
-    if is_image_dataset(cfg.dataset):
-        from isosweep.trainers.image import run_image_trial
-
-        return run_image_trial(cfg, report, checkpoint, data_root, provenance())
-    return run_bundle([cfg], report, checkpoint, data_root)[0]
+    return kind_of(cfg).run(cfg, report, checkpoint, data_root)

@@ -69,7 +69,7 @@ def test_bundles_group_compatible_trials_and_plans_skip_completed_keys():
     bundles = make_bundles(configs, 10, slots=2)
     assert sum(len(b) for b in bundles) == 91
     for b in bundles:
-        assert len({c.architecture() for c in b}) == 1 and len(b) <= 10
+        assert len({c.fusion_key() for c in b}) == 1 and len(b) <= 10
     assert all(len(b) == 1 for b in make_bundles(configs, parse_fuse("off"), 2))
     done = {c.key for c in configs[:50]}
     plan = make_plan(configs, done, "auto", 2, force=False)

@@ -10,12 +10,14 @@ import torch
 
 from image_files import write_celeba, write_mnist
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.image import BatchOrder, ImageData, batches, learning_rate, load_image_data, log_points, train_images
+from isosweep.trainers.image import BatchOrder, ImageData, batches, load_image_data, log_points, train_images
 from isosweep.trainers.image_models import ConvGDNVAE, build_image_model
 from isosweep.trainers.measure import dprime_fd, dprime_second_order, measure
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.records import TrialStatus
-from isosweep.trainers.run import fusable, run_trial
+from isosweep.trainers.kinds import fusable
+from isosweep.trainers.run import run_trial
+from isosweep.trainers.training import step_learning_rate
 from isosweep.trainers.traversal import GAP, VALUES, traversal_png, traversal_tiles
 
 CPU = torch.device("cpu")
@@ -105,9 +107,9 @@ def test_batch_order_is_a_permutation_per_epoch_and_a_pure_function_of_the_itera
 
 
 def test_learning_rate_and_log_points():
-    assert learning_rate(_mnist_cfg(iterations=30), 29) == 1e-3
+    assert step_learning_rate(_mnist_cfg(iterations=30), 29, 30) == 1e-3
     step = _mnist_cfg(iterations=30, lr_schedule="step")
-    assert learning_rate(step, 19) == 1e-3 and learning_rate(step, 20) == pytest.approx(1e-4)
+    assert step_learning_rate(step, 19, 30) == 1e-3 and step_learning_rate(step, 20, 30) == pytest.approx(1e-4)
     curve, reports = log_points(1000)
     assert reports == set(range(100, 1001, 100)) and reports <= curve and len(curve) == 100
 
@@ -120,7 +122,7 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):
     saved = {}
 
     def report(metrics, make_checkpoint):
-        if metrics["epoch"] == 5:
+        if metrics["iteration"] == 5:
             saved.update(make_checkpoint())
 
     train_images(cfg, data, report, where=CPU)
@@ -174,7 +176,8 @@ def test_an_image_trial_end_to_end_and_not_fusable(tmp_path):
     reports = []
     result = run_trial(cfg, lambda m, make: reports.append(m), None, root)
     assert result.status == TrialStatus.OK and result.scalars["steps"] == 10 and result.scalars["n_fit"] == 64
-    assert [r["epoch"] for r in reports] == list(range(1, 11)) and len(result.dims) == 4
+    assert [r["iteration"] for r in reports] == [r["progress"] for r in reports] == list(range(1, 11))
+    assert not any("epoch" in r for r in reports) and len(result.dims) == 4
     assert result.artifacts["traversal.png"][:8] == b"\x89PNG\r\n\x1a\n"
     diverged = run_trial(_mnist_cfg(lam=1e308), None, None, root)
     assert diverged.status == TrialStatus.DIVERGED and "iteration" in diverged.error

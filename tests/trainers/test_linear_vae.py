@@ -11,7 +11,7 @@ import torch
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import TrialData
-from isosweep.trainers.loop import train_model
+from isosweep.trainers.fused import train_model
 from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
 

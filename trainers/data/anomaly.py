@@ -63,10 +63,6 @@ ANOMALY_DATASETS: dict[str, AnomalySpec] = {
 }
 
 
-def is_anomaly_dataset(name: str) -> bool:
-    return name in ANOMALY_DATASETS
-
-
 @dataclass(frozen=True)
 class LabelledData:
     """A normalised anomaly data set: inputs and labels."""

@@ -1,13 +1,17 @@
-"""The check of the image data sets' files before any trial starts (``isosweep run`` calls it
-through ``isosweep.studies.check_inputs``): MNIST's four IDX files are read and checked whole;
-the CelebA folder is listed, counted against the held-out share, and its first and last JPEGs
-decoded. Raises DataError (one line) naming the file and what was expected."""
+"""The image data sets' names, and the check of their files before any trial starts (``isosweep
+run`` calls it through the image trial kind of ``isosweep.trainers.kinds``): MNIST's four IDX
+files are read and checked whole; the CelebA folder is listed, counted against the held-out
+share, and its first and last JPEGs decoded. Raises DataError (one line) naming the file and what
+was expected."""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 from isosweep.trainers.config import TrialConfig
+
+IMAGE_DATASETS = ("mnist", "celeba")
+"""The image data sets of METHOD.md 5.2, trained by ``isosweep.trainers.image``."""
 
 
 def check_image_files(configs: Sequence[TrialConfig], root: Optional[str]) -> None:

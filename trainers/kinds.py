@@ -1,0 +1,110 @@
+"""The kinds of trial, registered in one place: which configs each owns, how one of its trials
+trains, whether its trials fuse, and how its data files are checked before a sweep starts.
+
+- ``mlp``: the MLP VAE of the toy studies (METHOD.md 5.1) and of a user's data file (``custom``),
+  trained by epochs; trials with one fusion key train as one vectorised bundle
+  (``isosweep.trainers.fused``).
+- ``anomaly``: the anomaly-detection trial of METHOD.md 5.3, with its own snapshot loop
+  (``isosweep.trainers.anomaly``); reads its data set from the data root.
+- ``image``: the MNIST and CelebA trials of METHOD.md 5.2, trained by iterations
+  (``isosweep.trainers.image``); read their images from the data root.
+
+The registry imports no torch: planning and the data checks use it without loading the trainers,
+whose modules load when a trial of their kind runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data.anomaly import ANOMALY_DATASETS, check_files
+from isosweep.trainers.data.images import IMAGE_DATASETS, check_image_files
+from isosweep.trainers.records import TrialResult
+from isosweep.trainers.training import Checkpoint, ReportFn
+
+Runner = Callable[[TrialConfig, Optional[ReportFn], Optional[Checkpoint], Optional[str]], TrialResult]
+"""Train and measure one trial: (config, report, checkpoint to resume from, data root) -> result."""
+
+DataCheck = Callable[[Sequence[TrialConfig], Optional[str]], None]
+"""Check the files the given trials read under the data root; DataError (one line) names the file."""
+
+
+@dataclass(frozen=True)
+class TrialKind:
+    """One kind of trial (see the module docstring)."""
+
+    name: str
+    """``mlp``, ``anomaly`` or ``image``."""
+    datasets: Optional[tuple[str, ...]]
+    """The data sets whose trials are of this kind; None: every data set that no other kind names."""
+    run: Runner
+    """How one trial of this kind trains and is measured (no Ray, no store)."""
+    fuses: bool
+    """Whether trials of this kind with one fusion key (``TrialConfig.fusion_key``) train as one
+    vectorised bundle; the others train one at a time."""
+    check: Optional[DataCheck] = None
+    """The check of its data files before anything starts; None for a kind that reads no data
+    root or whose file is checked where it is given (``custom``: ``isosweep.orchestrator.userdata``)."""
+
+
+# The runners import their trainer when called, so that the registry stays light (module docstring).
+def _run_mlp(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
+             data_root: Optional[str]) -> TrialResult:
+    from isosweep.trainers.run import run_bundle
+
+    return run_bundle([cfg], report, checkpoint, data_root)[0]
+
+
+def _run_anomaly(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
+                 data_root: Optional[str]) -> TrialResult:
+    from isosweep.trainers.anomaly import run_anomaly_trial
+    from isosweep.trainers.run import provenance
+
+    return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
+
+
+def _run_image(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
+               data_root: Optional[str]) -> TrialResult:
+    from isosweep.trainers.image import run_image_trial
+    from isosweep.trainers.run import provenance
+
+    return run_image_trial(cfg, report, checkpoint, data_root, provenance())
+
+
+def _check_anomaly_files(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
+    check_files([c.dataset for c in configs], root)
+
+
+KINDS: dict[str, TrialKind] = {
+    k.name: k
+    for k in (
+        TrialKind("mlp", None, _run_mlp, fuses=True),
+        TrialKind("anomaly", tuple(ANOMALY_DATASETS), _run_anomaly, fuses=False, check=_check_anomaly_files),
+        TrialKind("image", IMAGE_DATASETS, _run_image, fuses=False, check=check_image_files),
+    )
+}
+
+_BY_DATASET = {name: k for k in KINDS.values() if k.datasets is not None for name in k.datasets}
+
+
+def kind_of(cfg: TrialConfig) -> TrialKind:
+    """The kind of a trial, told by its data set."""
+    return _BY_DATASET.get(cfg.dataset, KINDS["mlp"])
+
+
+def fusable(cfgs: Sequence[TrialConfig]) -> bool:
+    """Whether these trials can train as one vectorised bundle (``isosweep.trainers.fused``): all
+    of a kind that fuses, with one fusion key."""
+    return (len(cfgs) > 0 and all(kind_of(c).fuses for c in cfgs)
+            and len({c.fusion_key() for c in cfgs}) == 1)
+
+
+def check_data(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
+    """Run each kind's data check on its trials among ``configs``, before anything is planned or
+    started. Raises ``isosweep.trainers.data.errors.DataError`` (one line naming the file)."""
+    for kind in KINDS.values():
+        mine = [c for c in configs if kind_of(c) is kind]
+        if kind.check is not None and mine:
+            kind.check(mine, root)

@@ -24,9 +24,7 @@ from isosweep.orchestrator.compact import compact
 from isosweep.store import Store
 from isosweep.studies import TOY_LAMBDAS
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.records import TrialResult, TrialStatus
-
-ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
+from isosweep.trainers.records import ESTIMATES, TrialResult, TrialStatus
 
 
 def synthetic_result(i: int, rng: np.random.Generator) -> TrialResult:

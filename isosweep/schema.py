@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+# The density estimates' names come from the trainers that measure them; the analysis names its
+# columns through this module's ESTIMATES.
+from isosweep.trainers.records import ESTIMATES  # noqa: F401
+
 TS = pa.timestamp("us", tz="UTC")
-ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
 
 TRIALS = pa.schema(
     [

@@ -50,9 +50,13 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
     if unknown:
         # A measurement without a column would be silently lost: refuse it instead.
         raise ValueError(f"trial row has columns the schema lacks: {sorted(unknown)}")
+    # Every config field that has a column gets it (config_json holds all of them), except
+    # ``epochs`` of a trial that trains by iterations: it never uses it, so its column is null.
+    config_columns = {k: v for k, v in config.items() if k in columns}
+    if cfg.iterations is not None:
+        config_columns["epochs"] = None
     trial_row: dict[str, Any] = {
-        # Every config field that has a column gets it; all of them are in config_json.
-        **base, **{k: v for k, v in config.items() if k in columns}, "sweep": sweep,
+        **base, **config_columns, "sweep": sweep,
         "status": result.status.value, "error": result.error, "wall_s": result.wall_s,
         "started_at": result.started_at, "finished_at": result.finished_at,
         "science_version": SCIENCE_VERSION, "config_json": json.dumps(config, sort_keys=True), **measured,
@@ -70,8 +74,9 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class TrialState:
-    """What the store knows of one trial key."""
+class StoredTrial:
+    """One trial as the store holds it: the state columns of its trials row that finished last
+    (``status`` holds the value of a ``TrialStatus`` of ``isosweep.trainers.records``)."""
 
     key: str
     study: str
@@ -202,7 +207,7 @@ class Store:
             self.write_table(self.file_path(name, result.config.study, result.key), tables[name])
 
     # -- reading -----------------------------------------------------------------------------
-    def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, TrialState]:
+    def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, StoredTrial]:
         """The recorded state of every trial in the store (or of ``keys``): per key, the trials
         row that finished last. Unreadable files are skipped and listed in ``self.corrupt``."""
         wanted = set(keys) if keys is not None else None
@@ -215,9 +220,9 @@ class Store:
                 continue
         return self._trial_states(wanted)
 
-    def _trial_states(self, wanted: Optional[set[str]]) -> dict[str, TrialState]:
+    def _trial_states(self, wanted: Optional[set[str]]) -> dict[str, StoredTrial]:
         rows = self._newest_rows(wanted, STATE_COLUMNS)
-        return {key: TrialState(key, r["study"], r["budget"], r["status"], r["finished_at"]) for key, r in rows.items()}
+        return {key: StoredTrial(key, r["study"], r["budget"], r["status"], r["finished_at"]) for key, r in rows.items()}
 
     def trial_rows(self, columns: Iterable[str], keys: Optional[Iterable[str]] = None) -> dict[str, dict[str, Any]]:
         """Per key (all, or ``keys``), the ``columns`` of the trials row that finished last.

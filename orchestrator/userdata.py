@@ -10,14 +10,13 @@ store), so the workers read the file from there, and a resumed sweep finds it ag
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from isosweep.errors import UsageError
 from isosweep.store import Store
 from isosweep.studies import Study
-from isosweep.trainers.data.anomaly import DataError
+from isosweep.trainers.data.errors import DataError
 from isosweep.trainers.data.custom import CustomTable, default_hidden, default_latent_dim, file_hash, read_custom
 
 INPUTS_DIR = "inputs"
@@ -84,20 +83,11 @@ def load_user_data(study: Study, data: Optional[str], features: Optional[str], d
 
 
 def stage(store: Store, user: UserData) -> str:
-    """Copy the file's bytes to ``<store>/inputs/<sha256>`` (once; the name is the content) and
-    return that folder as the workers' data root."""
+    """Copy the file's bytes to ``<store>/inputs/<sha256>`` (once: the name is the content, so a
+    file already there holds these bytes) with the store's atomic write, and return that folder as
+    the workers' data root."""
     folder = f"{store.root}/{INPUTS_DIR}"
     path = f"{folder}/{user.data_hash}"
-    if store.local:
-        folder = os.path.abspath(folder)
-        path = os.path.join(folder, user.data_hash)
-        if not os.path.isfile(path):
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{user.data_hash}.{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(user.data)
-            os.replace(tmp, path)
-        return folder
     if not store.fs.exists(path):
-        store.fs.pipe_file(path, user.data)
-    return store.uri(folder)
+        store.write_bytes(path, user.data)
+    return os.path.abspath(folder) if store.local else store.uri(folder)

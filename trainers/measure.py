@@ -18,11 +18,11 @@ from scipy import stats
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.metrics import Metric
 from isosweep.trainers.objective import VAE, kl_per_dim
+from isosweep.trainers.records import ESTIMATES
 
 Tensor = torch.Tensor
 MEASURE_STREAM = 4
 CHUNK = 2048
-ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
 
 
 def dprime_fd(model: VAE, mu: Tensor, metric: Metric, reduction: str, eps: float) -> Tensor:
@@ -227,9 +227,9 @@ def measure(model: torch.nn.Module, cfg: TrialConfig, x_eval: np.ndarray, log_p_
             "post_metric": per["log_post"] + metric_term,
         }
         finite = np.isfinite(log_p_true)
-        for name, values in log_est.items():
-            scalars[f"corr_{name}"] = pearson_on_raw(log_p_true[finite], values[finite])
-            scalars[f"rank_{name}"] = spearman(log_p_true[finite], values[finite])
+        for name in ESTIMATES:
+            scalars[f"corr_{name}"] = pearson_on_raw(log_p_true[finite], log_est[name][finite])
+            scalars[f"rank_{name}"] = spearman(log_p_true[finite], log_est[name][finite])
         keep = slice(0, cfg.points_cap)
-        points = {"log_p_true": log_p_true[keep], **{f"log_{k}": v[keep] for k, v in log_est.items()}}
+        points = {"log_p_true": log_p_true[keep], **{f"log_{name}": log_est[name][keep] for name in ESTIMATES}}
     return Measurements(scalars, dims, points)

@@ -11,6 +11,11 @@ import numpy as np
 
 from isosweep.trainers.config import TrialConfig
 
+ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
+"""The density estimates of log p(x) that a trial with a known density records (METHOD.md
+section 4; ``isosweep.trainers.measure``): columns ``corr_<name>`` and ``rank_<name>`` of its
+``trials`` row, ``log_<name>`` of its ``points``."""
+
 
 class TrialStatus(str, enum.Enum):
     """How a trial ended. Failed and diverged trials are recorded too, and retried by a later run."""

@@ -1,6 +1,8 @@
 """The store on a local folder and on fsspec's in-memory file system (one suite, both backends)."""
 
+import json
 import uuid
+from pathlib import Path
 from datetime import datetime, timezone
 
 import numpy as np
@@ -8,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from isosweep.errors import UsageError
-from isosweep.schema import TABLES
-from isosweep.store import Store, result_tables
+from isosweep.schema import ESTIMATES, TABLES
+from isosweep.store import Store, StoredTrial, result_tables
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.records import TrialResult, TrialStatus
 
@@ -22,7 +24,7 @@ def _result(lam=100.0, status=TrialStatus.OK):
         dims=[{"dim": j, "rank": j + 1, "active": True, "norm_mean": 1.0, "norm_sd": 0.1, "dprime_mean": 1.0,
                "dprime_sd": 0.1, "sigma_inv2_mean": 10.0 / (j + 1), "var_ratio": 2.0 - j, "kl_mean": 1.0} for j in range(2)],
         curves=[{"step": 10, "epoch": 1, "loss": 1.0, "recon": 0.5, "kl": 0.5}],
-        points={"log_p_true": np.zeros(3), **{f"log_{e}": np.ones(3) for e in ("prior", "elbo", "post", "elbo_metric", "post_metric")}},
+        points={"log_p_true": np.zeros(3), **{f"log_{e}": np.ones(3) for e in ESTIMATES}},
     )
 
 
@@ -40,6 +42,16 @@ def test_rows_follow_the_schema():
     assert tables["trials"].num_rows == 1 and tables["dims"].num_rows == 2 and tables["points"].num_rows == 3
     row = tables["trials"].to_pylist()[0]
     assert row["status"] == "ok" and row["lam"] == 100.0 and row["hidden"] == [128, 64]
+
+
+def test_a_trial_that_trains_by_iterations_has_no_epochs_column_value():
+    cfg = TrialConfig(study="mnist", budget="smoke", dataset="mnist", loss="bce", seed=0, latent_dim=4, lam=2000.0,
+                      iterations=10, arch="mlp_sigmoid")
+    now = datetime.now(timezone.utc)
+    row = result_tables(TrialResult(cfg, TrialStatus.OK, now, now), "s", {})["trials"].to_pylist()[0]
+    assert row["epochs"] is None and row["iterations"] == 10 and row["trial_key"] == cfg.key
+    assert TrialConfig.from_dict(json.loads(row["config_json"])) == cfg  # the full config, epochs included
+    assert result_tables(_result(), "s", {})["trials"].to_pylist()[0]["epochs"] == 500
 
 
 def test_unknown_scalar_is_refused_rather_than_dropped():
@@ -68,6 +80,25 @@ def test_rewriting_a_trial_replaces_it(store):
     store.write_result(_result(10.0, TrialStatus.OK), "b", {})
     assert len(store.table_files("trials")) == 1
     assert list(store.trial_states().values())[0].status == "ok"
+
+
+def test_stored_trials_are_typed_rows(store):
+    ok = _result()
+    store.write_result(ok, "sweep", {})
+    (stored,) = store.trial_states().values()
+    assert isinstance(stored, StoredTrial) and (stored.key, stored.study, stored.budget) == (ok.key, "toy", "smoke")
+
+
+def test_a_users_data_file_is_staged_once_under_its_hash(store):
+    from isosweep.orchestrator.userdata import UserData, stage
+
+    user = UserData("mine.csv", b"x0,x1\n1,2\n", table=None, latent_dim=1)  # type: ignore[arg-type]
+    root = stage(store, user)
+    path = f"{store.root}/inputs/{user.data_hash}"
+    assert root == (str(Path(store.root, "inputs")) if store.local else store.uri(f"{store.root}/inputs"))
+    assert store.fs.cat_file(path) == user.data and store.fs.ls(f"{store.root}/inputs", detail=False) == [path]
+    store.before_commit = lambda p: pytest.fail(f"{p} was written again")
+    assert stage(store, user) == root
 
 
 def test_local_writes_leave_no_temporary_files(tmp_path):

@@ -1,18 +1,28 @@
 """Named summary queries: SQL kept in ``analysis/sql/<name>.sql``, runnable as ``isosweep query @name``.
 
 Besides the store's views (``trials``, ``dims``, ``curves``, ``points``), a named query may read
-``planned``: one row per grid point that the study registry plans at each budget (seeds aside),
-with the registry's settings; ``plan`` names the registry's study, ``study`` the study its trials
-are recorded as (the same, except for a study that picks points of another). :func:`named_query`
-supplies it as a common table expression, so the grid has one definition (``isosweep.studies``)
-and the SQL stays runnable by name.
+three tables made from the study registry (``isosweep.studies``), so that no study's name or grid
+is written in the SQL and a newly registered study is summarised like the others:
+
+- ``studies``: one row per registered study: ``plan`` (its registry name), ``study`` (the name
+  its trials are recorded as: the same, except for a study that picks points of another) and
+  ``summary`` (its summary query). A query selects the trials it summarises with
+  ``study IN (SELECT study FROM studies WHERE summary = '<its summary query>')``.
+- ``planned``: one row per grid point that a study plans at each budget (seeds aside), with the
+  registry's settings (:data:`PLANNED_COLUMNS`); ``plan = study`` are a study's own grid points.
+- ``paper_points``: the paper's (lambda1, lambda2) of each anomaly data set.
+
+:func:`named_query` supplies the tables a query reads as common table expressions, so the SQL
+stays runnable by name.
 """
 
 from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Any
+from typing import Any, Callable, Sequence
+
+from isosweep.studies import ANOMALY_PAPER_POINT, STUDIES
 
 PLANNED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("plan", "VARCHAR"), ("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"), ("loss", "VARCHAR"),
@@ -21,7 +31,6 @@ PLANNED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """Columns of ``planned``: the fields that tell one grid point of a study from another."""
 
-_USES_PLANNED = re.compile(r"\bplanned\b", re.IGNORECASE)
 _LEADING_WITH = re.compile(r"\A((?:\s|--[^\n]*\n)*)WITH\b", re.IGNORECASE)
 
 
@@ -30,12 +39,12 @@ def query_names() -> list[str]:
 
 
 def named_query(name: str) -> str:
-    """The SQL of the named query; KeyError naming the known ones otherwise."""
+    """The SQL of the named query, with the registry tables it reads; KeyError naming the known
+    ones otherwise."""
     path = resources.files("isosweep.analysis").joinpath("sql", f"{name}.sql")
     if not path.is_file():
         raise KeyError(f"unknown named query @{name}; known: {', '.join('@' + n for n in query_names())}")
-    sql = path.read_text()
-    return with_planned(sql) if _USES_PLANNED.search(_strip_comments(sql)) else sql
+    return with_registry(path.read_text())
 
 
 def _strip_comments(sql: str) -> str:
@@ -52,10 +61,18 @@ def _literal(value: Any) -> str:
     return str(int(value))
 
 
+def _values_sql(columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]) -> str:
+    """A SELECT of ``rows`` with typed ``columns`` (an empty one where there are no rows)."""
+    names = ", ".join(name for name, _ in columns)
+    casts = ", ".join(f"{name}::{kind} AS {name}" for name, kind in columns)
+    if not rows:
+        return f"SELECT {casts} FROM (SELECT {', '.join(f'NULL AS {name}' for name, _ in columns)}) WHERE FALSE"
+    values = ",\n        ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+    return f"SELECT {casts} FROM (VALUES\n        {values}\n    ) AS v({names})"
+
+
 def planned_rows() -> list[tuple[Any, ...]]:
     """Every grid point of every registered study at every budget, as ``PLANNED_COLUMNS`` tuples."""
-    from isosweep.studies import STUDIES
-
     rows: dict[tuple[Any, ...], None] = {}
     for study in STUDIES.values():
         if study.needs_user_data:
@@ -66,18 +83,27 @@ def planned_rows() -> list[tuple[Any, ...]]:
     return list(rows)
 
 
-def planned_sql() -> str:
-    """A SELECT that yields the ``planned`` table from the study registry."""
-    names = ", ".join(name for name, _ in PLANNED_COLUMNS)
-    casts = ", ".join(f"{name}::{kind} AS {name}" for name, kind in PLANNED_COLUMNS)
-    values = ",\n        ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in planned_rows())
-    return f"SELECT {casts} FROM (VALUES\n        {values}\n    ) AS v({names})"
+STUDIES_COLUMNS: tuple[tuple[str, str], ...] = (("plan", "VARCHAR"), ("study", "VARCHAR"), ("summary", "VARCHAR"))
+PAPER_POINT_COLUMNS: tuple[tuple[str, str], ...] = (("dataset", "VARCHAR"), ("lam1", "DOUBLE"), ("lam2", "DOUBLE"))
+
+REGISTRY_TABLES: dict[str, Callable[[], str]] = {
+    "studies": lambda: _values_sql(STUDIES_COLUMNS, [(s.name, s.records_as or s.name, s.summary)
+                                                     for s in STUDIES.values()]),
+    "planned": lambda: _values_sql(PLANNED_COLUMNS, planned_rows()),
+    "paper_points": lambda: _values_sql(PAPER_POINT_COLUMNS, [(d, p["lam1"], p["lam2"])
+                                                              for d, p in ANOMALY_PAPER_POINT.items()]),
+}
+"""The tables a named query may read besides the store's views, each built from the registry."""
 
 
-def with_planned(sql: str) -> str:
-    """``sql`` with ``planned`` defined as its first common table expression."""
-    cte = f"planned AS (\n    {planned_sql()}\n)"
+def with_registry(sql: str) -> str:
+    """``sql`` with the registry tables it reads defined as its first common table expressions."""
+    code = _strip_comments(sql)
+    used = [name for name in REGISTRY_TABLES if re.search(rf"\b{name}\b", code, re.IGNORECASE)]
+    if not used:
+        return sql
+    ctes = ",\n".join(f"{name} AS (\n    {REGISTRY_TABLES[name]()}\n)" for name in used)
     match = _LEADING_WITH.match(sql)
     if match:
-        return f"{match.group(1)}WITH {cte},{sql[match.end():]}"
-    return f"WITH {cte}\n{sql}"
+        return f"{match.group(1)}WITH {ctes},{sql[match.end():]}"
+    return f"WITH {ctes}\n{sql}"

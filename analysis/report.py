@@ -114,7 +114,7 @@ def build_document(store_url: str, study_name: str, budget: Optional[str] = None
         try:
             chosen = choose_budget(con, study, store_url, budget)
             ctx = ReportContext(con, study, chosen, _settings(study, chosen), store_url)
-            sections = [s for s in (fn(ctx) for fn in sections_for(study.name)) if s is not None]
+            sections = [s for s in (fn(ctx) for fn in sections_for(study)) if s is not None]
             doc = Document(f"isosweep report: {study.name} ({chosen})", _lead(ctx), sections)
             check_unique_names(doc)
             return doc, chosen

@@ -13,10 +13,10 @@ import sys
 from typing import Any, Sequence
 
 from isosweep.orchestrator.address import check_address
-from isosweep.errors import UsageError
+from isosweep.errors import UsageError, first_line
 from isosweep.orchestrator.plan import make_plan, parse_fuse
 from isosweep.store import Store, default_store_url
-from isosweep.studies import STUDIES, check_inputs, get_study, parse_where
+from isosweep.studies import STUDIES, Study, check_inputs, get_study, parse_where
 from isosweep.orchestrator.userdata import load_user_data, stage
 from isosweep.trainers.data import data_root
 
@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"invalid trial settings: {exc}") from None
     if user is None:
-        check_inputs(configs, data_root(args.data_root))
+        check_inputs(study, configs, data_root(args.data_root))
     else:
         print(user.describe(), flush=True)
     store = _open_store(args.store, for_writing=not args.dry_run)
@@ -170,29 +170,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = driver.run_sweep(plan, store, options)
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
           f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
-    if study.name.startswith("toy") and counts["ok"]:
-        _print_summary(store, args.budget)
-    elif user is not None and counts["ok"]:
-        _print_summary(store, args.budget, "custom_summary", {"data_hash": user.data_hash})
-    elif "images" in study.tags and counts["ok"]:
-        _print_summary(store, args.budget, "image_summary", {"study": study.name},
-                       drop=("reduction", "lr_schedule", "dataset", "loss", "hidden", "trial_key"))
+    if study.summary is not None and counts["ok"]:
+        match = {"data_hash": user.data_hash} if user is not None else {}
+        _print_summary(store, args.budget, study.summary, {"study": study.records_as or study.name, **match},
+                       drop=study.summary_hide)
     return 0 if counts["ok"] == len(plan.planned) else 1
 
 
-GPU_STUDY_TAG = "images"
-"""Studies that train on a GPU when the cluster has one, unless --gpus-per-trial says otherwise."""
-
-
-def _gpus_per_trial(args: argparse.Namespace, study: Any) -> float | None:
+def _gpus_per_trial(args: argparse.Namespace, study: Study) -> float | None:
     """--gpus-per-trial as given; unset: None (one where the cluster has a GPU) for a study that
     wants a GPU, else 0."""
     if args.gpus_per_trial is not None:
         return float(args.gpus_per_trial)
-    return None if GPU_STUDY_TAG in study.tags else 0.0
+    return None if study.wants_gpu else 0.0
 
 
-def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any, ...]]) -> int:
+def _run_search(args: argparse.Namespace, study: Study, where: dict[str, tuple[Any, ...]]) -> int:
     """``isosweep run anomaly --search optuna ...``: see ``isosweep.orchestrator.search``."""
     from isosweep.orchestrator.search import SearchSpec, check_search, parse_range, read_history, template_configs
 
@@ -208,7 +201,7 @@ def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any
         templates = template_configs(study, spec, where)
     except ValueError as exc:
         raise UsageError(f"invalid trial settings: {exc}") from None
-    check_inputs(templates, data_root(args.data_root))
+    check_inputs(study, templates, data_root(args.data_root))
     store = _open_store(args.store, for_writing=not args.dry_run)
     history = read_history(store, study, spec, where)
     remaining = max(0, spec.num_samples - history.own_done)
@@ -229,21 +222,26 @@ def _run_search(args: argparse.Namespace, study: Any, where: dict[str, tuple[Any
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']} trial(s) "
           f"in the search", flush=True)
     if counts["ok"]:
-        _print_summary(store, args.budget, "anomaly_search", {"sweep": sweep}, limit=5)
+        _print_summary(store, args.budget, "anomaly_search", {"study": study.name, "sweep": sweep}, limit=5)
     return 0 if counts["failed"] == counts["diverged"] == 0 else 1
 
 
-def _print_summary(store: Store, budget: str, name: str = "toy_summary", match: dict[str, Any] | None = None,
+def _print_summary(store: Store, budget: str, name: str, match: dict[str, Any],
                    limit: int | None = None, drop: Sequence[str] = ()) -> None:
+    """Print the named query's rows at ``budget`` that equal ``match`` in the columns it has,
+    leaving out the columns matched on and ``drop``."""
     from isosweep.analysis.db import run_query
     from isosweep.analysis.formatting import as_table
     from isosweep.analysis.queries import named_query
 
-    exclude = ", ".join(dict.fromkeys(["study", *(match or {}), *drop]))
-    match = {"budget": budget, **(match or {})}
-    where = " AND ".join(f'"{column}" = ?' for column in match)
+    sql = named_query(name)
+    columns = set(run_query(store.url, f"SELECT * FROM ({sql}) LIMIT 0").columns)
+    match = {column: value for column, value in {"budget": budget, **match}.items() if column in columns}
+    exclude = ", ".join(f'"{c}"' for c in dict.fromkeys([*match, *drop]) if c in columns)
+    where = " AND ".join(f'"{column}" = ?' for column in match) or "TRUE"
     tail = f" LIMIT {int(limit)}" if limit else ""
-    result = run_query(store.url, f"SELECT * EXCLUDE ({exclude}) FROM ({named_query(name)}) WHERE {where}{tail}",
+    selected = f"* EXCLUDE ({exclude})" if exclude else "*"
+    result = run_query(store.url, f"SELECT {selected} FROM ({sql}) WHERE {where}{tail}",
                        list(match.values()))
     print(as_table(result.columns, result.rows))
 
@@ -317,8 +315,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         result = run_query(store.url, sql, as_arrow=args.format == "parquet")
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UsageError(f"query failed: {first}") from None
+        raise UsageError(f"query failed: {first_line(exc)}") from None
     if not result.columns:
         raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
     if result.table is not None:

@@ -1,8 +1,12 @@
-"""The study registry: every study declared as data (axes, fixed settings, budgets).
+"""The study registry: every study declared once, as data (axes, fixed settings, budgets, and
+what the rest of isosweep does with it: its summary query, report sections, data check, device).
 
 A study crosses its axes into trial configurations; a budget fixes the training settings and is
 part of each trial's identity. Extending a study (more seeds, more lambdas through ``--where``)
 only adds new trial keys, since keys depend on content, never on grid position.
+
+This module is a contract shared by the orchestrator and the analysis: it imports only the
+trainers (the trial configuration and the data checks) and ``isosweep.errors``.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from isosweep.errors import UsageError
 from isosweep.trainers.config import LR_SCHEDULES, REDUCTIONS, TrialConfig
+from isosweep.trainers.kinds import DataCheck
+from isosweep.trainers.kinds import check_data as check_kind_data
 
 TOY_LAMBDAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
@@ -48,9 +54,6 @@ class Axis:
     together, e.g. latent size, width and lambda), so that keys stay content-based."""
 
 
-# Tag of the studies that run on a user's data file (``isosweep run STUDY --data FILE``).
-USER_DATA_TAG = "user-data"
-
 # Settings that are not axes but that a user may set per run with --where (recorded per trial).
 SETTINGS: dict[str, tuple[Any, ...]] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
 
@@ -64,7 +67,25 @@ class Study:
     axes: tuple[Axis, ...]
     fixed: Mapping[str, Any]
     budgets: Mapping[str, Budget]
-    tags: Sequence[str] = field(default_factory=tuple)
+    summary: Optional[str] = None
+    """Named query (``analysis/sql/<summary>.sql``) that summarises the study: printed when a run
+    ends, and the query whose SQL selects this study's trials (``studies.summary`` in the SQL)."""
+    summary_hide: tuple[str, ...] = ()
+    """Columns of the summary left out when a run prints it (constant over the study's trials)."""
+    report: Optional[str] = None
+    """Name of the report's section set (``isosweep.analysis.sections.SECTION_SETS``)."""
+    companions: tuple[str, ...] = ()
+    """Studies whose trials this study's report shows beside its own (``toy`` shows ``toy-latent5``)."""
+    check_data: DataCheck = check_kind_data
+    """Checks the files the trials read before anything is planned or started (default: each
+    trial kind's own check, ``isosweep.trainers.kinds``); DataError naming the file otherwise."""
+    wants_gpu: bool = False
+    """Ask Ray for one GPU per trial where the cluster has a GPU (unless ``--gpus-per-trial``)."""
+    needs_user_data: bool = False
+    """The study runs on a user's data file (``isosweep run STUDY --data FILE``): its trials are
+    known only from that file, and the file's fields come through ``configs(..., inputs=...)``."""
+    searchable: bool = False
+    """``--search`` may explore its (lambda1, lambda2) beyond the grid (``isosweep.orchestrator.search``)."""
     per_value: Mapping[str, Mapping[Any, Mapping[str, Any]]] = field(default_factory=dict)
     """Settings that depend on an axis value, e.g. each data set's architecture:
     ``{"dataset": {"thyroid": {"hidden": (60, 30), ...}}}``."""
@@ -95,12 +116,6 @@ class Study:
         for a in self.axes:
             n *= len(self.axis_values(a, budget))
         return n
-
-    @property
-    def needs_user_data(self) -> bool:
-        """Whether the study runs on a user's data file (``--data``), so that its trials are known
-        only from that file."""
-        return USER_DATA_TAG in self.tags
 
     def configs(self, budget: str, seeds: int | None = None, where: Mapping[str, tuple[Any, ...]] | None = None,
                 inputs: Mapping[str, Any] | None = None) -> list[TrialConfig]:
@@ -250,6 +265,9 @@ CELEBA_BUDGETS = {
     )
 }
 
+# Constant over an image study's trials, so a run's closing summary leaves them out.
+_IMAGE_SUMMARY_HIDE = ("reduction", "lr_schedule", "dataset", "loss", "hidden", "trial_key")
+
 STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
@@ -260,6 +278,9 @@ STUDIES: dict[str, Study] = {
              Axis("lam", TOY_LAMBDAS, float)),
             {**_TOY_FIXED, "latent_dim": 3},
             TOY_BUDGETS,
+            summary="toy_summary",
+            report="toy",
+            companions=("toy-latent5",),
         ),
         Study(
             "toy-latent5",
@@ -267,6 +288,8 @@ STUDIES: dict[str, Study] = {
             (Axis("dataset", ("mix",)), Axis("loss", ("se",)), Axis("lam", (100.0,), float)),
             {**_TOY_FIXED, "latent_dim": 5},
             TOY_BUDGETS,
+            summary="toy_summary",
+            report="toy-latent5",
         ),
         Study(
             "anomaly",
@@ -275,7 +298,9 @@ STUDIES: dict[str, Study] = {
              Axis("lam2", ANOMALY_LAMBDAS, float)),
             _ANOMALY_FIXED,
             ANOMALY_BUDGETS,
-            tags=("anomaly", "needs-data"),
+            summary="anomaly_summary",
+            report="anomaly",
+            searchable=True,
             per_value={"dataset": ANOMALY_ARCHITECTURE},
         ),
         Study(
@@ -285,7 +310,8 @@ STUDIES: dict[str, Study] = {
             _ANOMALY_FIXED,
             {name: dataclasses.replace(b, axes={}, note=b.note.replace(", a 2 x 2 grid (lambda 6000 and 30000)", ""))
              for name, b in ANOMALY_BUDGETS.items()},
-            tags=("anomaly", "needs-data"),
+            summary="anomaly_summary",
+            report="anomaly",
             per_value={"dataset": {name: {**ANOMALY_ARCHITECTURE[name], **ANOMALY_PAPER_POINT[name]}
                                    for name in ANOMALY_DATASETS}},
             records_as="anomaly",
@@ -297,7 +323,10 @@ STUDIES: dict[str, Study] = {
             (Axis("variant", tuple(MNIST_VARIANTS), in_config=False),),
             _MNIST_FIXED,
             MNIST_BUDGETS,
-            tags=("images", "needs-data"),
+            summary="image_summary",
+            summary_hide=_IMAGE_SUMMARY_HIDE,
+            report="images",
+            wants_gpu=True,
             per_value={"variant": MNIST_VARIANTS},
         ),
         Study(
@@ -307,7 +336,10 @@ STUDIES: dict[str, Study] = {
             (Axis("variant", tuple(CELEBA_VARIANTS), in_config=False), Axis("form", ("conventional", "decomposed"))),
             _CELEBA_FIXED,
             CELEBA_BUDGETS,
-            tags=("images", "needs-data"),
+            summary="image_summary",
+            summary_hide=_IMAGE_SUMMARY_HIDE,
+            report="images",
+            wants_gpu=True,
             per_value={"variant": CELEBA_VARIANTS},
             tie_lambdas=True,
         ),
@@ -317,7 +349,9 @@ STUDIES: dict[str, Study] = {
             (Axis("loss", ("se", "dconv", "uconv")), Axis("lam", TOY_LAMBDAS, float)),
             {**_TOY_FIXED, "dataset": "custom"},
             CUSTOM_BUDGETS,
-            tags=(USER_DATA_TAG,),
+            summary="custom_summary",
+            report="custom",
+            needs_user_data=True,
         ),
     )
 }
@@ -329,17 +363,31 @@ def get_study(name: str) -> Study:
     return STUDIES[name]
 
 
-def check_inputs(configs: Sequence[TrialConfig], root: str | None) -> None:
-    """Check, before anything is planned or started, that the files the trials read exist and
-    have the expected format (the anomaly and image data sets under the data root); UsageError
-    otherwise."""
-    from isosweep.trainers.data.anomaly import check_files
+def register_study(study: Study) -> None:
+    """Add ``study`` to the registry, so that the CLI, the named queries and the report know it.
+
+    The registry is this process's: a driver that registers a study runs it (its workers need only
+    the trial configurations), and a later process knows it only if it registers it too."""
+    if study.name in STUDIES:
+        raise ValueError(f"a study named {study.name!r} is already registered")
+    for name in (study.records_as, *study.companions):
+        if name is not None and name not in STUDIES and name != study.name:
+            raise ValueError(f"study {study.name!r} names {name!r}, which is not registered")
+    STUDIES[study.name] = study
+
+
+def unregister_study(name: str) -> None:
+    """Remove a study added by :func:`register_study`."""
+    STUDIES.pop(name, None)
+
+
+def check_inputs(study: Study, configs: Sequence[TrialConfig], root: str | None) -> None:
+    """Run the study's data check before anything is planned or started; UsageError (one line
+    naming the file) when a file the trials read is missing or malformed."""
     from isosweep.trainers.data.errors import DataError
-    from isosweep.trainers.data.images import check_image_files
 
     try:
-        check_files([c.dataset for c in configs], root)
-        check_image_files(configs, root)
+        study.check_data(configs, root)
     except DataError as exc:
         raise UsageError(str(exc)) from None
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from isosweep.errors import UsageError
 from isosweep.store import Store
-from isosweep.studies import Study
+from isosweep.studies import STUDIES, Study
 from isosweep.trainers.config import TrialConfig
 
 SEARCHERS = ("optuna",)
@@ -76,8 +76,9 @@ def check_search(study: Study, searcher: str, where: Mapping[str, tuple[Any, ...
     """The data set a search runs on; UsageError unless the request is a valid search."""
     if searcher not in SEARCHERS:
         raise UsageError(f"--search {searcher!r}: the searcher is one of {', '.join(SEARCHERS)}")
-    if "anomaly" not in study.tags or study.records_as is not None:
-        raise UsageError(f"--search runs on study anomaly (its lambda1, lambda2), not {study.name!r}; "
+    if not study.searchable:
+        searchable = ", ".join(s.name for s in STUDIES.values() if s.searchable)
+        raise UsageError(f"--search runs on a study with a (lambda1, lambda2) grid ({searchable}), not {study.name!r}; "
                          "write e.g. isosweep run anomaly --search optuna --where dataset=thyroid --num-samples 20")
     if num_samples is None:
         raise UsageError("--search needs --num-samples N: the number of (lambda1, lambda2) points to evaluate")
@@ -133,7 +134,7 @@ def read_history(store: Store, study: Study, spec: SearchSpec, where: Mapping[st
     rows = store.trial_rows(HISTORY_COLUMNS)
     by_point: dict[tuple[float, float], dict[int, dict[str, Any]]] = {}
     for key, row in rows.items():
-        if row["study"] != "anomaly" or row["budget"] != spec.budget or row["dataset"] != spec.dataset:
+        if row["study"] != study.name or row["budget"] != spec.budget or row["dataset"] != spec.dataset:
             continue
         if row["lam1"] is None or row["lam2"] is None or not spec.contains(row["lam1"], row["lam2"]):
             continue

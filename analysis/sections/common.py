@@ -55,7 +55,7 @@ def overview(ctx: ReportContext) -> Section:
     axes = [a.name for a in ctx.study.axes if a.name in missing.columns]
     if ctx.study.needs_user_data:
         section.note(f"The trials of study {ctx.study.name} depend on the data file and options each run was given; "
-                     f"`isosweep query @{ctx.study.name}_summary` lists the points the store holds.")
+                     f"`isosweep query @{ctx.study.summary}` lists the points the store holds.")
     elif missing.empty:
         section.note(f"All {planned} planned point(s) ({', '.join(axes)}) have an ok trial at budget {ctx.budget}.")
     else:

@@ -12,16 +12,16 @@ from typing import Any, Optional
 import pandas as pd
 
 from isosweep.analysis import figures
-from isosweep.analysis.context import ReportContext, ordered
+from isosweep.analysis.context import ReportContext, SectionFn, ordered
 from isosweep.analysis.document import Figure, Section, frame_table
 from isosweep.schema import ESTIMATES
+from isosweep.studies import STUDIES
 
 REFERENCE_LAMBDA = 100.0
 """The paper's reference point for tables 1, 2, 4 and figures 3, 10, 22."""
 
 DIM_COLUMNS = ("loss", "rank", "active_seeds", "seeds", "norm_mean", "norm_sd", "dprime_mean", "dprime_sd",
                "sigma_inv2_mean", "var_ratio", "kl_mean")
-LATENT5_STUDY = "toy-latent5"
 
 
 def _figure(name: str, caption: str, fig: Any) -> Figure:
@@ -65,19 +65,38 @@ def _per_dim(ctx: ReportContext, study: str, title: str, prefix: str) -> Section
     return section
 
 
-def per_dim_tables(ctx: ReportContext) -> Section:
-    """Per-dimension norm, D', mean sigma^-2 and ratios at lambda 100 (tables 1, 2; 4 for latent size 5)."""
-    which = "paper table 4" if ctx.study.name == LATENT5_STUDY else "paper tables 1, 2"
-    return _per_dim(ctx, ctx.recorded_as, f"Per-dimension measurements at lambda {_lam(REFERENCE_LAMBDA)} ({which})",
-                    "dims_")
+def _per_dim_tables(which: str) -> SectionFn:
+    def section(ctx: ReportContext) -> Section:
+        return _per_dim(ctx, ctx.recorded_as, f"Per-dimension measurements at lambda {_lam(REFERENCE_LAMBDA)} ({which})",
+                        "dims_")
+
+    section.__doc__ = f"Per-dimension norm, D', mean sigma^-2 and ratios at lambda 100 ({which})."
+    return section
 
 
-def latent5_tables(ctx: ReportContext) -> Optional[Section]:
-    """Table 4 (mix, se, latent size 5) when the store holds that variant's trials at this budget."""
-    if ctx.frame("toy_dims", study=LATENT5_STUDY).empty:
+per_dim_tables = _per_dim_tables("paper tables 1, 2")
+latent5_per_dim_tables = _per_dim_tables("paper table 4")
+
+
+def companion_tables(ctx: ReportContext) -> Optional[Section]:
+    """The per-dimension tables of the study's companions (``Study.companions``: ``toy`` shows
+    ``toy-latent5``, the paper's table 4) where the store holds their trials at this budget."""
+    found = []
+    for name in ctx.study.companions:
+        if ctx.frame("toy_dims", study=name).empty:
+            continue
+        # Table names as `<companion less the study's prefix>_dims_<data set>`, e.g. latent5_dims_mix.
+        prefix = name.removeprefix(f"{ctx.study.name}-")
+        found.append(_per_dim(ctx, name, f"Study {name}: {STUDIES[name].description}", f"{prefix}_dims_"))
+    if not found:
         return None
-    return _per_dim(ctx, LATENT5_STUDY, "Latent size 5: two dimensions stay inactive (paper table 4)",
-                    "latent5_dims_")
+    if len(found) == 1:
+        return found[0]
+    merged = Section("Companion studies")
+    for part in found:
+        merged.note(part.title)
+        merged.blocks.extend(part.blocks)
+    return merged
 
 
 # -- density estimation ---------------------------------------------------------------------------
@@ -176,5 +195,5 @@ def rate_distortion_figures(ctx: ReportContext) -> Section:
 
 
 TOY_SECTIONS = (per_dim_tables, density_table, lambda_figures, ratio_figure, rate_distortion_figures,
-                density_scatter_figures, latent5_tables)
-LATENT5_SECTIONS = (per_dim_tables, density_table, density_scatter_figures)
+                density_scatter_figures, companion_tables)
+LATENT5_SECTIONS = (latent5_per_dim_tables, density_table, density_scatter_figures)

@@ -8,6 +8,6 @@ SELECT t.budget, t.dataset, t.lam1, t.lam2, c.epoch, count(*) AS seeds,
        round(avg(c.loss), 4) AS train_loss,
        count(*) FILTER (WHERE c.epoch = t.snapshot_epoch) AS selected
 FROM trials t JOIN curves c USING (trial_key)
-WHERE t.study = 'anomaly' AND t.status = 'ok'
+WHERE t.study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary') AND t.status = 'ok'
 GROUP BY ALL
 ORDER BY t.budget, t.dataset, t.lam1, t.lam2, c.epoch

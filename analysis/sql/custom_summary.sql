@@ -5,7 +5,7 @@
 -- metric-aware ones (Pearson R with the true p(x) on raw values). `data_hash` is the SHA-256 of
 -- the data file's bytes: `isosweep run custom` prints its first 16 characters.
 WITH ok AS (
-    SELECT * FROM trials WHERE study = 'custom' AND status = 'ok'
+    SELECT * FROM trials WHERE study IN (SELECT study FROM studies WHERE summary = 'custom_summary') AND status = 'ok'
 ), per_rank AS (
     SELECT t.study, t.budget, t.data_hash, t.loss, t.lam, d.rank,
            avg(d.var_ratio) AS var_ratio, avg(d.norm_mean) AS norm_mean, bool_and(d.active) AS active

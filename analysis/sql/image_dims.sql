@@ -5,5 +5,5 @@ SELECT t.study, t.budget, t.reduction, t.lr_schedule, t.dataset, t.loss, t.form,
        t.latent_dim, t.seed, t.trial_key,
        d.rank, d.dim, d.active, d.sigma_inv2_mean, d.norm_mean, d.norm_sd, d.dprime_mean, d.kl_mean
 FROM trials t JOIN dims d USING (trial_key)
-WHERE t.study IN ('mnist', 'celeba') AND t.status = 'ok'
+WHERE t.study IN (SELECT study FROM studies WHERE summary = 'image_summary') AND t.status = 'ok'
 ORDER BY t.study, t.budget, t.latent_dim, t.form, t.seed, d.rank

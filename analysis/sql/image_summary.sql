@@ -5,7 +5,7 @@
 -- n_active beta / 2, the transform loss D(x, x_breve), and the trial's key (its traversal grid is
 -- <store>/artifacts/<trial_key>/traversal.png).
 WITH ok AS (
-    SELECT * FROM trials WHERE study IN ('mnist', 'celeba') AND status = 'ok'
+    SELECT * FROM trials WHERE study IN (SELECT study FROM studies WHERE summary = 'image_summary') AND status = 'ok'
 ), per_trial AS (
     SELECT trial_key,
            avg(norm_mean) FILTER (WHERE active) AS norm_active,

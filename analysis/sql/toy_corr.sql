@@ -8,6 +8,6 @@ SELECT study, budget, reduction, lr_schedule, dataset, loss, lam,
        avg(rank_prior) AS rank_prior, avg(rank_elbo) AS rank_elbo, avg(rank_post) AS rank_post,
        avg(rank_elbo_metric) AS rank_elbo_metric, avg(rank_post_metric) AS rank_post_metric
 FROM trials
-WHERE study LIKE 'toy%' AND status = 'ok'
+WHERE study IN (SELECT study FROM studies WHERE summary = 'toy_summary') AND status = 'ok'
 GROUP BY ALL
 ORDER BY study, budget, reduction, lr_schedule, dataset, loss, lam

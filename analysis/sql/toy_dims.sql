@@ -15,6 +15,6 @@ SELECT t.study, t.budget, t.reduction, t.lr_schedule, t.dataset, t.loss, t.lam, 
        avg(d.kl_mean) AS kl_mean
 FROM trials t
 JOIN dims d ON d.trial_key = t.trial_key
-WHERE t.study LIKE 'toy%' AND t.status = 'ok'
+WHERE t.study IN (SELECT study FROM studies WHERE summary = 'toy_summary') AND t.status = 'ok'
 GROUP BY ALL
 ORDER BY t.study, t.budget, t.reduction, t.lr_schedule, t.dataset, t.loss, t.lam, d.rank

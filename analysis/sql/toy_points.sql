@@ -7,7 +7,7 @@ WITH pick AS (
            row_number() OVER (PARTITION BY study, budget, reduction, lr_schedule, dataset, loss, lam
                               ORDER BY seed, trial_key) AS nth
     FROM trials
-    WHERE study LIKE 'toy%' AND status = 'ok' AND trial_key IN (SELECT trial_key FROM points)
+    WHERE study IN (SELECT study FROM studies WHERE summary = 'toy_summary') AND status = 'ok' AND trial_key IN (SELECT trial_key FROM points)
 )
 SELECT k.study, k.budget, k.reduction, k.lr_schedule, k.dataset, k.loss, k.lam, k.seed, k.trial_key,
        exp(p.log_p_true - max(p.log_p_true) OVER w) AS p_true,

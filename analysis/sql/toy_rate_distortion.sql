@@ -13,6 +13,6 @@ SELECT study, budget, reduction, lr_schedule, dataset, loss, lam,
        avg(transform_coding_ratio) AS transform_coding_ratio,
        CASE WHEN loss = 'se' AND reduction = 'sum' THEN 21.0 * (1.0 / lam) / 16.0 END AS ratio_theory
 FROM trials
-WHERE study LIKE 'toy%' AND status = 'ok'
+WHERE study IN (SELECT study FROM studies WHERE summary = 'toy_summary') AND status = 'ok'
 GROUP BY ALL
 ORDER BY study, budget, reduction, lr_schedule, dataset, loss, lam

@@ -2,7 +2,7 @@
 -- mean norm of the active dims (theory: 1), the sigma^-2 ratios of the active dims from the
 -- smallest to the largest (theory on the toy data: 1 : 4 : 16) and the best density estimate.
 WITH ok AS (
-    SELECT * FROM trials WHERE study LIKE 'toy%' AND status = 'ok'
+    SELECT * FROM trials WHERE study IN (SELECT study FROM studies WHERE summary = 'toy_summary') AND status = 'ok'
 ), per_rank AS (
     SELECT t.study, t.budget, t.dataset, t.loss, t.lam, d.rank,
            avg(d.var_ratio) AS var_ratio, avg(d.norm_mean) AS norm_mean, bool_and(d.active) AS active

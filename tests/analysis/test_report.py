@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from isosweep.analysis.document import Document, Figure, Note, Section, Table, to_html, to_markdown
-from isosweep.analysis.queries import named_query, planned_rows, with_planned
+from isosweep.analysis.queries import named_query, planned_rows, with_registry
 from isosweep.analysis.report import build_document, check_out_dir
-from isosweep.analysis.sections import SECTIONS, sections_for
+from isosweep.analysis.sections import SECTION_SETS, sections_for
 from isosweep.analysis.sections.common import missing_summary, overview
 from isosweep.analysis.sections.toy import DIM_COLUMNS
 from isosweep.cli import main
@@ -147,7 +147,7 @@ def test_a_report_from_an_object_store(smoke_store, tmp_path):
     table = next(t for t in doc.tables() if t.name == "dims_ramp")
     assert [r[:2] for r in table.rows] == [("se", 1), ("se", 2), ("se", 3)]
     # The toy report shows table 4 when the variant's trials exist; the variant has a report of its own.
-    assert doc.sections[-1].title.startswith("Latent size 5")
+    assert doc.sections[-1].title.startswith("Study toy-latent5: ")
     assert [t.name for t in doc.sections[-1].blocks if isinstance(t, Table)] == ["latent5_dims_mix"]
     doc, _ = build_document(url, "toy-latent5")
     assert "paper table 4" in doc.sections[1].title
@@ -170,7 +170,7 @@ def test_planned_grid_comes_from_the_registry():
     toy = [r for r in rows if r[0] == "toy" and r[2] == "smoke"]
     assert len(toy) == len(STUDIES["toy"].configs("smoke", seeds=1)) == 90
     # A query that starts with its own WITH gets `planned` as one more common table expression.
-    sql = with_planned("-- note\nWITH x AS (SELECT 1) SELECT count(*) FROM planned, x")
+    sql = with_registry("-- note\nWITH x AS (SELECT 1) SELECT count(*) FROM planned, x")
     import duckdb
 
     assert duckdb.sql(sql).fetchall()[0][0] == len(rows)
@@ -212,9 +212,10 @@ def test_unwritable_out_folder(tmp_path, monkeypatch):
 # -- the frame --------------------------------------------------------------------------------------
 
 def test_every_study_has_a_report_that_starts_with_the_overview():
-    for name in STUDIES:
-        assert sections_for(name)[0] is overview
-    assert set(SECTIONS) <= set(STUDIES)
+    for study in STUDIES.values():
+        sections = sections_for(study)
+        assert sections[0] is overview and len(sections) > 1, study.name
+    assert {s.report for s in STUDIES.values()} == set(SECTION_SETS)
 
 
 def test_markdown_and_html_of_a_small_document():

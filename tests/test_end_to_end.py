@@ -21,7 +21,8 @@ def test_smoke_sweep_writes_every_trial_once(smoke_store):
     out = isosweep("query", "select count(*) as n from dims", "--store", str(smoke_store), "--format", "csv").stdout
     assert out.split() == ["n", "270"]
     # Plain table output, as a user sees it.
-    assert "90" in isosweep("query", "select count(*) from trials", "--store", str(smoke_store)).stdout
+    table = isosweep("query", "select count(*) as n from trials", "--store", str(smoke_store)).stdout.splitlines()
+    assert [line.strip() for line in table] == ["n", "--", "90", "(1 row)"]
 
 
 def test_every_trial_has_its_measurements(smoke_store):

@@ -182,9 +182,16 @@ def ratios_across(dims: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
 
 # -- figures 23, 24: rate-distortion against beta -------------------------------------------------
 
-def _per_loss_axes(fig: Figure, losses: list[str]) -> list[Axes]:
-    axes = fig.subplots(1, max(1, len(losses)), squeeze=False)[0]
-    return list(axes)
+def _loss_panels(d: pd.DataFrame, title: str, losses: Sequence[str]) -> tuple[Figure, list[tuple[Axes, str, pd.DataFrame]]]:
+    """A figure of one panel per loss present in ``d`` (an empty panel where none is), and each
+    panel's axes, loss and rows."""
+    present = ordered(d["loss"], losses) if not d.empty else []
+    fig = _new_figure(5 * max(1, len(present)), 4.3)
+    fig.suptitle(title)
+    axes = list(fig.subplots(1, max(1, len(present)), squeeze=False)[0])
+    if not present:
+        _empty(axes[0])
+    return fig, [(ax, loss, d[d["loss"] == loss]) for ax, loss in zip(axes, present)]
 
 
 def coding_loss_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
@@ -194,15 +201,8 @@ def coding_loss_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
     Solid: measured, one line per data set; dashed: the theory ``n_active * beta / 2``.
     ``rd`` has columns dataset, loss, beta, coding_loss, coding_theory.
     """
-    d = _frame(rd)
-    present = ordered(d["loss"], losses) if not d.empty else []
-    fig = _new_figure(5 * max(1, len(present)), 4.3)
-    fig.suptitle(title)
-    for ax, loss in zip(_per_loss_axes(fig, present), present or [None]):
-        if loss is None:
-            _empty(ax)
-            continue
-        part = d[d["loss"] == loss]
+    fig, panels = _loss_panels(_frame(rd), title, losses)
+    for ax, loss, part in panels:
         log = _wide(part["coding_loss"], part["coding_theory"])
         for i, ds in enumerate(ordered(part["dataset"], datasets)):
             rows = part[part["dataset"] == ds].sort_values("beta")
@@ -225,15 +225,8 @@ def transform_ratio_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: s
     Dashed black where known: the squared-error theory ``21 beta / 16`` on the toy sources.
     ``rd`` has columns dataset, loss, beta, transform_coding_ratio, ratio_theory.
     """
-    d = _frame(rd)
-    present = ordered(d["loss"], losses) if not d.empty else []
-    fig = _new_figure(5 * max(1, len(present)), 4.3)
-    fig.suptitle(title)
-    for ax, loss in zip(_per_loss_axes(fig, present), present or [None]):
-        if loss is None:
-            _empty(ax)
-            continue
-        part = d[d["loss"] == loss]
+    fig, panels = _loss_panels(_frame(rd), title, losses)
+    for ax, loss, part in panels:
         log = _wide(part["transform_coding_ratio"], part["ratio_theory"])
         for i, ds in enumerate(ordered(part["dataset"], datasets)):
             rows = part[part["dataset"] == ds].sort_values("beta")

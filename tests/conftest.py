@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,56 @@ def smoke_store(tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("smoke") / "store"
     isosweep("run", "toy", "--budget", "smoke", "--store", str(store))
     return store
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clear_s3_instances() -> None:
+    # fsspec caches file system objects: one made for an earlier server (another test module's,
+    # on another port) must not be reused for this one.
+    import fsspec
+
+    fsspec.get_filesystem_class("s3").clear_instance_cache()
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A real S3-compatible server (moto) on 127.0.0.1 with the bucket ``isosweep-test``; the
+    AWS_* variables that point clients at it are set in this process (and so in the CLI's
+    subprocesses) while the module's tests run."""
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    import fsspec
+
+    _clear_s3_instances()
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("isosweep-test")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+    _clear_s3_instances()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -1,4 +1,5 @@
-"""The store on S3, served by a real S3-compatible server (moto) on 127.0.0.1."""
+"""The store on S3, served by a real S3-compatible server (moto) on 127.0.0.1 (the fixture
+``s3_server`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,56 +7,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-
-from conftest import cli_env, isosweep
+from conftest import cli_env, free_port, isosweep
 
 EXE = str(Path(sys.executable).parent / "isosweep")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    server = Path(sys.executable).parent / "moto_server"
-    if not server.exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    port = _free_port()
-    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    import fsspec
-
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("isosweep-test")
-    yield port
-    proc.terminate()
-    proc.wait(timeout=30)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def test_sweep_status_query_compact_and_resume_on_s3(s3_server):
@@ -85,7 +43,7 @@ def test_sweep_status_query_compact_and_resume_on_s3(s3_server):
 
 def test_unreachable_object_store_is_one_line_exit_2(tmp_path):
     env = {**cli_env(), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
     proc = subprocess.run([EXE, "run", "toy", "--store", "s3://nowhere/x"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("isosweep: error: cannot reach store") and proc.stderr.count("\n") == 1

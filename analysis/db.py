@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -21,7 +23,7 @@ import pyarrow as pa
 
 from isosweep.errors import UsageError, first_line
 from isosweep.schema import TABLES
-from isosweep.store import Store
+from isosweep.store import Store, glob_escape
 
 
 def _quote(text: str) -> str:
@@ -29,11 +31,14 @@ def _quote(text: str) -> str:
 
 
 def _raw_source(store: Store, table: str) -> str:
-    """All rows of a table's files with their file name, typed by the schema."""
+    """All rows of a table's files with their file name, typed by the schema.
+
+    The files are found by DuckDB's glob of the store's layout (``*/*.parquet``) below the
+    store's path with its glob characters escaped, so a store named ``s*`` reads only itself."""
     empty = f"__empty_{table}"
     if not store.table_files(table):
         return f"SELECT *, NULL::VARCHAR AS __file FROM {empty}"
-    pattern = store.uri(f"{store.table_dir(table)}/*/*.parquet")
+    pattern = f"{glob_escape(store.uri(store.table_dir(table)))}/*/*.parquet"
     return (f"SELECT * EXCLUDE (filename), filename AS __file FROM read_parquet({_quote(pattern)}, "
             f"union_by_name = true, hive_partitioning = false, filename = true) "
             f"UNION ALL BY NAME SELECT *, NULL::VARCHAR AS __file FROM {empty}")
@@ -43,21 +48,69 @@ def _columns(table: str) -> str:
     return ", ".join(f'"{c}"' for c in TABLES[table].names)
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection, store: Store) -> None:
-    """Confine the connection to reading the store: no file outside the store's folder can be
-    read or written, no extension installed or loaded, and no setting changed afterwards."""
-    root = os.path.abspath(store.root) if store.local else store.uri(store.root)
-    con.execute(f"SET allowed_directories = [{_quote(root.rstrip('/') + '/')}]")
+def _readable_roots(store: Store, given: str) -> list[str]:
+    """The folders SQL may read: the store's table folders, each as the user wrote the store's
+    path and as its real path (with symbolic links of the path resolved), and each of these once
+    more with its glob characters escaped.
+
+    DuckDB checks ``allowed_directories`` as string prefixes, both of the path a query names and
+    of every file its glob expands to. The escaped form admits the views' patterns; the literal
+    form admits what they expand to (the store's own files), and nothing a sibling's name could
+    match, because an expansion into a sibling folder has that sibling's name as its prefix."""
+    if store.local:
+        bases = {os.path.abspath(given), store.root}
+    else:
+        bases = {store.uri(store.root)}
+    roots: set[str] = set()
+    for base in bases:
+        for table in TABLES:
+            folder = f"{base.rstrip('/')}/{table}/"
+            roots.update({folder, glob_escape(folder)})
+    return sorted(roots)
+
+
+def _check_no_links(store: Store) -> None:
+    """Refuse a local store with a symbolic link among its table folders: DuckDB follows links
+    and checks only path strings, so a link inside the store would let SQL read (and its globs
+    list) whatever the link points to."""
+    for table in TABLES:
+        links = store.links_below(store.table_dir(table))
+        if links:
+            rel = os.path.relpath(links[0], store.root)
+            raise UsageError(f"store {store.url!r} holds a symbolic link, {rel}, which isosweep query does not follow "
+                             f"(it could lead outside the store); remove it, or copy what it points to into the store")
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, store: Store, given: str) -> None:
+    """Confine the connection to reading the store: no file outside the store's table folders can
+    be read or written, no temporary folder exists to read, no extension is installed or loaded,
+    and no setting can be changed afterwards."""
+    # No temporary directory at all: DuckDB's default, ``$PWD/.tmp``, is readable by SQL like an
+    # allowed folder (and may be anything, e.g. a link to /). Without one, a query that needs more
+    # memory than ``memory_limit`` fails (one line, exit 2) instead of spilling to disk.
+    con.execute("SET temp_directory = ''")
+    con.execute("SET enable_progress_bar = false")  # it would print into the query's output
+    roots = ", ".join(_quote(r) for r in _readable_roots(store, given))
+    con.execute(f"SET allowed_directories = [{roots}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET lock_configuration = true")
 
 
+def _resolved(store_url: str) -> Store:
+    """The store at ``store_url``; a local one at its real path (symbolic links of the path
+    resolved), so that the folder names DuckDB checks are the ones it opens."""
+    store = Store(store_url)
+    return Store(os.path.realpath(store.root)) if store.local else store
+
+
 def connect(store_url: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per store table, locked down to reading the
-    store's files (:func:`_lock_down`)."""
-    store = Store(store_url)
+    store's table files (:func:`_lock_down`). UsageError for a local store with a symbolic link
+    in its table folders (:func:`_check_no_links`)."""
+    store = _resolved(store_url)
+    _check_no_links(store)
     con = duckdb.connect(":memory:")
     if not store.local:
         con.register_filesystem(store.fs)
@@ -80,7 +133,7 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
             )
             SELECT {', '.join(f's."{c}"' for c in TABLES[table].names)}
             FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id IS NOT DISTINCT FROM c.run_id AND s.__file = c.__file""")
-    _lock_down(con, store)
+    _lock_down(con, store, Store(store_url).root)
     return con
 
 
@@ -128,18 +181,49 @@ class QueryResult:
     table: Optional[pa.Table] = None
 
 
-def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, as_arrow: bool = False) -> QueryResult:
+DEFAULT_TIMEOUT_S = 300.0
+"""How long ``isosweep query`` lets one query run (``--timeout``): every documented query over a
+store of a whole paper sweep takes well under a second; a query still running after five minutes
+is a mistake (a cross join, ``range(1e12)``, a recursive CTE without an end)."""
+
+
+def _interrupt_after(con: duckdb.DuckDBPyConnection, seconds: Optional[float]) -> tuple[Optional[threading.Timer], threading.Event]:
+    """A started timer that interrupts ``con``'s running query after ``seconds`` (none for None),
+    and the event it sets when it fired."""
+    fired = threading.Event()
+    if seconds is None:
+        return None, fired
+
+    def stop() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    return timer, fired
+
+
+def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, as_arrow: bool = False,
+              timeout: Optional[float] = None) -> QueryResult:
     """Run ``sql`` over the store's views and fetch the whole result.
 
     A file removed while the query ran (a compaction merged it) makes DuckDB fail: the views are
     then built again from a fresh listing and the query retried. A damaged file is named, with
-    how to repair the store.
+    how to repair the store. ``timeout``: seconds after which the query is interrupted
+    (UsageError); None for no limit.
     """
     check_read_only(sql)
+    deadline = None if timeout is None else time.monotonic() + timeout
     last: Optional[duckdb.Error] = None
     for _ in range(3):
+        con: Optional[duckdb.DuckDBPyConnection] = None
+        timer: Optional[threading.Timer] = None
+        fired = threading.Event()
         try:
-            con = connect(store_url)
+            con = connect(store_url)  # builds the views, which read every file's schema
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            timer, fired = _interrupt_after(con, remaining)
             if as_arrow:
                 table = con.sql(sql, params=params).to_arrow_table()
                 return QueryResult(table.column_names, [], table)
@@ -151,12 +235,25 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
         except duckdb.PermissionException as exc:
             raise UsageError(f"isosweep query reads only the files of store {store_url!r}: "
                              f"{_denied(exc)}; {READ_ONLY_HINT}") from None
+        except duckdb.InterruptException:
+            if fired.is_set():
+                raise UsageError(f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "
+                                 "(a WHERE, a LIMIT) or allow more time with --timeout SECONDS") from None
+            raise KeyboardInterrupt from None  # interrupted by Ctrl-C
+        except duckdb.OutOfMemoryException as exc:
+            raise UsageError(f"the query needs more memory than DuckDB may use ({first_line(exc)}); narrow it "
+                             "(a WHERE, fewer columns, a LIMIT)") from None
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             last = exc
             text = str(exc)
             if "No files found" in text or "No such file" in text or "not found" in text.lower():
                 continue
             break
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if con is not None:
+                con.close()
     assert last is not None
     match = _FILE_IN_ERROR.search(str(last))
     if match:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -37,6 +38,21 @@ ARTIFACTS = "artifacts"
 
 def default_store_url() -> str:
     return os.environ.get("ISOSWEEP_STORE", DEFAULT_STORE)
+
+
+_GLOB_CHARS = re.compile(r"([*?\[])")
+
+
+def glob_escape(path: str) -> str:
+    """``path`` as a glob pattern that matches only itself: each of ``* ? [`` becomes a one-character
+    class (``[*]``), which both DuckDB's and fsspec's globs read literally. The user's store path
+    is never a pattern (a store named ``s*`` must not act on its sibling ``sA``); only the store's
+    own layout below it is globbed."""
+    return _GLOB_CHARS.sub(r"[\1]", path)
+
+
+def has_glob_chars(path: str) -> bool:
+    return _GLOB_CHARS.search(path) is not None
 
 
 def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> dict[str, pa.Table]:
@@ -119,8 +135,68 @@ class Store:
         return f"{self.table_dir(table, study)}/{key}.parquet"
 
     def table_files(self, table: str) -> list[str]:
-        """Every Parquet file of ``table`` (per-trial and compacted)."""
-        return sorted(self.fs.glob(f"{self.table_dir(table)}/*/*.parquet"))
+        """Every Parquet file of ``table`` (per-trial and compacted), listed folder by folder:
+        never through a glob of the store's path, which may hold ``*``, ``?`` or ``[``."""
+        return sorted(path for study_dir in self.study_dirs(table) for path in self.list_files(study_dir, ".parquet"))
+
+    def study_dirs(self, table: str) -> list[str]:
+        """The ``study=<study>`` folders of ``table``."""
+        return sorted(p for p, is_dir in self._entries(self.table_dir(table))
+                      if is_dir and os.path.basename(p).startswith("study="))
+
+    def list_files(self, directory: str, suffix: str) -> list[str]:
+        """The files directly in ``directory`` whose names end with ``suffix``, hidden ones (the
+        writers' temporary files) left out; none where the folder does not exist."""
+        return sorted(p for p, is_dir in self._entries(directory)
+                      if not is_dir and p.endswith(suffix) and not os.path.basename(p).startswith("."))
+
+    def _entries(self, directory: str) -> list[tuple[str, bool]]:
+        """(path, is a folder) of each entry of ``directory``, listed literally (no glob).
+
+        On a local disk, symbolic links are left out: a link inside the store could point
+        anywhere, and nothing isosweep writes is a link, so a link is never a store file."""
+        if self.local:
+            try:
+                with os.scandir(directory) as it:
+                    return [(f"{directory}/{e.name}", e.is_dir(follow_symlinks=False))
+                            for e in it if not e.is_symlink()]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        try:
+            listing = self.fs.ls(directory, detail=True)
+        except FileNotFoundError:
+            return []
+        return [(str(e["name"]).rstrip("/"), e.get("type") == "directory") for e in listing
+                if str(e["name"]).rstrip("/") != directory.rstrip("/")]
+
+    def links_below(self, directory: str) -> list[str]:
+        """Symbolic links at or below ``directory`` on a local disk (none on object stores)."""
+        if not self.local:
+            return []
+        if os.path.islink(directory):
+            return [directory]
+        found: list[str] = []
+        for parent, dirs, files in os.walk(directory):
+            for name in [*dirs, *files]:
+                if os.path.islink(os.path.join(parent, name)):
+                    found.append(os.path.join(parent, name))
+        return found
+
+    def exists(self) -> bool:
+        """Whether the store's folder exists (a store is a folder; see ``check_usable``)."""
+        if self.local:
+            return os.path.isdir(self.root)
+        try:
+            return bool(self.fs.isdir(self.root))
+        except Exception as exc:  # network, credentials, missing bucket
+            raise UsageError(f"cannot reach store {self.url!r}: {type(exc).__name__}: {exc}") from None
+
+    def require_existing(self) -> None:
+        """UsageError unless the store exists: reading or compacting a mistyped path must not
+        look like an empty store, nor create it."""
+        if not self.exists():
+            raise UsageError(f"store {self.url!r} does not exist; pass the folder or URL a sweep wrote to "
+                             f"with --store (`isosweep run STUDY --store {self.url}` creates one)")
 
     def uri(self, path: str) -> str:
         """A path as DuckDB and users see it: local paths as they are, others with the protocol."""
@@ -131,22 +207,21 @@ class Store:
 
     # -- checks ------------------------------------------------------------------------------
     def check_usable(self, for_writing: bool) -> None:
-        """Raise UsageError unless the store can be read (and written, if asked)."""
+        """Raise UsageError unless the store can be read (and, if asked, looks writable), without
+        writing anything: a command refused later (a Ray cluster that cannot run it) must leave no
+        trace. ``create`` makes the folder and proves it writable, right before the first write."""
         if self.local:
             path = os.path.abspath(self.root)
             if os.path.exists(path) and not os.path.isdir(path):
                 raise UsageError(f"store {self.url!r} is a file, not a folder; pass a folder path or URL with --store")
             if for_writing:
-                # Root may read and write almost anything, so permissions alone prove nothing:
-                # create the folder and a probe file, as the writers will.
-                try:
-                    os.makedirs(path, exist_ok=True)
-                    probe = os.path.join(path, f".probe-{uuid.uuid4().hex}")
-                    with open(probe, "wb"):
-                        pass
-                    os.remove(probe)
-                except OSError as exc:
-                    raise UsageError(f"store {self.url!r} is not writable ({exc.strerror or exc}); choose another --store") from None
+                existing = path
+                while not os.path.exists(existing):
+                    existing = os.path.dirname(existing)
+                if not os.path.isdir(existing):
+                    raise UsageError(f"store {self.url!r} cannot be created: {existing} is a file; choose another --store")
+                if not os.access(existing, os.W_OK | os.X_OK):
+                    raise UsageError(f"store {self.url!r} is not writable ({existing}: permission denied); choose another --store")
             return
         try:
             if self.fs.exists(self.root) and self.fs.isfile(self.root):
@@ -155,6 +230,24 @@ class Store:
             raise
         except Exception as exc:  # network, credentials, missing bucket
             raise UsageError(f"cannot reach store {self.url!r}: {type(exc).__name__}: {exc}") from None
+
+    def create(self) -> None:
+        """Create the store's folder (local disk) and prove it writable with a probe file, as the
+        writers will write; UsageError if it is not. Object stores have no folders to create."""
+        self.check_usable(for_writing=True)
+        if not self.local:
+            return
+        path = os.path.abspath(self.root)
+        # Root may read and write almost anything, so permissions alone prove nothing: create the
+        # folder and a probe file, as the writers will.
+        try:
+            os.makedirs(path, exist_ok=True)
+            probe = os.path.join(path, f".probe-{uuid.uuid4().hex}")
+            with open(probe, "wb"):
+                pass
+            os.remove(probe)
+        except OSError as exc:
+            raise UsageError(f"store {self.url!r} is not writable ({exc.strerror or exc}); choose another --store") from None
 
     # -- writing -----------------------------------------------------------------------------
     def artifact_path(self, key: str, name: str) -> str:

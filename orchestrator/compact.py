@@ -58,7 +58,8 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def compact_dir(store: Store, table_name: str, study_dir: str, report: CompactionReport,
                 kill: Optional[KillPoint] = None) -> None:
     schema = TABLES[table_name]
-    files = sorted(store.fs.glob(f"{study_dir}/*.parquet"),
+    # Listed, never globbed: the store's path may hold glob characters (``isosweep.store.glob_escape``).
+    files = sorted(store.list_files(study_dir, ".parquet"),
                    key=lambda p: (not os.path.basename(p).startswith(COMPACT_PREFIX), p))
     if len(files) < 2:
         return
@@ -95,7 +96,7 @@ def compact_dir(store: Store, table_name: str, study_dir: str, report: Compactio
             if not os.path.basename(path).startswith(COMPACT_PREFIX) and _signature(store, path) != signature:
                 report.kept_changed.append(path)
                 continue
-            store.fs.rm(path)
+            store.fs.rm_file(path)  # one file: fsspec's rm() would expand glob characters in the path
             report.merged_files += 1
         except FileNotFoundError:
             continue
@@ -105,7 +106,6 @@ def compact(store: Store, kill: Optional[KillPoint] = None) -> CompactionReport:
     """Compact every table of the store; the trials table last."""
     report = CompactionReport()
     for table_name in WRITE_ORDER:
-        for study_dir in sorted(store.fs.glob(f"{store.table_dir(table_name)}/study=*")):
-            if store.fs.isdir(study_dir):
-                compact_dir(store, table_name, study_dir, report, kill)
+        for study_dir in store.study_dirs(table_name):
+            compact_dir(store, table_name, study_dir, report, kill)
     return report

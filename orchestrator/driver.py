@@ -81,10 +81,17 @@ def _units(members: list[TrialConfig]) -> list[list[TrialConfig]]:
     return [[m] for m in members]
 
 
-def _run_unit(unit: list[TrialConfig], report: Any, state: Optional[dict[str, Any]], data_root: Optional[str]) -> list[TrialResult]:
+def trial_device() -> str:
+    """The device of this Ray trial: ``cuda`` when Ray gave it a GPU (Ray then sets
+    CUDA_VISIBLE_DEVICES to that GPU, which torch sees as ``cuda:0``), else ``cpu``."""
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+
+
+def _run_unit(unit: list[TrialConfig], report: Any, state: Optional[dict[str, Any]], data_root: Optional[str],
+              where: str) -> list[TrialResult]:
     if len(unit) == 1:
-        return [run_trial(unit[0], report, state, data_root)]
-    return run_bundle(unit, report, state, data_root)
+        return [run_trial(unit[0], report, state, data_root, where)]
+    return run_bundle(unit, report, state, data_root, where)
 
 
 def bundle_trainable(config: dict[str, Any]) -> None:
@@ -139,9 +146,11 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            restored = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
+            # Checkpoints hold CPU tensors (``isosweep.trainers.device.to_cpu``): any node or device resumes them.
+            restored = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu")
     states = store.trial_states([m.key for m in members])
     pending = [cfg for cfg in members if not _is_done(states.get(cfg.key), config.get("force_since"))]
+    where = trial_device()
     for unit in _units(pending):
         keys = [c.key for c in unit]
         resuming = restored is not None and restored["keys"] == keys
@@ -157,7 +166,7 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
                 faults.maybe_raise(key, int(metrics["progress"]), attempt)
 
         try:
-            results = _run_unit(unit, report, last["state"], config.get("data_root"))
+            results = _run_unit(unit, report, last["state"], config.get("data_root"), where)
         except Exception as exc:
             if attempt < int(config.get("max_failures", 0)):
                 # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,

@@ -29,7 +29,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ import torch
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import data_rng
 from isosweep.trainers.data.anomaly import LabelledData, load_anomaly
+from isosweep.trainers.device import DeviceLike, draw_on_cpu, resolve, to_cpu
+from isosweep.trainers.fused import MemberLosses, StackedVAE, check_bundle, freeze_member
 from isosweep.trainers.measure import measure, score_lx
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import MLPVAE, build_model
@@ -159,12 +161,13 @@ def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
     return sorted({max(1, (epochs * i) // snapshots) for i in range(1, snapshots + 1)})
 
 
-def _adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+def _adam(params: Any, lr: float) -> torch.optim.Adam:
     """Adam with the fused CPU/GPU kernel where this torch has one (fewer ops per step)."""
+    params = list(params)
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(params, lr=lr)
 
 
 @dataclass
@@ -174,6 +177,7 @@ class Snapshot:
     epoch: int
     val_loss: float
     state: dict[str, Tensor]
+    """The model's parameters at this snapshot, on the CPU (``isosweep.trainers.device.to_cpu``)."""
     scores: np.ndarray
     """Test scores L_x of this snapshot."""
     val_f1: Optional[float]
@@ -187,98 +191,300 @@ class AnomalyOutcome:
     steps: int = 0
 
 
+@dataclass
+class MemberOutcome:
+    """One member of an anomaly bundle: its outcome, or why it diverged (then ``outcome`` is None)."""
+
+    outcome: Optional[AnomalyOutcome]
+    diverged: Optional[str] = None
+
+
 def _scores(model: MLPVAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> np.ndarray:
     with torch.no_grad():
         parts = [score_lx(model, x[s:s + SCORE_CHUNK], cfg, metric) for s in range(0, x.shape[0], SCORE_CHUNK)]
-    return torch.cat(parts).double().numpy()
+    return torch.cat(parts).double().cpu().numpy()
 
 
-def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: Optional[ReportFn] = None,
-                  checkpoint: Optional[Checkpoint] = None) -> AnomalyOutcome:
-    """Train on ``split.fit`` with snapshots; resume from ``checkpoint`` when given."""
-    metric = get_metric(cfg.loss)
-    transform = get_metric(cfg.transform_metric or cfg.loss)
-    dtype = torch.float32
-    model = build_model(split.fit.shape[1], cfg.hidden, cfg.latent_dim, cfg.activation, cfg.seed).to(dtype)
-    optimiser = _adam(model, cfg.lr)
-    gen = torch.Generator().manual_seed(loop_seed(cfg.seed))
-    x_fit = torch.as_tensor(split.fit, dtype=dtype)
-    x_val = torch.as_tensor(split.val_normal, dtype=dtype)
-    x_val_anomaly = torch.as_tensor(split.val_anomaly, dtype=dtype)
-    x_test = torch.as_tensor(split.test, dtype=dtype)
+def batches_per_epoch(n_fit: int, batch_size: int) -> int:
+    """Optimiser steps per epoch of a member with ``n_fit`` training rows."""
+    return math.ceil(n_fit / batch_size)
+
+
+class _Unit:
+    """The members of a bundle that step together: one batch schedule (the same number of batches
+    per epoch), hence one Adam step count.
+
+    More than one member: one ``StackedVAE`` (``isosweep.trainers.fused``) with the shared
+    objective (``MemberLosses``, the ``vae_terms`` of ``isosweep.trainers.objective``), one Adam over
+    the stacked tensors (exactly K independent Adams). Rows are padded to the largest member's
+    count and masked (see ``train_anomaly_bundle``). One member: its own ``MLPVAE`` and
+    ``objective_terms``, the exact operations of a trial trained alone, so that a bundle of one
+    gives bit for bit the results of the unbundled trial.
+    """
+
+    def __init__(self, members: list[int], cfgs: Sequence[TrialConfig], counts: list[int], input_dim: int,
+                 dtype: torch.dtype, where: torch.device):
+        self.members = members
+        mine = [cfgs[i] for i in members]
+        ref = mine[0]
+        self.templates = [build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed).to(dtype) for c in mine]
+        self.counts = counts
+        self.width = max(counts)
+        self.n_batches = batches_per_epoch(self.width, ref.batch_size)
+        self.ragged = len(set(counts)) > 1
+        self.steps = 0
+        if len(members) == 1:
+            self.single: Optional[MLPVAE] = self.templates[0].to(where)
+            self.stacked: Optional[StackedVAE] = None
+            self.params = list(self.single.parameters())
+            self.cfg, self.metric = ref, get_metric(ref.loss)
+            self.transform = get_metric(ref.transform_metric or ref.loss)
+        else:
+            self.single = None
+            self.stacked = StackedVAE.from_models(self.templates, ref.activation, dtype, where)
+            self.params = self.stacked.parameters()
+            self.losses = MemberLosses(mine, dtype, where)
+        self.optimiser = _adam(self.params, ref.lr)
+        self.weight = torch.ones(len(members), dtype=dtype, device=where)
+        # (K, width) validity of each padded row position, and its count per batch.
+        self.valid = (torch.arange(self.width).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)).to(dtype).to(where)
+
+    def terms(self, x: Tensor, eps: Tensor) -> dict[str, Tensor]:
+        """(K, B) per-sample terms of every member on (K, B, m) inputs."""
+        if self.single is not None:
+            found = objective_terms(self.single, x[0], eps[0], self.cfg, self.metric, self.transform)
+            return {name: value.unsqueeze(0) for name, value in found.items()}
+        assert self.stacked is not None
+        return self.losses.terms(self.stacked, x, eps)
+
+    def loss(self, per_sample: Tensor, start: int) -> Tensor:
+        """The sum over members of each member's mean loss over its own rows of this batch."""
+        if self.single is not None:
+            return per_sample[0].mean()
+        if not self.ragged:
+            return (per_sample.mean(dim=1) * self.weight).sum()
+        # Padded rows (beyond a member's count) weigh 0; each member's mean is over its own rows.
+        valid = self.valid[:, start:start + per_sample.shape[1]]
+        return ((per_sample * valid).sum(dim=1) / valid.sum(dim=1) * self.weight).sum()
+
+    def member(self, j: int) -> MLPVAE:
+        """Member j as an MLPVAE on the unit's device (the live model for a unit of one)."""
+        if self.single is not None:
+            return self.single
+        assert self.stacked is not None
+        return self.stacked.member(j, self.templates[j])
+
+    def freeze(self, j: int) -> None:
+        if self.stacked is not None:
+            freeze_member(j, self.params, self.optimiser, self.weight)
+
+    def state(self) -> dict[str, Any]:
+        return {"params": to_cpu(self.params), "optimiser": to_cpu(self.optimiser.state_dict()),
+                "steps": self.steps, "weight": to_cpu(self.weight)}
+
+    def load(self, saved: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for p, value in zip(self.params, saved["params"]):
+                p.copy_(value)
+            self.weight.copy_(saved["weight"])
+        self.optimiser.load_state_dict(saved["optimiser"])
+        self.steps = int(saved["steps"])
+
+
+def _val_noise(cfg: TrialConfig, rows: int, dtype: torch.dtype) -> Tensor:
+    """The fixed noise of the validation loss (seeded, drawn on the CPU), so that the snapshot
+    choice is repeatable."""
     val_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, VAL_NOISE_STREAM]).generate_state(1)[0]))
-    val_eps = torch.randn(x_val.shape[0], cfg.latent_dim, generator=val_gen, dtype=dtype)
+    return torch.randn(rows, cfg.latent_dim, generator=val_gen, dtype=dtype)
 
-    curves: list[dict[str, Any]] = []
-    best: Optional[Snapshot] = None
-    steps, start_epoch = 0, 0
+
+def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySplit], ratios: Sequence[float],
+                         report: Optional[ReportFn] = None, checkpoint: Optional[Checkpoint] = None,
+                         dtype: torch.dtype = torch.float32, where: DeviceLike = None) -> list[MemberOutcome]:
+    """Train anomaly trials of one fusion key together on device ``where``, each on its own
+    ``split.fit`` with its own snapshots; resume from ``checkpoint`` when given.
+
+    Each member keeps everything of a trial trained alone (METHOD.md 5.3): its split, its random
+    stream (batch order, then the noise of each batch, from its own CPU generator in the order the
+    unbundled trial draws them: ``isosweep.trainers.device``), its fixed validation noise, its
+    snapshots chosen by its validation loss, its F1 and curves. A member whose loss or validation
+    loss is not finite at a snapshot is frozen and recorded as diverged (the message the unbundled
+    trial raises); the others go on.
+
+    Splits of different seeds differ in size (a few rows for Thyroid). Members with the same number
+    of batches per epoch step together, their rows padded to the largest count and masked, so each
+    member's loss is the mean over its own rows (masking: one wide model instead of one per split
+    size, which ``benchmarks/anomaly_fusion.py`` measures). Members with another number of batches
+    (KDDCup's seeds can differ by one) form their own unit, since Adam's step count is shared by a
+    stacked tensor; the units train epoch by epoch side by side.
+    """
+    check_bundle(cfgs)
+    device = resolve(where)
+    ref = cfgs[0]
+    k_members, bs, latent = len(cfgs), ref.batch_size, ref.latent_dim
+    metrics = [get_metric(c.loss) for c in cfgs]
+    transforms = [get_metric(c.transform_metric or c.loss) for c in cfgs]
+    # The training rows of each distinct split once on the device (members of one seed share theirs),
+    # and one row of zeros last: padded and frozen positions read it.
+    fits: dict[int, int] = {}
+    blocks: list[np.ndarray] = []
+    offsets = []
+    for split in splits:
+        if id(split.fit) not in fits:
+            fits[id(split.fit)] = sum(b.shape[0] for b in blocks)
+            blocks.append(split.fit)
+        offsets.append(fits[id(split.fit)])
+    input_dim = splits[0].fit.shape[1]
+    x_store = torch.as_tensor(np.concatenate([*blocks, np.zeros((1, input_dim), dtype=blocks[0].dtype)]),
+                              dtype=dtype).to(device)
+    zero_row = x_store.shape[0] - 1
+    counts = [int(s.fit.shape[0]) for s in splits]
+    x_val = [torch.as_tensor(s.val_normal, dtype=dtype).to(device) for s in splits]
+    x_val_anomaly = [torch.as_tensor(s.val_anomaly, dtype=dtype).to(device) for s in splits]
+    x_test = [torch.as_tensor(s.test, dtype=dtype).to(device) for s in splits]
+    val_eps = [_val_noise(c, s.val_normal.shape[0], dtype).to(device) for c, s in zip(cfgs, splits)]
+
+    by_schedule: dict[int, list[int]] = {}
+    for k, n in enumerate(counts):
+        by_schedule.setdefault(batches_per_epoch(n, bs), []).append(k)
+    units = [_Unit(members, cfgs, [counts[k] for k in members], input_dim, dtype, device)
+             for members in by_schedule.values()]
+    gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
+    curves: list[list[dict[str, Any]]] = [[] for _ in cfgs]
+    best: list[Optional[Snapshot]] = [None] * k_members
+    diverged: list[Optional[str]] = [None] * k_members
+    start_epoch = 0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimiser.load_state_dict(checkpoint["optimiser"])
-        gen.set_state(checkpoint["generator"])
-        curves = list(checkpoint["curves"])
-        steps, start_epoch = int(checkpoint["steps"]), int(checkpoint["epoch"])
-        best = checkpoint["best"]
+        for unit, saved in zip(units, checkpoint["units"]):
+            unit.load(saved)
+        for g, state in zip(gens, checkpoint["generators"]):
+            g.set_state(state)
+        curves = [list(c) for c in checkpoint["curves"]]
+        best, diverged = list(checkpoint["best"]), list(checkpoint["diverged"])
+        start_epoch = int(checkpoint["epoch"])
 
-    n, bs = x_fit.shape[0], cfg.batch_size
-    snaps = snapshot_epochs(cfg.epochs, cfg.snapshots or DEFAULT_SNAPSHOTS)
-    sums = torch.zeros(len(CURVE_TERMS), dtype=torch.float64)
-    model.train()
-    for epoch in range(start_epoch, cfg.epochs):
-        lr = step_learning_rate(cfg, epoch, cfg.epochs)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
+    snaps = snapshot_epochs(ref.epochs, ref.snapshots or DEFAULT_SNAPSHOTS)
+    sums = [torch.zeros(len(CURVE_TERMS), dtype=torch.float64, device=device) for _ in cfgs]
+    for epoch in range(start_epoch, ref.epochs):
+        lr = step_learning_rate(ref, epoch, ref.epochs)
         last = (epoch + 1) in snaps
-        if last:
-            sums.zero_()
-        # One batch holds every row: the order within it changes nothing, so no permutation.
-        order = torch.randperm(n, generator=gen) if n > bs else None
-        for start in range(0, n, bs):
-            x = x_fit if order is None else x_fit[order[start:start + bs]]
-            eps = torch.randn(x.shape[0], cfg.latent_dim, generator=gen, dtype=dtype)
-            terms = objective_terms(model, x, eps, cfg, metric, transform)
-            loss = terms["loss"].mean()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            steps += 1
-            if last:
-                with torch.no_grad():
-                    sums += torch.stack([terms[t].detach().sum() for t in CURVE_TERMS]).double()
+        for unit in units:
+            for group in unit.optimiser.param_groups:
+                group["lr"] = lr
+            if unit.single is not None:
+                unit.single.train()
+            _train_epoch(unit, gens, offsets, zero_row, diverged, x_store, latent, bs, sums if last else None,
+                         dtype, device)
         if not last:
             continue
 
-        # A snapshot: validation loss, validation F1, test F1.
-        model.eval()
-        with torch.no_grad():
-            val_loss = float(objective_terms(model, x_val, val_eps, cfg, metric, transform)["loss"].mean())
-        means = (sums / n).tolist()
-        if not all(math.isfinite(v) for v in [*means, val_loss]):
-            raise TrialDiverged(f"loss became {means[0]} (validation {val_loss}) by epoch {epoch + 1}")
-        test_scores = _scores(model, x_test, cfg, metric)
-        val_f1 = validation_f1(_scores(model, x_val, cfg, metric), _scores(model, x_val_anomaly, cfg, metric), ratio)
-        _, _, f1 = detect(test_scores, split.test_anomaly, ratio)
-        row = {"step": steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, means)), "val_loss": val_loss,
-               "val_f1": val_f1, "f1": f1}
-        curves.append(row)
-        if best is None or val_loss < best.val_loss:
-            best = Snapshot(epoch + 1, val_loss, copy.deepcopy(model.state_dict()), test_scores, val_f1)
-        model.train()
+        # A snapshot of every live member: validation loss, validation F1, test F1.
+        rows: list[dict[str, Any]] = []
+        for unit in units:
+            for j, k in enumerate(unit.members):
+                if diverged[k] is not None:
+                    continue
+                cfg, model = cfgs[k], unit.member(j)
+                model.eval()
+                with torch.no_grad():
+                    val_loss = float(objective_terms(model, x_val[k], val_eps[k], cfg, metrics[k],
+                                                     transforms[k])["loss"].mean())
+                means = (sums[k] / counts[k]).tolist()
+                sums[k].zero_()
+                if not all(math.isfinite(v) for v in [*means, val_loss]):
+                    diverged[k] = f"loss became {means[0]} (validation {val_loss}) by epoch {epoch + 1}"
+                    unit.freeze(j)
+                    continue
+                test_scores = _scores(model, x_test[k], cfg, metrics[k])
+                val_f1 = validation_f1(_scores(model, x_val[k], cfg, metrics[k]),
+                                       _scores(model, x_val_anomaly[k], cfg, metrics[k]), ratios[k])
+                _, _, f1 = detect(test_scores, splits[k].test_anomaly, ratios[k])
+                row = {"step": unit.steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, means)), "val_loss": val_loss,
+                       "val_f1": val_f1, "f1": f1}
+                curves[k].append(row)
+                rows.append(row)
+                kept = best[k]
+                if kept is None or val_loss < kept.val_loss:
+                    best[k] = Snapshot(epoch + 1, val_loss, to_cpu(model.state_dict()), test_scores, val_f1)
+        if all(d is not None for d in diverged):
+            break
         if report is not None:
-            done_epoch, done_steps, kept = epoch + 1, steps, best
+            done_epoch = epoch + 1
 
-            def make_checkpoint(done_epoch: int = done_epoch, done_steps: int = done_steps,
-                                kept: Snapshot = kept) -> Checkpoint:
-                # A copy: the live tensors go on changing in place as training continues.
-                return copy.deepcopy({"epoch": done_epoch, "model": model.state_dict(),
-                                      "optimiser": optimiser.state_dict(), "generator": gen.get_state(),
-                                      "curves": list(curves), "steps": done_steps, "best": kept})
+            def make_checkpoint(done_epoch: int = done_epoch) -> Checkpoint:
+                return {"epoch": done_epoch, "units": [u.state() for u in units],
+                        "generators": [g.get_state() for g in gens], "curves": [list(c) for c in curves],
+                        "best": to_cpu(best), "diverged": list(diverged)}
 
-            report({"progress": epoch + 1, **{k: v for k, v in row.items() if v is not None}}, make_checkpoint)
-    assert best is not None
-    model.load_state_dict(best.state)
-    model.eval()
-    return AnomalyOutcome(model, best, curves, steps)
+            report({"progress": done_epoch, **_mean_row(rows)}, make_checkpoint)
+
+    outcomes = []
+    for unit in units:
+        for j, k in enumerate(unit.members):
+            kept = best[k]
+            if diverged[k] is not None or kept is None:
+                outcomes.append((k, MemberOutcome(None, diverged[k] or "no snapshot was taken")))
+                continue
+            model = unit.member(j)
+            model.load_state_dict(kept.state)
+            model.eval()
+            outcomes.append((k, MemberOutcome(AnomalyOutcome(model, kept, curves[k], unit.steps))))
+    return [o for _, o in sorted(outcomes, key=lambda pair: pair[0])]
+
+
+def _mean_row(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """A progress report's metrics: each snapshot value's mean over the members that have one
+    (a bundle of one reports its own row)."""
+    names = [name for name in rows[0] if all(r.get(name) is not None for r in rows)] if rows else []
+    return {name: float(np.mean([r[name] for r in rows])) if len(rows) > 1 else rows[0][name] for name in names}
+
+
+def _train_epoch(unit: _Unit, gens: Sequence[torch.Generator], offsets: Sequence[int], zero_row: int,
+                 diverged: Sequence[Optional[str]], x_store: Tensor, latent: int, bs: int,
+                 sums: Optional[list[Tensor]], dtype: torch.dtype, device: torch.device) -> None:
+    """One epoch of one unit. ``sums`` (a snapshot epoch): add each member's summed curve terms
+    over its own rows."""
+    width = unit.width
+    index = torch.full((len(unit.members), width), zero_row, dtype=torch.long)
+    noise = torch.zeros(len(unit.members), width, latent, dtype=dtype)
+    for j, k in enumerate(unit.members):
+        if diverged[k] is not None:
+            continue  # frozen: reads the zero row with zero noise
+        n = unit.counts[j]
+        # The draws of a trial trained alone, in its order: the permutation (none when one batch
+        # holds every row: the order within it changes nothing), then each batch's noise.
+        order = torch.randperm(n, generator=gens[k]) if n > bs else torch.arange(n)
+        index[j, :n] = order + offsets[k]
+        for start in range(0, n, bs):
+            rows = min(bs, n - start)
+            noise[j, start:start + rows] = torch.randn(rows, latent, generator=gens[k], dtype=dtype)
+    index, noise = draw_on_cpu(index, device), draw_on_cpu(noise, device)
+    for start in range(0, width, bs):
+        x = x_store[index[:, start:start + bs]]
+        terms = unit.terms(x, noise[:, start:start + bs])
+        loss = unit.loss(terms["loss"], start)
+        unit.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        unit.optimiser.step()
+        unit.steps += 1
+        if sums is None:
+            continue
+        with torch.no_grad():
+            for j, k in enumerate(unit.members):
+                if diverged[k] is None:
+                    rows = max(0, min(bs, unit.counts[j] - start))
+                    sums[k] += torch.stack([terms[t][j, :rows].detach().sum() for t in CURVE_TERMS]).double()
+
+
+def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: Optional[ReportFn] = None,
+                  checkpoint: Optional[Checkpoint] = None, dtype: torch.dtype = torch.float32,
+                  where: DeviceLike = None) -> AnomalyOutcome:
+    """Train one trial on ``split.fit`` with snapshots (a bundle of one); resume from ``checkpoint``
+    when given. Raises TrialDiverged."""
+    (member,) = train_anomaly_bundle([cfg], [split], [ratio], report, checkpoint, dtype, where)
+    if member.outcome is None:
+        raise TrialDiverged(member.diverged or "diverged")
+    return member.outcome
 
 
 # -- the trial --------------------------------------------------------------------------------
@@ -287,20 +493,22 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def anomaly_scalars(cfg: TrialConfig, split: AnomalySplit, ratio: float,
-                    outcome: AnomalyOutcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The trial's scalars (every one a column of the store's ``trials`` table) and per-dim rows."""
+def anomaly_scalars(cfg: TrialConfig, split: AnomalySplit, ratio: float, outcome: AnomalyOutcome,
+                    where: DeviceLike = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The trial's scalars (every one a column of the store's ``trials`` table) and per-dim rows,
+    measured in float64 on device ``where``."""
+    device = resolve(where)
     best = outcome.best
     precision, recall, f1 = detect(best.scores, split.test_anomaly, ratio)
     base = detect(mean_distance_scores(split.fit, split.test), split.test_anomaly, ratio)
     # Rate-distortion and per-dim measurements on (at most MEASURE_ROWS) normal test rows.
     normal_test = split.test[~split.test_anomaly][:MEASURE_ROWS]
-    found = measure(outcome.model, cfg, normal_test, None, get_metric(cfg.loss))
+    found = measure(outcome.model, cfg, normal_test, None, get_metric(cfg.loss), device=device)
     scalars = dict(found.scalars)
     transform = get_metric(cfg.transform_metric or cfg.loss)
     with torch.no_grad():
-        x = torch.as_tensor(normal_test, dtype=torch.float64)
-        model64 = copy.deepcopy(outcome.model).to(torch.float64)
+        x = torch.as_tensor(normal_test, dtype=torch.float64).to(device)
+        model64 = copy.deepcopy(outcome.model).to(device=device, dtype=torch.float64)
         transform_loss = float(transform(x, model64.decode(model64.encode(x)[0]), cfg.reduction).mean())
     coding = scalars.get("coding_loss")
     scalars["transform_loss"] = transform_loss
@@ -324,22 +532,47 @@ def anomaly_scalars(cfg: TrialConfig, split: AnomalySplit, ratio: float,
     }, found.dims
 
 
+def run_anomaly_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
+                       checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
+                       provenance: Optional[dict[str, Any]] = None, where: DeviceLike = None) -> list[TrialResult]:
+    """Load, split, train together (``train_anomaly_bundle``), score and threshold anomaly trials of
+    one fusion key on device ``where``; one result per trial, in order.
+
+    A diverged member is returned with status ``diverged``; a missing or malformed data file raises
+    ``DataError`` (recorded as ``failed`` by the caller).
+    """
+    for cfg in cfgs:
+        if cfg.form != "decomposed":
+            raise ValueError(f"the anomaly trial trains the decomposed form, got form={cfg.form!r}")
+    started = _now()
+    # One split per data set and seed, shared by the members (the grid points) that use it.
+    loaded: dict[tuple[str, int, float], tuple[LabelledData, AnomalySplit]] = {}
+    for cfg in cfgs:
+        at = (cfg.dataset, cfg.seed, cfg.val_fraction or DEFAULT_VAL_FRACTION)
+        if at not in loaded:
+            data = load_anomaly(cfg.dataset, data_root, cfg.seed)
+            loaded[at] = (data, split_rows(data, cfg.seed, at[2]))
+    pairs = [loaded[(c.dataset, c.seed, c.val_fraction or DEFAULT_VAL_FRACTION)] for c in cfgs]
+    splits, ratios = [p[1] for p in pairs], [p[0].anomaly_ratio for p in pairs]
+    members = train_anomaly_bundle(cfgs, splits, ratios, report, checkpoint, where=where)
+    results = []
+    for cfg, split, ratio, member in zip(cfgs, splits, ratios, members):
+        if member.outcome is None:
+            results.append(TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=member.diverged,
+                                       provenance=provenance or {}))
+            continue
+        scalars, dims = anomaly_scalars(cfg, split, ratio, member.outcome, where)
+        results.append(TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=dims,
+                                   curves=member.outcome.curves, provenance=provenance or {}))
+    return results
+
+
 def run_anomaly_trial(cfg: TrialConfig, report: Optional[ReportFn] = None, checkpoint: Optional[Checkpoint] = None,
-                      data_root: Optional[str] = None, provenance: Optional[dict[str, Any]] = None) -> TrialResult:
-    """Load, split, train with snapshots, score and threshold one anomaly trial.
+                      data_root: Optional[str] = None, provenance: Optional[dict[str, Any]] = None,
+                      where: DeviceLike = None) -> TrialResult:
+    """Load, split, train with snapshots, score and threshold one anomaly trial (a bundle of one).
 
     Divergence is returned with status ``diverged``; a missing or malformed data file raises
     ``DataError`` (recorded as ``failed`` by the caller).
     """
-    if cfg.form != "decomposed":
-        raise ValueError(f"the anomaly trial trains the decomposed form, got form={cfg.form!r}")
-    started = _now()
-    data = load_anomaly(cfg.dataset, data_root, cfg.seed)
-    split = split_rows(data, cfg.seed, cfg.val_fraction or DEFAULT_VAL_FRACTION)
-    try:
-        outcome = train_anomaly(cfg, split, data.anomaly_ratio, report, checkpoint)
-    except TrialDiverged as exc:
-        return TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=str(exc), provenance=provenance or {})
-    scalars, dims = anomaly_scalars(cfg, split, data.anomaly_ratio, outcome)
-    return TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=dims, curves=outcome.curves,
-                       provenance=provenance or {})
+    return run_anomaly_bundle([cfg], report, checkpoint, data_root, provenance, where)[0]

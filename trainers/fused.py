@@ -27,6 +27,7 @@ from torch import nn
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import TrialData
+from isosweep.trainers.device import DeviceLike, draw_on_cpu, resolve, to_cpu
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model
 from isosweep.trainers.objective import form_weights, vae_terms
@@ -56,9 +57,11 @@ class StackedVAE:
         self.latent_dim = latent_dim
 
     @classmethod
-    def from_models(cls, models: Sequence[MLPVAE], activation: str, dtype: torch.dtype) -> "StackedVAE":
+    def from_models(cls, models: Sequence[MLPVAE], activation: str, dtype: torch.dtype,
+                    where: DeviceLike = None) -> "StackedVAE":
         def stack(get: Callable[[MLPVAE], Tensor]) -> Tensor:
-            return torch.stack([get(m).detach().to(dtype) for m in models]).contiguous().requires_grad_(True)
+            stacked = torch.stack([get(m).detach().to(dtype) for m in models]).contiguous()
+            return stacked.to(resolve(where)).requires_grad_(True)
 
         first = models[0]
         body, decoder = _linears(first.body), _linears(first.decoder)
@@ -93,8 +96,9 @@ class StackedVAE:
         return h
 
     def member(self, k: int, template: MLPVAE) -> MLPVAE:
-        """Member k as an ordinary MLPVAE (a copy of ``template`` with k's parameters)."""
-        model = copy.deepcopy(template).to(self.weights[0].dtype)
+        """Member k as an ordinary MLPVAE (a copy of ``template`` with k's parameters), on the
+        bundle's device."""
+        model = copy.deepcopy(template).to(device=self.weights[0].device, dtype=self.weights[0].dtype)
         body, decoder = _linears(model.body), _linears(model.decoder)
         with torch.no_grad():
             for i, layer in enumerate(body):
@@ -118,20 +122,22 @@ class MemberLosses:
     any metric of ``isosweep.trainers.metrics`` works and gives exactly its unfused value.
     """
 
-    def __init__(self, cfgs: Sequence[TrialConfig], dtype: torch.dtype):
+    def __init__(self, cfgs: Sequence[TrialConfig], dtype: torch.dtype, where: DeviceLike = None):
         self.form = cfgs[0].form
+        device = resolve(where)
         # One (K, 1) tensor per weight of the form (lambda; or lambda1, lambda2), broadcast over the batch.
-        self.weights = tuple(torch.tensor([[w] for w in column], dtype=dtype)
+        self.weights = tuple(torch.tensor([[w] for w in column], dtype=dtype, device=device)
                              for column in zip(*(form_weights(c) for c in cfgs)))
-        self.groups = self._groups([(c.loss, c.reduction) for c in cfgs])
-        self.transform_groups = self._groups([(c.transform_metric or c.loss, c.reduction) for c in cfgs])
+        self.groups = self._groups([(c.loss, c.reduction) for c in cfgs], device)
+        self.transform_groups = self._groups([(c.transform_metric or c.loss, c.reduction) for c in cfgs], device)
 
     @staticmethod
-    def _groups(names: list[tuple[str, str]]) -> list[tuple[Metric, str, Optional[Tensor]]]:
+    def _groups(names: list[tuple[str, str]], device: torch.device) -> list[tuple[Metric, str, Optional[Tensor]]]:
         distinct = sorted(set(names))
         if len(distinct) == 1:
             return [(get_metric(distinct[0][0]), distinct[0][1], None)]
-        return [(get_metric(loss), red, torch.tensor([i for i, n in enumerate(names) if n == (loss, red)]))
+        return [(get_metric(loss), red, torch.tensor([i for i, n in enumerate(names) if n == (loss, red)],
+                                                     device=device))
                 for loss, red in distinct]
 
     @staticmethod
@@ -180,21 +186,25 @@ def train_bundle(
     report: Optional[ReportFn] = None,
     checkpoint: Optional[Checkpoint] = None,
     dtype: torch.dtype = torch.float32,
+    where: DeviceLike = None,
 ) -> list[MemberOutcome]:
-    """Train the members of a bundle together; resume from ``checkpoint`` when given."""
+    """Train the members of a bundle together on device ``where`` (default the CPU); resume from
+    ``checkpoint`` when given (taken on any device: ``isosweep.trainers.device``)."""
     check_bundle(cfgs)
+    device = resolve(where)
     ref = cfgs[0]
     k_members, n, latent = len(cfgs), datas[0].train.shape[0], ref.latent_dim
     templates = [build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed) for c, d in zip(cfgs, datas)]
-    model = StackedVAE.from_models(templates, ref.activation, dtype)
+    model = StackedVAE.from_models(templates, ref.activation, dtype, device)
     params = model.parameters()
     optimiser = torch.optim.Adam(params, lr=ref.lr, foreach=True)
-    losses = MemberLosses(cfgs, dtype)
+    losses = MemberLosses(cfgs, dtype, device)
+    # The generators stay on the CPU whatever the device: the draws of a seed are the same everywhere.
     gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
-    x_all = torch.stack([torch.as_tensor(d.train, dtype=dtype) for d in datas])
+    x_all = torch.stack([torch.as_tensor(d.train, dtype=dtype) for d in datas]).to(device)
     m = x_all.shape[2]
     outcomes = [MemberOutcome(None) for _ in cfgs]
-    weight = torch.ones(k_members, dtype=dtype)
+    weight = torch.ones(k_members, dtype=dtype, device=device)
     start_epoch, steps = 0, 0
     if checkpoint is not None:
         with torch.no_grad():
@@ -206,7 +216,7 @@ def train_bundle(
         for o, curve, why in zip(outcomes, checkpoint["curves"], checkpoint["diverged"]):
             o.curves, o.diverged = list(curve), why
         start_epoch, steps = int(checkpoint["epoch"]), int(checkpoint["steps"])
-        weight = checkpoint["weight"].to(dtype)
+        weight = checkpoint["weight"].to(device=device, dtype=dtype)
         x_all[weight == 0] = 0.0
 
     reports = report_epochs(ref.epochs)
@@ -214,11 +224,11 @@ def train_bundle(
         for group in optimiser.param_groups:
             group["lr"] = step_learning_rate(ref, epoch, ref.epochs)
         # One permutation and one block of noise per member and epoch, from the member's generator:
-        # the draws are the same whether the member trains alone or in a bundle.
-        order = torch.stack([torch.randperm(n, generator=g) for g in gens])
-        noise = torch.stack([torch.randn(n, latent, generator=g, dtype=dtype) for g in gens])
+        # the draws are the same whether the member trains alone or in a bundle, on any device.
+        order = draw_on_cpu(torch.stack([torch.randperm(n, generator=g) for g in gens]), device)
+        noise = draw_on_cpu(torch.stack([torch.randn(n, latent, generator=g, dtype=dtype) for g in gens]), device)
         x_epoch = torch.gather(x_all, 1, order.unsqueeze(-1).expand(-1, -1, m))
-        sums = torch.zeros(len(CURVE_TERMS), k_members, dtype=torch.float64)
+        sums = torch.zeros(len(CURVE_TERMS), k_members, dtype=torch.float64, device=device)
         for start in range(0, n, ref.batch_size):
             x = x_epoch[:, start:start + ref.batch_size]
             eps = noise[:, start:start + ref.batch_size]
@@ -230,6 +240,7 @@ def train_bundle(
             steps += 1
             with torch.no_grad():
                 sums += torch.stack([terms[t].detach().sum(dim=1) for t in CURVE_TERMS]).to(torch.float64)
+        # The one read-back of the epoch (on a GPU, the wait for its queued steps).
         means = (sums / n).T.tolist()
         for k, (o, row) in enumerate(zip(outcomes, means)):
             if o.diverged is not None:
@@ -237,7 +248,9 @@ def train_bundle(
             o.curves.append({"step": steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, row))})
             if not all(math.isfinite(v) for v in row):
                 o.diverged = f"loss became {row[0]} in epoch {epoch + 1}"
-                _freeze(k, params, optimiser, x_all, weight)
+                freeze_member(k, params, optimiser, weight)
+                with torch.no_grad():
+                    x_all[k] = 0.0
         if all(o.diverged is not None for o in outcomes):
             break
         if report is not None and (epoch + 1) in reports:
@@ -246,10 +259,10 @@ def train_bundle(
                        **{t: float(np.mean([r[i] for r in alive])) for i, t in enumerate(CURVE_TERMS)}}
 
             def make_checkpoint(done_epoch: int = epoch + 1, steps_now: int = steps) -> Checkpoint:
-                return {"epoch": done_epoch, "steps": steps_now, "params": [p.detach().clone() for p in params],
-                        "optimiser": copy.deepcopy(optimiser.state_dict()), "generators": [g.get_state() for g in gens],
+                return {"epoch": done_epoch, "steps": steps_now, "params": to_cpu(params),
+                        "optimiser": to_cpu(optimiser.state_dict()), "generators": [g.get_state() for g in gens],
                         "curves": [list(o.curves) for o in outcomes], "diverged": [o.diverged for o in outcomes],
-                        "weight": weight.clone()}
+                        "weight": to_cpu(weight)}
 
             report(metrics, make_checkpoint)
     for k, o in enumerate(outcomes):
@@ -260,12 +273,12 @@ def train_bundle(
     return outcomes
 
 
-def _freeze(k: int, params: list[Tensor], optimiser: torch.optim.Optimizer, x_all: Tensor, weight: Tensor) -> None:
-    """Stop member k: zero parameters, Adam moments, data and loss weight, so that it computes only
-    zeros (finite, zero gradients, zero updates) and cannot disturb the other members."""
+def freeze_member(k: int, params: Sequence[Tensor], optimiser: torch.optim.Optimizer, weight: Tensor) -> None:
+    """Stop member k of a stacked model: zero its parameters, Adam moments and loss weight; with
+    its data zeroed too (the caller's), it computes only zeros (finite, zero gradients, zero
+    updates) and cannot disturb the other members."""
     with torch.no_grad():
         weight[k] = 0.0
-        x_all[k] = 0.0
         for p in params:
             p[k] = 0.0
             for value in optimiser.state.get(p, {}).values():
@@ -279,11 +292,12 @@ def train_model(
     report: Optional[ReportFn] = None,
     checkpoint: Optional[Checkpoint] = None,
     dtype: torch.dtype = torch.float32,
+    where: DeviceLike = None,
 ) -> TrainOutcome:
     """Train one trial's model, as a bundle of one (so that a trial trained alone and the same trial
     trained in a bundle get the same draws); resume from ``checkpoint`` when given. Raises
     TrialDiverged."""
-    (outcome,) = train_bundle([cfg], [data], report, checkpoint, dtype)
+    (outcome,) = train_bundle([cfg], [data], report, checkpoint, dtype, where)
     if outcome.diverged is not None or outcome.model is None:
         raise TrialDiverged(outcome.diverged or "diverged")
     return TrainOutcome(outcome.model, outcome.curves, outcome.steps)

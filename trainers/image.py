@@ -7,8 +7,9 @@ held-out images (``isosweep.trainers.measure``; no density estimates, the true p
 draw the latent traversal grid (``isosweep.trainers.traversal``), returned as the trial's artifact
 ``traversal.png``.
 
-Model and batches live on the GPU when ``torch.cuda.is_available()``, else on the CPU. CelebA
-images are decoded in DataLoader workers; MNIST sits in memory (on the device) whole.
+Model and batches live on the device the trial is given (``isosweep.trainers.device``: the GPU
+its Ray trial holds, else the CPU; called directly, the GPU when ``torch.cuda.is_available()``).
+CelebA images are decoded in DataLoader workers; MNIST sits in memory (on the device) whole.
 
 Every random draw is the trial's own: the initialisation from its seed, the batch order of
 iteration k from (seed, epoch of k) alone (so a loader that reads ahead, or a resumed run, takes
@@ -31,6 +32,7 @@ import torch
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data.images import IMAGE_DATASETS
+from isosweep.trainers.device import DeviceLike, resolve, to_cpu
 from isosweep.trainers.image_models import IMAGE_SHAPE, build_image_model
 from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
@@ -53,9 +55,13 @@ MAX_LOADER_WORKERS = 8
 Tensor = torch.Tensor
 
 
-def device() -> torch.device:
-    """Where an image trial trains and is measured: the GPU if there is one."""
+def default_device() -> torch.device:
+    """Where an image trial trains and is measured when no device is given: the GPU if there is one."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+device = default_device
+"""The former name of ``default_device``."""
 
 
 def loader_workers() -> int:
@@ -169,23 +175,11 @@ def log_points(iterations: int) -> tuple[set[int], set[int]]:
     return set(range(curve_every, iterations + 1, curve_every)) | reports, reports
 
 
-def _cpu(value: Any) -> Any:
-    """A (nested) state dict with every tensor copied to the CPU, so that a checkpoint taken on a
-    GPU can be restored anywhere."""
-    if isinstance(value, Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {k: _cpu(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_cpu(v) for v in value]
-    return copy.deepcopy(value)
-
-
 def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] = None,
-                 checkpoint: Optional[Checkpoint] = None, where: Optional[torch.device] = None) -> TrainOutcome:
+                 checkpoint: Optional[Checkpoint] = None, where: DeviceLike = None) -> TrainOutcome:
     """Train one image trial for ``cfg.iterations``; resume from ``checkpoint`` when given.
     Raises TrialDiverged when the loss becomes NaN or infinite."""
-    where = where or device()
+    where = resolve(where) if where is not None else default_device()
     iterations = int(cfg.iterations or 0)
     if iterations < 1:
         raise ValueError("an image trial needs iterations >= 1")
@@ -231,8 +225,8 @@ def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] =
             raise TrialDiverged(f"loss became {means[0]} by iteration {done}")
         if report is not None and done in report_at:
             def make_checkpoint(done: int = done) -> Checkpoint:
-                return {"iteration": done, "model": _cpu(model.state_dict()),
-                        "optimiser": _cpu(optimiser.state_dict()), "generator": gen.get_state(),
+                return {"iteration": done, "model": to_cpu(model.state_dict()),
+                        "optimiser": to_cpu(optimiser.state_dict()), "generator": gen.get_state(),
                         "curves": list(curves)}
 
             # Counted in iterations: no ``epoch`` here, since these trials never count epochs.
@@ -248,10 +242,11 @@ def _now() -> datetime:
 
 
 def run_image_trial(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-                    data_root: Optional[str], provenance: dict[str, Any]) -> TrialResult:
-    """Train, measure and draw the traversal grid of one image trial."""
+                    data_root: Optional[str], provenance: dict[str, Any], where: DeviceLike = None) -> TrialResult:
+    """Train, measure and draw the traversal grid of one image trial on device ``where`` (default:
+    ``default_device``)."""
     started = _now()
-    where = device()
+    where = resolve(where) if where is not None else default_device()
     data = load_image_data(cfg, data_root)
     try:
         outcome = train_images(cfg, data, report, checkpoint, where)

@@ -5,9 +5,14 @@ trains, whether its trials fuse, and how its data files are checked before a swe
   trained by epochs; trials with one fusion key train as one vectorised bundle
   (``isosweep.trainers.fused``).
 - ``anomaly``: the anomaly-detection trial of METHOD.md 5.3, with its own snapshot loop
-  (``isosweep.trainers.anomaly``); reads its data set from the data root.
+  (``isosweep.trainers.anomaly``); reads its data set from the data root. Trials with one fusion
+  key (one data set's grid points and seeds) train as one stacked bundle, each with its own split
+  and snapshots.
 - ``image``: the MNIST and CelebA trials of METHOD.md 5.2, trained by iterations
   (``isosweep.trainers.image``); read their images from the data root.
+
+Every runner trains on the device it is given (``where``: ``"cuda"`` when the Ray trial holds a
+GPU, else ``"cpu"``; ``isosweep.trainers.device``).
 
 The registry imports no torch: planning and the data checks use it without loading the trainers,
 whose modules load when a trial of their kind runs.
@@ -24,8 +29,10 @@ from isosweep.trainers.data.images import IMAGE_DATASETS, check_image_files
 from isosweep.trainers.records import TrialResult
 from isosweep.trainers.training import Checkpoint, ReportFn
 
-Runner = Callable[[TrialConfig, Optional[ReportFn], Optional[Checkpoint], Optional[str]], TrialResult]
-"""Train and measure one trial: (config, report, checkpoint to resume from, data root) -> result."""
+Runner = Callable[[Sequence[TrialConfig], Optional[ReportFn], Optional[Checkpoint], Optional[str], Optional[str]],
+                  list[TrialResult]]
+"""Train and measure a bundle (one trial, or several that are ``fusable``): (configs, report,
+checkpoint to resume from, data root, device) -> one result per config, in order."""
 
 DataCheck = Callable[[Sequence[TrialConfig], Optional[str]], None]
 """Check the files the given trials read under the data root; DataError (one line) names the file."""
@@ -40,7 +47,8 @@ class TrialKind:
     datasets: Optional[tuple[str, ...]]
     """The data sets whose trials are of this kind; None: every data set that no other kind names."""
     run: Runner
-    """How one trial of this kind trains and is measured (no Ray, no store)."""
+    """How a bundle of this kind (one trial where it does not fuse) trains and is measured (no Ray,
+    no store)."""
     fuses: bool
     """Whether trials of this kind with one fusion key (``TrialConfig.fusion_key``) train as one
     vectorised bundle; the others train one at a time."""
@@ -50,27 +58,29 @@ class TrialKind:
 
 
 # The runners import their trainer when called, so that the registry stays light (module docstring).
-def _run_mlp(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-             data_root: Optional[str]) -> TrialResult:
-    from isosweep.trainers.run import run_bundle
+def _run_mlp(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
+             data_root: Optional[str], where: Optional[str]) -> list[TrialResult]:
+    from isosweep.trainers.run import run_mlp_bundle
 
-    return run_bundle([cfg], report, checkpoint, data_root)[0]
+    return run_mlp_bundle(cfgs, report, checkpoint, data_root, where=where)
 
 
-def _run_anomaly(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-                 data_root: Optional[str]) -> TrialResult:
-    from isosweep.trainers.anomaly import run_anomaly_trial
+def _run_anomaly(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
+                 data_root: Optional[str], where: Optional[str]) -> list[TrialResult]:
+    from isosweep.trainers.anomaly import run_anomaly_bundle
     from isosweep.trainers.run import provenance
 
-    return run_anomaly_trial(cfg, report, checkpoint, data_root, provenance())
+    return run_anomaly_bundle(cfgs, report, checkpoint, data_root, provenance(where), where)
 
 
-def _run_image(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-               data_root: Optional[str]) -> TrialResult:
-    from isosweep.trainers.image import run_image_trial
+def _run_image(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
+               data_root: Optional[str], where: Optional[str]) -> list[TrialResult]:
+    from isosweep.trainers.image import default_device, run_image_trial
     from isosweep.trainers.run import provenance
 
-    return run_image_trial(cfg, report, checkpoint, data_root, provenance())
+    (cfg,) = cfgs
+    device = where or default_device()
+    return [run_image_trial(cfg, report, checkpoint, data_root, provenance(device), device)]
 
 
 def _check_anomaly_files(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
@@ -81,7 +91,7 @@ KINDS: dict[str, TrialKind] = {
     k.name: k
     for k in (
         TrialKind("mlp", None, _run_mlp, fuses=True),
-        TrialKind("anomaly", tuple(ANOMALY_DATASETS), _run_anomaly, fuses=False, check=_check_anomaly_files),
+        TrialKind("anomaly", tuple(ANOMALY_DATASETS), _run_anomaly, fuses=True, check=_check_anomaly_files),
         TrialKind("image", IMAGE_DATASETS, _run_image, fuses=False, check=check_image_files),
     )
 }
@@ -96,8 +106,8 @@ def kind_of(cfg: TrialConfig) -> TrialKind:
 
 def fusable(cfgs: Sequence[TrialConfig]) -> bool:
     """Whether these trials can train as one vectorised bundle (``isosweep.trainers.fused``): all
-    of a kind that fuses, with one fusion key."""
-    return (len(cfgs) > 0 and all(kind_of(c).fuses for c in cfgs)
+    of one kind that fuses, with one fusion key."""
+    return (len(cfgs) > 0 and len({kind_of(c).name for c in cfgs}) == 1 and kind_of(cfgs[0]).fuses
             and len({c.fusion_key() for c in cfgs}) == 1)
 
 

@@ -11,6 +11,7 @@ import torch
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import make_data
+from isosweep.trainers.device import DeviceLike, device_name, resolve
 from isosweep.trainers.fused import train_bundle
 from isosweep.trainers.kinds import fusable, kind_of
 from isosweep.trainers.measure import measure
@@ -23,14 +24,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def provenance() -> dict[str, Any]:
-    """Where and with what a trial ran."""
+def provenance(where: DeviceLike = None) -> dict[str, Any]:
+    """Where and with what a trial ran: ``device`` is the device it trained on (``where``, default
+    the CPU), the GPU's name for a CUDA device."""
     try:
         version = metadata.version("isosweep")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return {"isosweep_version": version, "torch_version": torch.__version__, "device": device,
+    return {"isosweep_version": version, "torch_version": torch.__version__, "device": device_name(where),
             "hostname": socket.gethostname()}
 
 
@@ -41,35 +42,48 @@ def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: Opti
                        provenance=provenance())
 
 
-def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
-               checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
-               dtype: torch.dtype = torch.float32) -> list[TrialResult]:
-    """Train fusable trials together (``isosweep.trainers.fused``) and measure each; one result per trial,
-    in order. A diverged member gets status ``diverged``; the others are unaffected by it."""
-    if not fusable(cfgs):
-        raise ValueError("these trials cannot be fused; run them one by one with run_trial")
+def run_mlp_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
+                   checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
+                   dtype: torch.dtype = torch.float32, where: DeviceLike = None) -> list[TrialResult]:
+    """Train MLP trials of one fusion key together (``isosweep.trainers.fused``) on device ``where``
+    (default the CPU) and measure each there; one result per trial, in order. A diverged member
+    gets status ``diverged``; the others are unaffected by it."""
+    device = resolve(where)
     started = _now()
     datas = [make_data(cfg, data_root) for cfg in cfgs]
-    outcomes = train_bundle(cfgs, datas, report, checkpoint, dtype)
+    outcomes = train_bundle(cfgs, datas, report, checkpoint, dtype, device)
+    where_run = provenance(device)
     results = []
     for cfg, data, outcome in zip(cfgs, datas, outcomes):
         if outcome.model is None:
             results.append(TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=outcome.diverged,
-                                       curves=outcome.curves, provenance=provenance()))
+                                       curves=outcome.curves, provenance=where_run))
             continue
-        found = measure(outcome.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss))
+        found = measure(outcome.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss), device=device)
         scalars = {"loss_final": outcome.loss_final, "steps": outcome.steps, **found.scalars}
         results.append(TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=found.dims,
-                                   curves=outcome.curves, points=found.points, provenance=provenance()))
+                                   curves=outcome.curves, points=found.points, provenance=where_run))
     return results
 
 
+def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
+               checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
+               where: Optional[str] = None) -> list[TrialResult]:
+    """Train fusable trials (``isosweep.trainers.kinds.fusable``) together, as their kind does, on
+    device ``where`` (``"cuda"`` or ``"cpu"``; default the CPU); one result per trial, in order."""
+    if not fusable(cfgs):
+        raise ValueError("these trials cannot be fused; run them one by one with run_trial")
+    return kind_of(cfgs[0]).run(cfgs, report, checkpoint, data_root, where)
+
+
 def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
-              checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None) -> TrialResult:
-    """Train one trial (resuming from ``checkpoint`` if given) and take its measurements.
+              checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
+              where: Optional[str] = None) -> TrialResult:
+    """Train one trial (resuming from ``checkpoint`` if given) and take its measurements, on device
+    ``where`` (default: the CPU; an image trial's default is the GPU where there is one).
 
     The trial's kind (``isosweep.trainers.kinds``) says how it trains. Divergence (a NaN or
     infinite loss) is a result, not an error: it is returned with status ``diverged``. Any other
     exception propagates to the caller, which decides on retries.
     """
-    return kind_of(cfg).run(cfg, report, checkpoint, data_root)
+    return kind_of(cfg).run([cfg], report, checkpoint, data_root, where)[0]

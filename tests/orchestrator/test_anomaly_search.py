@@ -67,7 +67,7 @@ def test_bad_search_requests_are_refused_with_one_line(tmp_path, capsys, data_ro
 def test_search_only_on_the_anomaly_grid(tmp_path, capsys):
     for study in ("toy", "anomaly-paper"):
         assert main(["run", study, "--search", "optuna", "--num-samples", "2", "--store", str(tmp_path / "s")]) == 2
-        assert "--search runs on study anomaly" in capsys.readouterr().err
+        assert "--search runs on a study with a (lambda1, lambda2) grid (anomaly), not" in capsys.readouterr().err
 
 
 def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path, data_root):

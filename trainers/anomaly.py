@@ -52,6 +52,12 @@ SCORE_CHUNK = 16_384
 MEASURE_ROWS = 2_000
 DEFAULT_SNAPSHOTS = 10
 DEFAULT_VAL_FRACTION = 0.1
+CPU_UNIT_MEMBERS = 8
+"""At most this many members step as one stacked model on a CPU; a larger bundle trains as several
+such units side by side. On a CPU the stacked step is bound by its arithmetic and by the caches:
+``benchmarks/anomaly_fusion.py --unit-sweep`` measured member-steps per second rising up to about 8
+Thyroid members per unit and falling beyond, as the (K, 60, 1,024) activations outgrow the caches.
+On a GPU one unit holds the whole bundle."""
 
 Tensor = torch.Tensor
 
@@ -241,7 +247,7 @@ class _Unit:
             self.transform = get_metric(ref.transform_metric or ref.loss)
         else:
             self.single = None
-            self.stacked = StackedVAE.from_models(self.templates, ref.activation, dtype, where)
+            self.stacked = StackedVAE.from_models(self.templates, ref.activation, dtype, where, feature_major=True)
             self.params = self.stacked.parameters()
             self.losses = MemberLosses(mine, dtype, where)
         self.optimiser = _adam(self.params, ref.lr)
@@ -298,9 +304,15 @@ def _val_noise(cfg: TrialConfig, rows: int, dtype: torch.dtype) -> Tensor:
     return torch.randn(rows, cfg.latent_dim, generator=val_gen, dtype=dtype)
 
 
+def default_unit_members(where: torch.device) -> Optional[int]:
+    """Members per stacked unit: ``CPU_UNIT_MEMBERS`` on a CPU, the whole bundle (None) on a GPU."""
+    return CPU_UNIT_MEMBERS if where.type == "cpu" else None
+
+
 def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySplit], ratios: Sequence[float],
                          report: Optional[ReportFn] = None, checkpoint: Optional[Checkpoint] = None,
-                         dtype: torch.dtype = torch.float32, where: DeviceLike = None) -> list[MemberOutcome]:
+                         dtype: torch.dtype = torch.float32, where: DeviceLike = None,
+                         unit_members: Optional[int] = -1) -> list[MemberOutcome]:
     """Train anomaly trials of one fusion key together on device ``where``, each on its own
     ``split.fit`` with its own snapshots; resume from ``checkpoint`` when given.
 
@@ -312,11 +324,15 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
     trial raises); the others go on.
 
     Splits of different seeds differ in size (a few rows for Thyroid). Members with the same number
-    of batches per epoch step together, their rows padded to the largest count and masked, so each
-    member's loss is the mean over its own rows (masking: one wide model instead of one per split
-    size, which ``benchmarks/anomaly_fusion.py`` measures). Members with another number of batches
+    of batches per epoch can step together, their rows padded to the largest count and masked, so
+    each member's loss is the mean over its own rows. Members with another number of batches
     (KDDCup's seeds can differ by one) form their own unit, since Adam's step count is shared by a
-    stacked tensor; the units train epoch by epoch side by side.
+    stacked tensor; the units train epoch by epoch side by side. A unit holds at most
+    ``unit_members`` members (-1: ``default_unit_members`` of the device; None: no limit), cut from
+    the members sorted by split size. So on a GPU one masked unit holds a bundle's seeds (masking:
+    one wide model instead of one per split size), while on a CPU, whose units are small anyway,
+    they are grouped by split size and mask only where a unit straddles two sizes
+    (``benchmarks/anomaly_fusion.py`` measures both).
     """
     check_bundle(cfgs)
     device = resolve(where)
@@ -347,8 +363,17 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
     by_schedule: dict[int, list[int]] = {}
     for k, n in enumerate(counts):
         by_schedule.setdefault(batches_per_epoch(n, bs), []).append(k)
-    units = [_Unit(members, cfgs, [counts[k] for k in members], input_dim, dtype, device)
-             for members in by_schedule.values()]
+    cap = default_unit_members(device) if unit_members == -1 else unit_members
+    groups: list[list[int]] = []
+    for members in by_schedule.values():
+        # Units of nearly equal size, each at most `cap` members, cut from the members sorted by
+        # split size: a unit then mixes sizes (and masks) only where it must.
+        ordered = sorted(members, key=lambda k: (counts[k], k))
+        count = math.ceil(len(ordered) / cap) if cap else 1
+        size, extra = divmod(len(ordered), count)
+        starts = [i * size + min(i, extra) for i in range(count + 1)]
+        groups.extend(ordered[starts[i]:starts[i + 1]] for i in range(count))
+    units = [_Unit(members, cfgs, [counts[k] for k in members], input_dim, dtype, device) for members in groups]
     gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
     curves: list[list[dict[str, Any]]] = [[] for _ in cfgs]
     best: list[Optional[Snapshot]] = [None] * k_members

@@ -69,10 +69,12 @@ def test_the_bundle_covers_masking_units_and_divergence():
     assert splits[0] is splits[3]  # grid points of one seed share a split
 
 
-def test_fused_members_equal_one_by_one_training_in_float64():
+@pytest.mark.parametrize("unit_members", [None, 2])
+def test_fused_members_equal_one_by_one_training_in_float64(unit_members):
+    """None: one masked unit per batch count; 2: units of two members, some masked, some not."""
     torch.set_num_threads(1)
     cfgs, splits = _bundle()
-    fused = train_anomaly_bundle(cfgs, splits, [RATIO] * len(cfgs), dtype=torch.float64)
+    fused = train_anomaly_bundle(cfgs, splits, [RATIO] * len(cfgs), dtype=torch.float64, unit_members=unit_members)
     for k, (cfg, split, member) in enumerate(zip(cfgs, splits, fused)):
         if k == DIVERGING:
             with pytest.raises(TrialDiverged) as alone_error:

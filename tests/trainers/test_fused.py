@@ -90,3 +90,23 @@ def test_decomposed_members_with_a_transform_loss_fuse_exactly():
         assert member.diverged is None and np.isfinite(member.curves[-1]["loss"])
         for p_fused, p_alone in zip(member.model.state_dict().values(), alone.model.state_dict().values()):
             torch.testing.assert_close(p_fused, p_alone, rtol=1e-6, atol=1e-9)
+
+
+def test_the_feature_major_layout_computes_the_batch_major_model_and_its_gradients():
+    from isosweep.trainers.fused import StackedVAE, _FeatureMajorLinear
+    from isosweep.trainers.models import build_model
+
+    xt, w, b = (torch.randn(2, 5, 7, dtype=torch.float64, requires_grad=True),
+                torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True),
+                torch.randn(2, 3, 1, dtype=torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(_FeatureMajorLinear.apply, (xt, w, b))
+    models = [build_model(6, (8, 4), 3, "leaky_relu", seed) for seed in (0, 1)]
+    batch = StackedVAE.from_models(models, "leaky_relu", torch.float64)
+    feature = StackedVAE.from_models(models, "leaky_relu", torch.float64, feature_major=True)
+    x = torch.randn(2, 10, 6, dtype=torch.float64)
+    for a, b in zip(batch.encode(x), feature.encode(x)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(batch.decode(x[..., :3]), feature.decode(x[..., :3]))
+    for k, template in enumerate(models):
+        for p, q in zip(feature.member(k, template).parameters(), template.double().parameters()):
+            assert torch.equal(p, q)

@@ -54,9 +54,12 @@ DEFAULT_SNAPSHOTS = 10
 DEFAULT_VAL_FRACTION = 0.1
 CPU_UNIT_MEMBERS = 8
 """At most this many members step as one stacked model on a CPU; a larger bundle trains as several
-such units side by side. On a CPU the stacked step is bound by its arithmetic and by the caches:
-``benchmarks/anomaly_fusion.py --unit-sweep`` measured member-steps per second rising up to about 8
-Thyroid members per unit and falling beyond, as the (K, 60, 1,024) activations outgrow the caches.
+such units side by side. On a CPU the stacked step is bound by its arithmetic and by the caches.
+``benchmarks/anomaly_fusion.py --unit-sweep`` (training alone, one thread, 60 epochs) measured on
+this project's 2-core CPU, member-epochs per second for units of K members of Thyroid: K = 1 (the
+unbundled trial's code) 124, 4: 211, 8: 268, 16: 241, 25: 235 (another run: best at 16, 2.05x;
+the spread between 8 and 25 is within the machine's noise); Arrhythmia, whose wider layers already
+keep one core busy, gains about 1.2x at any K from 4 to 25.
 On a GPU one unit holds the whole bundle."""
 
 Tensor = torch.Tensor
@@ -247,6 +250,7 @@ class _Unit:
             self.transform = get_metric(ref.transform_metric or ref.loss)
         else:
             self.single = None
+            self.views: dict[int, MLPVAE] = {}
             self.stacked = StackedVAE.from_models(self.templates, ref.activation, dtype, where, feature_major=True)
             self.params = self.stacked.parameters()
             self.losses = MemberLosses(mine, dtype, where)
@@ -274,11 +278,15 @@ class _Unit:
         return ((per_sample * valid).sum(dim=1) / valid.sum(dim=1) * self.weight).sum()
 
     def member(self, j: int) -> MLPVAE:
-        """Member j as an MLPVAE on the unit's device (the live model for a unit of one)."""
+        """Member j as an MLPVAE on the unit's device (the live model for a unit of one; for a
+        stacked unit, one model per member refreshed with its current parameters)."""
         if self.single is not None:
             return self.single
         assert self.stacked is not None
-        return self.stacked.member(j, self.templates[j])
+        if j not in self.views:
+            self.views[j] = self.stacked.member(j, self.templates[j])
+            return self.views[j]
+        return self.stacked.load_member(j, self.views[j])
 
     def freeze(self, j: int) -> None:
         if self.stacked is not None:

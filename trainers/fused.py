@@ -138,6 +138,12 @@ class StackedVAE:
         """Member k as an ordinary MLPVAE (a copy of ``template`` with k's parameters), on the
         bundle's device."""
         model = copy.deepcopy(template).to(device=self.weights[0].device, dtype=self.weights[0].dtype)
+        return self.load_member(k, model)
+
+    def load_member(self, k: int, model: MLPVAE) -> MLPVAE:
+        """Copy member k's parameters into ``model`` (an MLPVAE of this architecture, on the
+        bundle's device and dtype), in eval mode: cheaper than ``member`` where one model is
+        refreshed again and again (the anomaly trials' snapshots)."""
         body, decoder = _linears(model.body), _linears(model.decoder)
 
         def weight(i: int) -> Tensor:

@@ -326,6 +326,40 @@ def _ray_max_failures(plan_bundles: Any, max_failures: int) -> int:
     return max_failures * largest + max_failures
 
 
+DEFAULT_GPU_MEMORY = 16 << 30
+"""Assumed memory of a GPU that could not be probed (the smallest of the usual datacenter GPUs)."""
+
+
+def _gpu_memory() -> int:
+    """Total memory of the GPU this Ray task holds (run remotely, on a GPU node)."""
+    return int(torch.cuda.get_device_properties(0).total_memory)
+
+
+def sized_to_gpus(plan: SweepPlan, options: "RunOptions") -> SweepPlan:
+    """The plan's fused bundles re-sized for Ray trials that hold GPUs (``--fuse auto``;
+    ``isosweep.orchestrator.plan.gpu_bundle_size``): the GPU's memory is probed by a Ray task that
+    holds the same share of a GPU as a trial will. Without GPUs the plan stays as it is."""
+    if plan.fuse != "auto":
+        return plan
+    from isosweep.orchestrator.plan import GpuBudget
+
+    start_ray(options.address)
+    cluster = ray.cluster_resources()
+    gpus = gpus_for_trials(options.gpus_per_trial, cluster)
+    if gpus <= 0 or cluster.get("GPU", 0.0) <= 0:
+        return plan
+    try:
+        memory = ray.get(ray.remote(num_gpus=gpus, num_cpus=0)(_gpu_memory).remote(), timeout=300)
+    except Exception:  # no GPU node came up in time, or the probe failed: assume a small GPU
+        memory = DEFAULT_GPU_MEMORY
+    budget = GpuBudget(memory * min(1.0, gpus), max(1, int(cluster["GPU"] // gpus)))
+    sized = plan.for_gpu(budget)
+    print(f"{options.sweep}: fused bundles sized to the GPUs: {len(sized.bundles)} bundle(s) of up to "
+          f"{max(len(b) for b in sized.bundles)} trials ({budget.memory_bytes / 2**30:.1f} GiB per trial, "
+          f"{budget.slots} at once)", flush=True)
+    return sized
+
+
 def gpus_for_trials(requested: Optional[float], cluster: dict[str, float]) -> float:
     """GPUs each Ray trial asks for: ``requested`` as given; None (a study that wants a GPU, with
     no --gpus-per-trial) asks for one where the cluster has a GPU and for none where it has not,
@@ -388,6 +422,7 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
 def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, int]:
     """Run the plan's bundles on Ray and return the final status counts of the planned trials."""
     if plan.bundles:
+        plan = sized_to_gpus(plan, options)
         param_space = {"bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
                        **_fixed_params(store, options)}
         sidecar = {"keys": [c.key for c in plan.planned],

@@ -363,9 +363,14 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                               dtype=dtype).to(device)
     zero_row = x_store.shape[0] - 1
     counts = [int(s.fit.shape[0]) for s in splits]
-    x_val = [torch.as_tensor(s.val_normal, dtype=dtype).to(device) for s in splits]
-    x_val_anomaly = [torch.as_tensor(s.val_anomaly, dtype=dtype).to(device) for s in splits]
-    x_test = [torch.as_tensor(s.test, dtype=dtype).to(device) for s in splits]
+    # Each split's evaluation rows once on the device, shared by the members that use the split
+    # (KDDCup's test half alone is 120 MB).
+    on_device: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+    for split in splits:
+        if id(split) not in on_device:
+            on_device[id(split)] = tuple(torch.as_tensor(rows, dtype=dtype).to(device)  # type: ignore[assignment]
+                                         for rows in (split.val_normal, split.val_anomaly, split.test))
+    x_val, x_val_anomaly, x_test = ([on_device[id(s)][i] for s in splits] for i in range(3))
     val_eps = [_val_noise(c, s.val_normal.shape[0], dtype).to(device) for c, s in zip(cfgs, splits)]
 
     by_schedule: dict[int, list[int]] = {}

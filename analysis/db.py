@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -187,21 +187,53 @@ store of a whole paper sweep takes well under a second; a query still running af
 is a mistake (a cross join, ``range(1e12)``, a recursive CTE without an end)."""
 
 
-def _interrupt_after(con: duckdb.DuckDBPyConnection, seconds: Optional[float]) -> tuple[Optional[threading.Timer], threading.Event]:
-    """A started timer that interrupts ``con``'s running query after ``seconds`` (none for None),
-    and the event it sets when it fired."""
-    fired = threading.Event()
-    if seconds is None:
-        return None, fired
+class _TimedOut(Exception):
+    """The query ran past its time limit and was interrupted."""
 
-    def stop() -> None:
-        fired.set()
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Optional[Sequence[Any]], as_arrow: bool) -> QueryResult:
+    if as_arrow:
+        table = con.sql(sql, params=params).to_arrow_table()
+        return QueryResult(table.column_names, [], table)
+    cur = con.execute(sql, params) if params is not None else con.execute(sql)
+    if cur.description is None:
+        return QueryResult([], [])
+    return QueryResult([d[0] for d in cur.description], cur.fetchall())
+
+
+def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], deadline: Optional[float]) -> QueryResult:
+    """``work()`` (a query on ``con``) run in a helper thread while this one waits, so that both a
+    deadline and Ctrl-C stop it: DuckDB runs a query without giving Python's signal handlers a
+    turn, so a query run here directly would ignore Ctrl-C until it ended. Either one interrupts
+    the connection (``con.interrupt()``) and waits for the query to stop; then _TimedOut or
+    KeyboardInterrupt."""
+    outcome: dict[str, Any] = {}
+    # An Event, not Thread.join(timeout): a KeyboardInterrupt inside join() can leave the thread
+    # looking finished while DuckDB still runs in it (seen with Python 3.11).
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="isosweep-query", daemon=True).start()
+    try:
+        while not done.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
+                con.interrupt()
+                done.wait()
+                raise _TimedOut
+    except KeyboardInterrupt:
         con.interrupt()
-
-    timer = threading.Timer(seconds, stop)
-    timer.daemon = True
-    timer.start()
-    return timer, fired
+        done.wait()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, as_arrow: bool = False,
@@ -210,36 +242,24 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
 
     A file removed while the query ran (a compaction merged it) makes DuckDB fail: the views are
     then built again from a fresh listing and the query retried. A damaged file is named, with
-    how to repair the store. ``timeout``: seconds after which the query is interrupted
-    (UsageError); None for no limit.
+    how to repair the store. ``timeout``: seconds after which the query is stopped (UsageError);
+    None for no limit. Ctrl-C stops the query too (KeyboardInterrupt).
     """
     check_read_only(sql)
     deadline = None if timeout is None else time.monotonic() + timeout
     last: Optional[duckdb.Error] = None
     for _ in range(3):
         con: Optional[duckdb.DuckDBPyConnection] = None
-        timer: Optional[threading.Timer] = None
-        fired = threading.Event()
         try:
             con = connect(store_url)  # builds the views, which read every file's schema
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            timer, fired = _interrupt_after(con, remaining)
-            if as_arrow:
-                table = con.sql(sql, params=params).to_arrow_table()
-                return QueryResult(table.column_names, [], table)
-            cur = con.execute(sql, params) if params is not None else con.execute(sql)
-            if cur.description is None:
-                return QueryResult([], [])
-            columns = [d[0] for d in cur.description]
-            return QueryResult(columns, cur.fetchall())
+            bound = con
+            return _bounded(con, lambda: _fetch(bound, sql, params, as_arrow), deadline)
+        except _TimedOut:
+            raise UsageError(f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "
+                             "(a WHERE, a LIMIT) or allow more time with --timeout SECONDS") from None
         except duckdb.PermissionException as exc:
             raise UsageError(f"isosweep query reads only the files of store {store_url!r}: "
                              f"{_denied(exc)}; {READ_ONLY_HINT}") from None
-        except duckdb.InterruptException:
-            if fired.is_set():
-                raise UsageError(f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "
-                                 "(a WHERE, a LIMIT) or allow more time with --timeout SECONDS") from None
-            raise KeyboardInterrupt from None  # interrupted by Ctrl-C
         except duckdb.OutOfMemoryException as exc:
             raise UsageError(f"the query needs more memory than DuckDB may use ({first_line(exc)}); narrow it "
                              "(a WHERE, fewer columns, a LIMIT)") from None
@@ -250,8 +270,6 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
                 continue
             break
         finally:
-            if timer is not None:
-                timer.cancel()
             if con is not None:
                 con.close()
     assert last is not None

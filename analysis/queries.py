@@ -31,6 +31,9 @@ PLANNED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """Columns of ``planned``: the fields that tell one grid point of a study from another."""
 
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+"""What a named query's name may be: the stem of a file in ``analysis/sql/``."""
+
 _LEADING_WITH = re.compile(r"\A((?:\s|--[^\n]*\n)*)WITH\b", re.IGNORECASE)
 
 
@@ -41,8 +44,9 @@ def query_names() -> list[str]:
 def named_query(name: str) -> str:
     """The SQL of the named query, with the registry tables it reads; KeyError naming the known
     ones otherwise."""
+    # A name, never a path: `@/any/file` or `@../x` must not run a .sql file from elsewhere.
     path = resources.files("isosweep.analysis").joinpath("sql", f"{name}.sql")
-    if not path.is_file():
+    if not _NAME.fullmatch(name) or not path.is_file():
         raise KeyError(f"unknown named query @{name}; known: {', '.join('@' + n for n in query_names())}")
     return with_registry(path.read_text())
 

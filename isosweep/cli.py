@@ -7,20 +7,36 @@ one line on stderr that says what is wrong and how to fix it, and nothing writte
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import signal
 import sys
+from dataclasses import replace
 from typing import Any, Sequence
 
 from isosweep.orchestrator.address import check_address
 from isosweep.errors import UsageError, first_line
 from isosweep.orchestrator.plan import make_plan, parse_fuse
+from isosweep.analysis.db import DEFAULT_TIMEOUT_S
 from isosweep.store import Store, default_store_url
 from isosweep.studies import STUDIES, Study, check_inputs, get_study, parse_where
 from isosweep.orchestrator.userdata import load_user_data, stage
 from isosweep.trainers.data import data_root
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
+
+MAX_TRIALS = 10_000
+"""The largest sweep ``isosweep run`` plans without ``--max-trials``: the biggest study at the paper
+budget plans a few hundred trials, so ten thousand is a typo (``--seeds 100000000``) far more often
+than a plan, and planning it alone would take minutes."""
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""A sweep name: it names a folder under ``<store>/ray/``, so no separators, no ``..``."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the message says how to go on."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,9 +61,31 @@ def _non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
+
+
+def _gpu_share(text: str) -> float:
+    """--gpus-per-trial: a share of one GPU (0 to 1) or a whole number of GPUs, as Ray accepts."""
+    value = _non_negative_float(text)
+    if value > 1 and value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: above 1, GPUs per trial are whole numbers (Ray shares only one GPU)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+def _sweep_name(text: str) -> str:
+    if not NAME.fullmatch(text) or ".." in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain name; use letters, digits, '.', '_' and '-' "
+                                         "(at most 100, starting with a letter or digit), e.g. toy-smoke")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("study")
     run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     run.add_argument("--store", default=None, help="folder or fsspec URL (default $ISOSWEEP_STORE or ./results)")
-    run.add_argument("--name", default=None, help="sweep name (default STUDY-BUDGET)")
+    run.add_argument("--name", type=_sweep_name, default=None, help="sweep name (default STUDY-BUDGET)")
     run.add_argument("--where", default=None, help="restrict or extend axes: K=V,K=V1|V2 (e.g. 'dataset=mix,lam=10|100')")
     run.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default: the budget's)")
+    run.add_argument("--max-trials", type=_positive_int, default=MAX_TRIALS,
+                     help=f"refuse to plan more trials than this (default {MAX_TRIALS:,})")
     run.add_argument("--fuse", default="auto", help="trials per bundle: auto | off | N (default auto)")
-    run.add_argument("--gpus-per-trial", type=_non_negative_float, default=None,
+    run.add_argument("--gpus-per-trial", type=_gpu_share, default=None,
                      help="GPUs per trial, may be fractional (default 0; image studies: 1 where the cluster has a GPU)")
     run.add_argument("--cpus-per-trial", type=_positive_int, default=1)
     run.add_argument("--max-concurrent", type=_positive_int, default=None)
@@ -86,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="run completed trials again")
 
     resume = sub.add_parser("resume", help="restore an interrupted sweep and finish it from its checkpoints")
-    resume.add_argument("name", help="the sweep's name (as given to or printed by `isosweep run`)")
+    resume.add_argument("name", type=_sweep_name, help="the sweep's name (as given to or printed by `isosweep run`)")
     resume.add_argument("--store", default=None)
     resume.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
 
@@ -100,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help="SQL text, or @name for a named query (e.g. @toy_summary)")
     query.add_argument("--store", default=None)
     query.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown", "parquet"))
-    query.add_argument("--out", default=None, help="write to this file instead of stdout")
+    query.add_argument("--out", default=None, help="write to this file instead of stdout (never inside the store)")
+    query.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
+                       help=f"stop the query after this many seconds (default {DEFAULT_TIMEOUT_S:g})")
 
     report = sub.add_parser("report", help="a study's summary tables and figures: report.md, report.html, PNG, CSV")
     report.add_argument("study")
@@ -123,10 +165,51 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(url: str | None, for_writing: bool) -> Store:
+def _open_store(url: str | None, for_writing: bool, must_exist: bool = False) -> Store:
+    """The store, checked without writing anything (``Store.check_usable``); ``must_exist``: a
+    store that does not exist is an error (reading a mistyped path is not an empty answer)."""
     store = Store(url or default_store_url())
     store.check_usable(for_writing)
+    if must_exist:
+        store.require_existing()
     return store
+
+
+def _planned_size(study: Study, budget: str, seeds: int | None, where: dict[str, tuple[Any, ...]]) -> int:
+    """How many trials ``study.configs`` would plan, counted without building them."""
+    n = len(where["seed"]) if "seed" in where else (seeds if seeds is not None else study.budget(budget).seeds)
+    for axis in study.axes:
+        n *= len(where.get(axis.name, study.axis_values(axis, budget)))
+    return n
+
+
+def _check_size(planned: int, limit: int, what: str) -> None:
+    if planned > limit:
+        raise UsageError(f"{what} plans {planned:,} trials, more than the limit of {limit:,}; narrow it (--seeds, --where) "
+                         f"or raise the limit with --max-trials {planned}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether local ``path`` is ``folder`` or below it, symbolic links resolved."""
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return real == base or real.startswith(base.rstrip("/") + "/")
+
+
+def _check_out_file(out: str, store: Store) -> None:
+    """``--out`` of a query: a local file path whose folder exists, never inside the store (a query
+    result written over a trial file would change what the store answers)."""
+    if "://" in out or "::" in out:
+        raise UsageError(f"--out {out!r}: write the result to a local file path (copy it elsewhere afterwards)")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out {out!r}: folder {folder} does not exist; create it first or choose another path")
+    if store.local and _inside(out, store.root):
+        raise UsageError(f"--out {out!r} is inside the store {store.url!r}, which only sweeps write; "
+                         "choose a path outside it")
+    if os.path.isdir(out):
+        raise UsageError(f"--out {out!r} is a folder; give a file path, e.g. {os.path.join(out, 'result.csv')}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--out {out!r}: folder {folder} is not writable; choose another path")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -139,6 +222,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_address(args.address)
     if args.search is not None or args.num_samples is not None or args.lam_range is not None:
         return _run_search(args, study, where)
+    _check_size(_planned_size(study, args.budget, args.seeds, where), args.max_trials, f"study {study.name}")
+    if args.address is None and args.cpus_per_trial > (os.cpu_count() or 1):
+        # A local Ray instance gets this machine's cores: say so now, before Ray starts.
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial} is more than this machine's {os.cpu_count()} CPU(s), "
+                         "so no trial could ever start; lower it (or run on a cluster with --address)")
     user = load_user_data(study, args.data, args.features, args.density_column, args.latent_dim, args.data_root)
     try:
         configs = study.configs(args.budget, args.seeds, where, user.fields() if user else None)
@@ -164,10 +252,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = driver.RunOptions(
         sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
-        force_since=driver.now_iso() if args.force else None,
-        data_root=stage(store, user) if user and plan.bundles else data_root(args.data_root),
+        force_since=driver.now_iso() if args.force else None, data_root=data_root(args.data_root),
     )
-    counts = driver.run_sweep(plan, store, options)
+    if plan.bundles:
+        # Everything that can refuse the sweep is checked before its first write (the store's folder).
+        driver.prepare(store, options)
+        store.create()
+        if user:
+            options = replace(options, data_root=stage(store, user))
+    try:
+        counts = driver.run_sweep(plan, store, options)
+    except KeyboardInterrupt:
+        raise Interrupted(_resume_hint(sweep, store)) from None
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
           f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
     if study.summary is not None and counts["ok"]:
@@ -196,6 +292,7 @@ def _run_search(args: argparse.Namespace, study: Study, where: dict[str, tuple[A
     dataset = check_search(study, args.search, where, args.num_samples)
     low, high = parse_range(args.lam_range)
     sweep = args.name or f"anomaly-search-{dataset}-{args.budget}"
+    _check_size(args.num_samples * (args.seeds or 1), args.max_trials, "the search")
     spec = SearchSpec(sweep, dataset, args.budget, tuple(range(args.seeds or 1)), args.num_samples, low, high)
     try:
         templates = template_configs(study, spec, where)
@@ -218,7 +315,13 @@ def _run_search(args: argparse.Namespace, study: Study, where: dict[str, tuple[A
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         data_root=data_root(args.data_root),
     )
-    counts = driver.run_search(spec, templates, history, store, options)
+    if remaining > 0:
+        driver.prepare(store, options)
+        store.create()
+    try:
+        counts = driver.run_search(spec, templates, history, store, options)
+    except KeyboardInterrupt:
+        raise Interrupted(_resume_hint(sweep, store)) from None
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']} trial(s) "
           f"in the search", flush=True)
     if counts["ok"]:
@@ -246,10 +349,15 @@ def _print_summary(store: Store, budget: str, name: str, match: dict[str, Any],
     print(as_table(result.columns, result.rows))
 
 
+def _resume_hint(sweep: str, store: Store) -> str:
+    return (f"interrupted; completed trials are kept: finish the sweep with `isosweep resume {sweep} --store {store.url}` "
+            "(or run the same command again)")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from isosweep.analysis.formatting import as_table
 
-    store = _open_store(args.store, for_writing=False)
+    store = _open_store(args.store, for_writing=False, must_exist=True)
     states = store.trial_states()
     present: dict[tuple[str, str], dict[str, str]] = {}
     for key, state in states.items():
@@ -275,10 +383,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     check_address(args.address)
-    store = _open_store(args.store, for_writing=True)
+    store = _open_store(args.store, for_writing=True, must_exist=True)
     from isosweep.orchestrator import driver
 
-    counts, planned = driver.resume_sweep(store, args.name, args.address)
+    try:
+        counts, planned = driver.resume_sweep(store, args.name, args.address)
+    except KeyboardInterrupt:
+        raise Interrupted(_resume_hint(args.name, store)) from None
     print(f"{args.name}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
           f"missing {counts['missing']} of {planned}", flush=True)
     return 0 if counts["ok"] == planned else 1
@@ -288,7 +399,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     from isosweep.orchestrator.compact import compact
     from isosweep.orchestrator.faults import compact_kill_point
 
-    store = _open_store(args.store, for_writing=True)
+    store = _open_store(args.store, for_writing=True, must_exist=True)
     report = compact(store, kill=compact_kill_point)
     print(f"compacted {report.merged_files} file(s) into {report.written_files} file(s)"
           + (f"; kept {len(report.kept_changed)} that changed meanwhile" if report.kept_changed else "")
@@ -311,25 +422,40 @@ def cmd_query(args: argparse.Namespace) -> int:
             sql = named_query(sql[1:])
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from None
-    store = _open_store(args.store, for_writing=False)
+    store = _open_store(args.store, for_writing=False, must_exist=True)
+    if args.out:
+        _check_out_file(args.out, store)
     try:
-        result = run_query(store.url, sql, as_arrow=args.format == "parquet")
+        result = run_query(store.url, sql, as_arrow=args.format == "parquet", timeout=args.timeout)
     except duckdb.Error as exc:
-        raise UsageError(f"query failed: {first_line(exc)}") from None
+        raise UsageError(f"query failed: {_without_settings_hint(first_line(exc))}") from None
     if not result.columns:
         raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
-    if result.table is not None:
-        import pyarrow.parquet as pq
+    try:
+        if result.table is not None:
+            import pyarrow.parquet as pq
 
-        pq.write_table(result.table, args.out)
-        return 0
-    text = FORMATTERS[args.format](result.columns, result.rows)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+            pq.write_table(result.table, args.out)
+            return 0
+        text = FORMATTERS[args.format](result.columns, result.rows)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        else:
+            print(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}; choose another --out") from None
     return 0
+
+
+_SETTINGS_HINT = re.compile(r"""\s*(?:Use|Try) ["']?(?:SET|PRAGMA|RESET) [^"']*["']?[^.]*\.?""")
+
+
+def _without_settings_hint(message: str) -> str:
+    """DuckDB's message less its advice to change a setting (``Use "SET max_expression_depth TO x"``),
+    which isosweep query refuses: the fix is a simpler query."""
+    cut = _SETTINGS_HINT.sub("", message)
+    return cut if cut == message else cut.rstrip() + " (isosweep query cannot change DuckDB's settings; simplify the query)"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -338,8 +464,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     study = get_study(args.study)
     if args.budget is not None:
         study.budget(args.budget)
-    store = _open_store(args.store, for_writing=False)
+    store = _open_store(args.store, for_writing=False, must_exist=True)
     out = args.out if args.out is not None else default_out(study.name)
+    if store.local and "://" not in out and _inside(out, store.root):
+        raise UsageError(f"--out {out!r} is inside the store {store.url!r}, which only sweeps write; choose a folder outside it")
     check_out_dir(out)
     result = make_report(store.url, study.name, out, args.budget)
     doc = result.document
@@ -349,6 +477,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+INTERRUPTED = {
+    "run": "interrupted; completed trials are kept, run the same command again to finish",
+    "resume": "interrupted; completed trials are kept, run the same command again to finish",
+    "compact": "compaction interrupted; the store is whole (a compaction is safe to stop), run it again to finish",
+    "query": "query interrupted; nothing was written",
+    "report": "report interrupted; its output folder may be incomplete, run it again",
+}
+"""What Ctrl-C (KeyboardInterrupt) prints, per command, where no more specific message applies."""
+
 COMMANDS = {"studies": cmd_studies, "run": cmd_run, "resume": cmd_resume, "status": cmd_status,
             "query": cmd_query, "compact": cmd_compact, "report": cmd_report}
 
@@ -356,14 +493,19 @@ COMMANDS = {"studies": cmd_studies, "run": cmd_run, "resume": cmd_resume, "statu
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `isosweep query ... | head` ends quietly
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"isosweep: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"isosweep: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("isosweep: interrupted; completed trials are kept, run the same command again to finish", file=sys.stderr)
+        print(f"isosweep: {INTERRUPTED.get(command or '', 'interrupted')}", file=sys.stderr)
         return 130
 
 

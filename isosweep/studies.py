@@ -395,12 +395,20 @@ def check_inputs(study: Study, configs: Sequence[TrialConfig], root: str | None)
 def parse_where(study: Study, text: str | None) -> dict[str, tuple[Any, ...]]:
     """Parse ``K=V,K=V|V`` into typed values, checking keys and values against the study."""
     out: dict[str, tuple[Any, ...]] = {}
-    if not text:
+    if text is None:
         return out
+    if not text.strip():
+        # An empty --where (a shell variable that was not set) must not silently mean "everything".
+        raise UsageError("--where is empty; leave it out to run every trial, or write e.g. --where 'dataset=mix,lam=10|100'")
     for part in text.split(","):
         if "=" not in part:
             raise UsageError(f"--where part {part!r} is not K=V; write e.g. --where 'dataset=mix,lam=10|100'")
         key, raw = (s.strip() for s in part.split("=", 1))
+        if not key:
+            raise UsageError(f"--where part {part!r} has no key before '='; write e.g. --where 'dataset=mix'")
+        if key in out:
+            # A second value of a key would replace the first without a word: ask for one list.
+            raise UsageError(f"--where names {key} twice; give its values once, separated by |, e.g. --where '{key}=A|B'")
         values = [v.strip() for v in raw.split("|") if v.strip()]
         if not values:
             raise UsageError(f"--where {key}= has no value; write e.g. --where '{key}=VALUE'")

@@ -276,6 +276,67 @@ def start_ray(address: Optional[str]) -> None:
     # Per-trial result files are switched off (the store has the results), so the result grid's
     # attempt to read them would warn once per bundle.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # On Ctrl-C Tune stops gracefully and suggests `Tuner.restore(...)`; isosweep says instead how
+    # to finish the sweep (`isosweep resume NAME`, see ``interrupted``).
+    tune_logger = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _TuneInterruptHints) for f in tune_logger.filters):
+        tune_logger.addFilter(_TuneInterruptHints())
+
+
+class _TuneInterruptHints(logging.Filter):
+    """Drops Tune's messages about an interrupted run, which point at Ray's own restore API."""
+
+    HINTS = ("Stop signal received", "has been interrupted", "Trials did not complete")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(h in record.getMessage() for h in self.HINTS)
+
+
+def interrupted(grid: Any) -> bool:
+    """Whether Tune stopped before every Ray trial ended (Ctrl-C): a run that ends normally leaves
+    each trial terminated or errored."""
+    return grid.num_terminated + grid.num_errors < len(grid)
+
+
+def node_shapes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """The resources of each alive node of the connected cluster, and of each node type its
+    autoscaler may still start (empty where the cluster publishes no autoscaler config)."""
+    nodes = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+    types: list[dict[str, float]] = []
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        for group in (config.node_group_configs if config is not None else ()):
+            if group.max_count != 0:
+                types.append({k: float(v) for k, v in group.resources.items()})
+    except Exception:  # an older or newer Ray without this API: check the nodes alone
+        types = []
+    return nodes, types
+
+
+def check_resources(cpus: float, gpus: Optional[float]) -> None:
+    """Refuse a per-trial request that no node of the cluster (and no node type its autoscaler
+    can start) can ever hold: Ray would wait for it forever."""
+    nodes, types = node_shapes()
+    gpu = gpus_for_trials(gpus, ray.cluster_resources())
+    shapes = nodes + types
+    if any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpu for r in shapes):
+        return
+    most_cpu = max((r.get("CPU", 0.0) for r in shapes), default=0.0)
+    most_gpu = max((r.get("GPU", 0.0) for r in shapes), default=0.0)
+    where = f"{len(nodes)} node(s)" + (f" and {len(types)} autoscaled node type(s)" if types else "")
+    raise UsageError(f"no node can run a trial that asks for {cpus:g} CPU(s) and {gpu:g} GPU(s): the Ray cluster's "
+                     f"{where} offer at most {most_cpu:g} CPU(s) and {most_gpu:g} GPU(s) each; lower --cpus-per-trial "
+                     "or --gpus-per-trial")
+
+
+def prepare(store: Store, options: "RunOptions") -> None:
+    """Connect to Ray and check, before anything is written, that the cluster can reach the
+    store and run the trials' resource request."""
+    start_ray(options.address)
+    check_store_reachable_from_cluster(store)
+    check_resources(options.cpus_per_trial, options.gpus_per_trial)
 
 
 SHARED_FS_TYPES = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "fuse.sshfs",
@@ -415,6 +476,8 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
         ),
     )
     grid = tuner.fit()
+    if interrupted(grid):
+        raise KeyboardInterrupt
     record_lost_members(grid, store, options.sweep)
     return grid
 
@@ -462,7 +525,8 @@ def search_counts(store: Store, sweep: str) -> dict[str, int]:
 
 
 def known_sweeps(store: Store) -> list[str]:
-    return sorted(os.path.basename(p)[: -len(".isosweep.json")] for p in store.fs.glob(f"{store.root}/ray/*.isosweep.json"))
+    # Listed, not globbed: the store's path may hold glob characters.
+    return sorted(os.path.basename(p)[: -len(".isosweep.json")] for p in store.list_files(f"{store.root}/ray", ".isosweep.json"))
 
 
 def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tuple[dict[str, int], int]:
@@ -487,6 +551,8 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tup
     tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"], kind), resume_unfinished=True,
                                resume_errored=True, storage_filesystem=storage_fs)
     grid = tuner.fit()
+    if interrupted(grid):
+        raise KeyboardInterrupt
     record_lost_members(grid, store, sweep)
     if kind == "search":
         counts = search_counts(store, sweep)

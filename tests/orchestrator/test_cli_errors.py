@@ -18,7 +18,7 @@ from isosweep.cli import main
     (["frobnicate"], "invalid choice"),
     (["query", "select 1", "--format", "parquet"], "needs --out"),
     (["query", "@no_such_query"], "unknown named query"),
-    (["query", "select * from nowhere"], "query failed"),
+    (["query", "select * from nowhere"], "does not exist"),  # a missing store is an error, not an empty answer
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, needle):
     store = tmp_path / "store"

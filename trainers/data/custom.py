@@ -73,12 +73,21 @@ def parse_table(data: bytes, name: str) -> pa.Table:
         if data[:4] == PARQUET_MAGIC:
             import pyarrow.parquet as pq
 
-            return pq.read_table(pa.BufferReader(data), use_threads=False)
-        import pyarrow.csv as pcsv
+            table = pq.read_table(pa.BufferReader(data), use_threads=False)
+        else:
+            import pyarrow.csv as pcsv
 
-        return pcsv.read_csv(pa.BufferReader(data), read_options=pcsv.ReadOptions(use_threads=False))
+            table = pcsv.read_csv(pa.BufferReader(data), read_options=pcsv.ReadOptions(use_threads=False))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"{name}: not a readable CSV or Parquet file ({first_line(exc)})") from None
+    # Columns are chosen by name: two of one name would make the choice ambiguous (and Arrow's
+    # lookup by name fails on them).
+    names = table.column_names
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise DataError(f"{name}: column {twice!r} appears {names.count(twice)} times in the header; "
+                        "give every column its own name")
+    return table
 
 
 def _is_numeric(kind: pa.DataType) -> bool:

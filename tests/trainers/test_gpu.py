@@ -1,0 +1,94 @@
+"""On a CUDA device: fused training (toy and anomaly) equals one-by-one training, a checkpoint taken
+on the GPU resumes on the CPU, and a sweep records the GPU's name as the trials' device. Marked
+``gpu``: skipped where there is no CUDA device (the default suite never needs one)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import isosweep
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+
+RTOL = 1e-5
+
+
+def test_fused_anomaly_members_on_cuda_equal_one_by_one_training_in_float64():
+    from test_anomaly_fused import DIVERGING, RATIO, _bundle
+
+    from isosweep.trainers.anomaly import train_anomaly, train_anomaly_bundle
+    from isosweep.trainers.training import TrialDiverged
+
+    cfgs, splits = _bundle()
+    # On a GPU one masked unit holds every member of a batch count (the default there).
+    fused = train_anomaly_bundle(cfgs, splits, [RATIO] * len(cfgs), dtype=torch.float64, where="cuda")
+    for k, (cfg, split, member) in enumerate(zip(cfgs, splits, fused)):
+        if k == DIVERGING:
+            with pytest.raises(TrialDiverged):
+                train_anomaly(cfg, split, RATIO, dtype=torch.float64, where="cuda")
+            assert member.outcome is None and "by epoch 1" in member.diverged
+            continue
+        got = member.outcome
+        assert got is not None and next(got.model.parameters()).is_cuda
+        for where in ("cuda", "cpu"):
+            alone = train_anomaly(cfg, split, RATIO, dtype=torch.float64, where=where)
+            assert got.best.epoch == alone.best.epoch
+            for p, q in zip(got.model.state_dict().values(), alone.model.state_dict().values()):
+                torch.testing.assert_close(p.cpu(), q.cpu(), rtol=RTOL, atol=1e-8)
+            assert [c["f1"] for c in got.curves] == [c["f1"] for c in alone.curves]
+            np.testing.assert_allclose(got.best.scores, alone.best.scores, rtol=RTOL)
+
+
+def test_fused_toy_members_on_cuda_equal_one_by_one_training_in_float64():
+    from test_fused import MEMBERS
+
+    from isosweep.trainers.data import make_data
+    from isosweep.trainers.fused import train_bundle
+
+    datas = [make_data(c) for c in MEMBERS]
+    fused = train_bundle(MEMBERS, datas, dtype=torch.float64, where="cuda")
+    for cfg, data, member in zip(MEMBERS, datas, fused):
+        for where in ("cuda", "cpu"):
+            (alone,) = train_bundle([cfg], [data], dtype=torch.float64, where=where)
+            for p, q in zip(member.model.state_dict().values(), alone.model.state_dict().values()):
+                torch.testing.assert_close(p.cpu(), q.cpu(), rtol=RTOL, atol=1e-8)
+            assert [c["loss"] for c in member.curves] == pytest.approx([c["loss"] for c in alone.curves], rel=RTOL)
+
+
+def test_a_checkpoint_taken_on_the_gpu_resumes_on_the_cpu():
+    from test_fused import MEMBERS
+
+    from isosweep.trainers.data import make_data
+    from isosweep.trainers.fused import train_bundle
+
+    datas = [make_data(c) for c in MEMBERS]
+    saved = {}
+
+    def report(metrics, make_checkpoint):
+        if metrics["epoch"] == 6:
+            saved["checkpoint"] = make_checkpoint()
+
+    whole = train_bundle(MEMBERS, datas, report=report, dtype=torch.float64, where="cuda")
+    tensors = [t for t in saved["checkpoint"]["params"]] + [saved["checkpoint"]["weight"]]
+    assert all(t.device.type == "cpu" for t in tensors)
+    resumed = train_bundle(MEMBERS, datas, checkpoint=saved["checkpoint"], dtype=torch.float64, where="cpu")
+    for a, b in zip(whole, resumed):
+        for p, q in zip(a.model.parameters(), b.model.parameters()):
+            torch.testing.assert_close(p.cpu(), q, rtol=RTOL, atol=1e-8)
+
+
+def test_a_sweep_on_a_gpu_records_the_gpus_name(tmp_path):
+    import isosweep as api
+    from anomaly_files import write_anomaly_files
+
+    store = str(tmp_path / "store")
+    root = str(write_anomaly_files(tmp_path / "data"))
+    isosweep("run", "toy", "--budget", "smoke", "--where", "lam=100", "--gpus-per-trial", "0.5", "--store", store)
+    isosweep("run", "anomaly", "--budget", "smoke", "--where", "dataset=thyroid", "--gpus-per-trial", "0.5",
+             "--data-root", root, "--store", store)
+    rows = api.query(store, "select study, status, device from trials")
+    assert len(rows) == 9 + 4 and set(rows["status"]) == {"ok"}
+    assert set(rows["device"]) == {torch.cuda.get_device_name(0)}

@@ -21,6 +21,12 @@ Two more numbers per trial:
 
 Training is full-batch when the training rows fit in one batch; the loss terms are summed on the
 tensor side and read back only at the snapshot points, so no step waits on a ``.item()``.
+
+The trials of one data set (grid points and seeds: one fusion key) train as one bundle
+(``train_anomaly_bundle``): stacked models (``isosweep.trainers.fused.StackedVAE``) over the members'
+own splits and random streams, each member with its own snapshots, F1 and curves, on the device
+the trial is given (``isosweep.trainers.device``). A trial alone is a bundle of one, trained with
+the unbundled trial's own operations, so its results are bit for bit those of earlier releases.
 """
 
 from __future__ import annotations
@@ -454,7 +460,8 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                         "generators": [g.get_state() for g in gens], "curves": [list(c) for c in curves],
                         "best": to_cpu(best), "diverged": list(diverged)}
 
-            report({"progress": done_epoch, **_mean_row(rows)}, make_checkpoint)
+            # samples: member-samples trained so far (each member passes over its fit rows each epoch).
+            report({"progress": done_epoch, "samples": done_epoch * sum(counts), **_mean_row(rows)}, make_checkpoint)
 
     outcomes = []
     for unit in units:

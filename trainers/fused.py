@@ -11,6 +11,9 @@ initialisation (the unfused model's, from its seed) and random stream (batch ord
 from its own generator, once per epoch). A member whose epoch loss is NaN or infinite is frozen
 (its parameters, optimiser state, data and loss weight set to zero, so it computes zeros from then
 on) and recorded as diverged; the others go on.
+
+Everything lives on the device the bundle is given (``isosweep.trainers.device``); the members'
+random draws come from CPU generators and are moved there, so a bundle draws the same on any device.
 """
 
 from __future__ import annotations
@@ -307,7 +310,9 @@ def train_bundle(
             break
         if report is not None and (epoch + 1) in reports:
             alive = [row for o, row in zip(outcomes, means) if o.diverged is None]
+            # samples: member-samples trained so far (every member passes over its n rows each epoch).
             metrics = {"progress": epoch + 1, "epoch": epoch + 1, "step": steps,
+                       "samples": (epoch + 1) * int(x_all.shape[0]) * int(x_all.shape[1]),
                        **{t: float(np.mean([r[i] for r in alive])) for i, t in enumerate(CURVE_TERMS)}}
 
             def make_checkpoint(done_epoch: int = epoch + 1, steps_now: int = steps) -> Checkpoint:

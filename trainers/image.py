@@ -230,7 +230,8 @@ def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] =
                         "curves": list(curves)}
 
             # Counted in iterations: no ``epoch`` here, since these trials never count epochs.
-            report({"progress": done, "iteration": done, "step": done, **dict(zip(CURVE_TERMS, means))},
+            report({"progress": done, "iteration": done, "step": done, "samples": done * cfg.batch_size,
+                    **dict(zip(CURVE_TERMS, means))},
                    make_checkpoint)
     return TrainOutcome(model.eval(), curves, iterations)  # type: ignore[arg-type]
 

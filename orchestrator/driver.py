@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
 from isosweep.errors import UsageError, first_line  # noqa: E402
+from isosweep.orchestrator.claims import Claims  # noqa: E402
 from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
 from isosweep.orchestrator.plan import SweepPlan  # noqa: E402
 from isosweep.store import Store  # noqa: E402
@@ -151,37 +153,46 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     states = store.trial_states([m.key for m in members])
     pending = [cfg for cfg in members if not _is_done(states.get(cfg.key), config.get("force_since"))]
     where = trial_device()
-    for unit in _units(pending):
-        keys = [c.key for c in unit]
-        resuming = restored is not None and restored["keys"] == keys
-        attempt = int(restored["attempts"]) if resuming and restored else 0
-        last: dict[str, Any] = {"state": restored["state"] if resuming and restored else None}
+    # Claims keep a key from being trained by two drivers at once (isosweep.orchestrator.claims).
+    claims = Claims(store)
+    try:
+        for unit in claims.units(pending, lambda c: c.key, _units,
+                                 lambda key: _is_done(store.trial_states([key]).get(key), config.get("force_since"))):
+            keys = [c.key for c in unit]
+            resuming = restored is not None and restored["keys"] == keys
+            attempt = int(restored["attempts"]) if resuming and restored else 0
+            last: dict[str, Any] = {"state": restored["state"] if resuming and restored else None}
 
-        def report(metrics: dict[str, float], make_checkpoint: Any, keys: list[str] = keys,
-                   attempt: int = attempt, last: dict[str, Any] = last) -> None:
-            last["state"] = make_checkpoint()
-            _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys), **extra()},
-                             {"keys": keys, "state": last["state"], "attempts": attempt})
-            for key in keys:
-                faults.maybe_raise(key, int(metrics["progress"]), attempt)
+            def report(metrics: dict[str, float], make_checkpoint: Any, keys: list[str] = keys,
+                       attempt: int = attempt, last: dict[str, Any] = last) -> None:
+                last["state"] = make_checkpoint()
+                _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys), **extra()},
+                                 {"keys": keys, "state": last["state"], "attempts": attempt})
+                for key in keys:
+                    faults.maybe_raise(key, int(metrics["progress"]), attempt)
 
-        try:
-            results = _run_unit(unit, report, last["state"], config.get("data_root"), where)
-        except Exception as exc:
-            if attempt < int(config.get("max_failures", 0)):
-                # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,
-                # which holds the unit's last progress and its attempt count.
-                _save_and_report({"member": index[keys[0]], "trial_key": keys[0], "retrying": 1, **extra()},
-                                 {"keys": keys, "state": last["state"], "attempts": attempt + 1})
-                raise
-            results = [failed_result(cfg, exc) for cfg in unit]
-        for result in results:
-            if faults.kill_in_write is not None:
-                store.before_commit = faults.write_hook(len(store.completed_keys()))
-            store.write_result(result, config["sweep"], config["provenance"])
-            finished(result)
-            tune.report({"member": index[result.key], "trial_key": result.key, "member_status": result.status.value,
-                         "member_wall_s": result.wall_s, **extra()})
+            try:
+                results = _run_unit(unit, report, last["state"], config.get("data_root"), where)
+            except Exception as exc:
+                if attempt < int(config.get("max_failures", 0)):
+                    # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,
+                    # which holds the unit's last progress and its attempt count.
+                    _save_and_report({"member": index[keys[0]], "trial_key": keys[0], "retrying": 1, **extra()},
+                                     {"keys": keys, "state": last["state"], "attempts": attempt + 1})
+                    raise
+                results = [failed_result(cfg, exc) for cfg in unit]
+            for result in results:
+                if faults.kill_in_write is not None:
+                    store.before_commit = faults.write_hook(len(store.completed_keys()))
+                if not claims.still_held(result.key):
+                    continue  # this worker stalled past its lease and another took the key over: it writes
+                store.write_result(result, config["sweep"], config["provenance"])
+                claims.release(result.key)
+                finished(result)
+                tune.report({"member": index[result.key], "trial_key": result.key, "member_status": result.status.value,
+                             "member_wall_s": result.wall_s, **extra()})
+    finally:
+        claims.close()
 
 
 def members_of(config: dict[str, Any]) -> list[TrialConfig]:
@@ -283,19 +294,28 @@ def start_ray(address: Optional[str]) -> None:
         tune_logger.addFilter(_TuneInterruptHints())
 
 
+_STOP_SIGNAL = threading.Event()
+"""Set when Tune received Ctrl-C (SIGINT) and ended its run early."""
+
+
 class _TuneInterruptHints(logging.Filter):
-    """Drops Tune's messages about an interrupted run, which point at Ray's own restore API."""
+    """Drops Tune's messages about an interrupted run, which point at Ray's own restore API, and
+    notes the one that tells of Ctrl-C: Tune handles SIGINT itself and returns from ``fit`` as if
+    the run had ended, and that message is the only sign of it."""
 
     HINTS = ("Stop signal received", "has been interrupted", "Trials did not complete")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(h in record.getMessage() for h in self.HINTS)
+        message = record.getMessage()
+        if "Stop signal received" in message:
+            _STOP_SIGNAL.set()
+        return not any(h in message for h in self.HINTS)
 
 
 def interrupted(grid: Any) -> bool:
-    """Whether Tune stopped before every Ray trial ended (Ctrl-C): a run that ends normally leaves
-    each trial terminated or errored."""
-    return grid.num_terminated + grid.num_errors < len(grid)
+    """Whether Tune stopped early (Ctrl-C): it said so (``_STOP_SIGNAL``), or a Ray trial is left
+    neither terminated nor errored."""
+    return _STOP_SIGNAL.is_set() or grid.num_terminated + grid.num_errors < len(grid)
 
 
 def node_shapes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
@@ -475,6 +495,7 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
             verbose=0, callbacks=[progress],
         ),
     )
+    _STOP_SIGNAL.clear()
     grid = tuner.fit()
     if interrupted(grid):
         raise KeyboardInterrupt
@@ -550,6 +571,7 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tup
     kind = sidecar.get("kind", "bundle")
     tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"], kind), resume_unfinished=True,
                                resume_errored=True, storage_filesystem=storage_fs)
+    _STOP_SIGNAL.clear()
     grid = tuner.fit()
     if interrupted(grid):
         raise KeyboardInterrupt

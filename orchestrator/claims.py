@@ -1,0 +1,201 @@
+"""Claims: at most one driver trains a trial key at a time, so two drivers on one store and sweep
+neither train a trial twice nor leave one whose tables come from two runs.
+
+A worker that is about to train a key claims it by creating ``<store>/claims/<key>/<n>`` with an
+exclusive create (``open(..., "x")`` on a local or shared disk; a conditional PUT,
+``If-None-Match: *``, on S3), where ``n`` is one more than the highest claim there: of two
+workers that race for the same ``n``, exactly one creates it. The claim holds a lease: its owner,
+host, process and an expiry time, which a heartbeat thread of the owner pushes forward every
+``LEASE_S / 4`` seconds while it trains. Another worker that meets a live claim does not train
+that key: it trains its other keys first, then waits (holding no claim, so two drivers never
+wait on each other) until the key is complete in the store, or until the claim's lease has
+expired or its process is gone (same host): then it claims ``n + 1`` and trains the key itself.
+The owner removes its claim after the key's ``trials`` file is written.
+
+Guarantee: while the owner's heartbeat runs, no other driver trains the key. A key is trained
+twice only when its owner stalls for longer than ``LEASE_S`` without dying; the stalled owner
+then sees, right before it writes, that its claim is no longer the newest, and drops its result,
+so only one run writes the key's tables (unless the taker trains and writes the whole trial in the
+moment between that check and the stalled owner's writes). Cost: one small file per trained key (created, rewritten every ``LEASE_S / 4``
+seconds, removed), a listing of the key's claim folder before training it, and for a killed
+driver's keys a wait of up to ``LEASE_S`` (none on the same host, where the dead process is seen).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
+
+from isosweep.store import Store
+
+CLAIMS = "claims"
+LEASE_S = 60.0
+"""How long a claim stays valid without its heartbeat."""
+POLL_S = 1.0
+"""How often a waiting worker looks at a claim it waits for."""
+
+T = TypeVar("T")
+
+
+def _process_start(pid: int) -> Optional[str]:
+    """The start time of process ``pid`` (Linux), which tells a reused pid from the original."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+class Claims:
+    """The claims of one worker process (one Ray trial) on a store."""
+
+    def __init__(self, store: Store, lease_s: float = LEASE_S, poll_s: float = POLL_S):
+        self.store = Store(store.url)  # its own: no commit hook of the trial writer applies to claims
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.owner = uuid.uuid4().hex
+        self.held: dict[str, str] = {}
+        """Key -> path of the claim this worker holds."""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- files -------------------------------------------------------------------------------
+    def _folder(self, key: str) -> str:
+        return f"{self.store.root}/{CLAIMS}/{key}"
+
+    def _record(self) -> bytes:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                           "start": _process_start(os.getpid()), "expires": time.time() + self.lease_s}).encode()
+
+    def _generations(self, key: str) -> list[int]:
+        names = [os.path.basename(p) for p in self.store.list_files(self._folder(key), "")]
+        return sorted(int(n) for n in names if n.isdigit())
+
+    def _create(self, path: str) -> bool:
+        """Create ``path`` with this worker's record unless it exists; whether it was created."""
+        data = self._record()
+        if self.store.local:
+            while True:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    with open(path, "xb") as f:
+                        f.write(data)
+                    return True
+                except FileExistsError:
+                    return False
+                except FileNotFoundError:
+                    continue  # the key's folder was removed by a release meanwhile: make it again
+        try:
+            self.store.fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+
+    def _alive(self, path: str) -> bool:
+        """Whether the claim at ``path`` still holds: unexpired, and (same host) its process runs."""
+        try:
+            with self.store.fs.open(path, "rb") as f:
+                record = json.loads(f.read())
+        except FileNotFoundError:
+            return False
+        except (ValueError, OSError):
+            return True  # being written (an object store shows whole objects; a disk may not yet)
+        if record.get("expires", 0) < time.time():
+            return False
+        if record.get("host") == socket.gethostname():
+            return record.get("start") is not None and _process_start(int(record["pid"])) == record["start"]
+        return True
+
+    # -- claiming ----------------------------------------------------------------------------
+    def try_claim(self, key: str) -> bool:
+        """Claim ``key`` unless a live claim of another worker holds it; whether it is now ours."""
+        if key in self.held:
+            return True
+        while True:
+            generations = self._generations(key)
+            if generations and self._alive(f"{self._folder(key)}/{generations[-1]}"):
+                return False
+            path = f"{self._folder(key)}/{(generations[-1] + 1) if generations else 1}"
+            if self._create(path):
+                with self._lock:
+                    self.held[key] = path
+                self._start_heartbeat()
+                return True
+            # Another worker created that generation first: look again (it is live now).
+
+    def wait_and_claim(self, key: str, done: Callable[[str], bool]) -> bool:
+        """Wait until ``key`` is done (False) or can be claimed (True)."""
+        while True:
+            if done(key):
+                return False
+            if self.try_claim(key):
+                if done(key):  # finished between the two looks: nothing to train
+                    self.release(key)
+                    return False
+                return True
+            time.sleep(self.poll_s)
+
+    def units(self, pending: Sequence[T], key: Callable[[T], str], group: Callable[[list[T]], list[list[T]]],
+              done: Callable[[str], bool]) -> Iterator[list[T]]:
+        """The units to train of ``pending`` (grouped by ``group``): first those of the members
+        claimed at once, then, one by one, each member that another worker held, once it was
+        neither finished by that worker nor still claimed by it. A member finished elsewhere is
+        left out."""
+        claimed = [m for m in pending if self.try_claim(key(m))]
+        yield from group(claimed)
+        for m in pending:
+            if m not in claimed and self.wait_and_claim(key(m), done):
+                yield [m]
+
+    def still_held(self, key: str) -> bool:
+        """Whether this worker's claim on ``key`` is still the key's newest: false once another
+        worker took the key over after this one's lease lapsed (it stalled for ``lease_s``).
+        Checked right before the key's rows are written, so that the two runs never both write."""
+        path = self.held.get(key)
+        if path is None:
+            return False
+        generations = self._generations(key)
+        return bool(generations) and f"{self._folder(key)}/{generations[-1]}" == path
+
+    def release(self, key: str) -> None:
+        """Give up the claim on ``key`` (after its trials file is written, or on failure)."""
+        with self._lock:
+            path = self.held.pop(key, None)
+        if path is not None:
+            try:
+                self.store.fs.rm_file(path)
+            except FileNotFoundError:
+                pass
+            if self.store.local:
+                try:  # the key's folder, when no other claim is in it (object stores have no folders)
+                    os.rmdir(os.path.dirname(path))
+                except OSError:
+                    pass
+
+    def close(self, keys: Optional[Iterable[str]] = None) -> None:
+        """Release every claim still held and stop the heartbeat."""
+        for k in list(keys if keys is not None else self.held):
+            self.release(k)
+        self._stop.set()
+
+    # -- heartbeat ---------------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="isosweep-claims", daemon=True)
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / 4):
+            # Under the lock, so that a claim released meanwhile is not written back.
+            with self._lock:
+                for path in self.held.values():
+                    try:  # only the owner writes its own claim file, so a plain overwrite is safe
+                        self.store.write_bytes(path, self._record())
+                    except Exception:  # a missed beat is retried at the next; the lease covers several
+                        pass

@@ -1,0 +1,82 @@
+"""Claims (isosweep.orchestrator.claims) on a local disk and on a real S3-compatible server: one
+holder per key, a dead or expired holder taken over, a released key claimable again."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from isosweep.orchestrator.claims import Claims
+from isosweep.store import Store
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path) -> Store:
+    if request.param == "local":
+        return Store(str(tmp_path / "store"))
+    request.getfixturevalue("s3_server")
+    return Store(f"s3://isosweep-test/claims-{time.monotonic_ns()}")
+
+
+def test_one_holder_per_key_and_release(store: Store) -> None:
+    a, b = Claims(store), Claims(store)
+    assert a.try_claim("k1") and not b.try_claim("k1")
+    assert b.try_claim("k2") and not a.try_claim("k2")
+    a.release("k1")
+    assert b.try_claim("k1")
+    a.close()
+    b.close()
+    assert not store.list_files(f"{store.root}/claims/k1", "") and not store.list_files(f"{store.root}/claims/k2", "")
+
+
+def _forge(store: Store, key: str, n: int, **record: object) -> None:
+    store.write_bytes(f"{store.root}/claims/{key}/{n}", json.dumps(record).encode())
+
+
+def test_dead_or_expired_holders_are_taken_over_live_ones_are_not(store: Store) -> None:
+    import socket
+
+    host = socket.gethostname()
+    _forge(store, "dead", 1, owner="x", host=host, pid=2 ** 22 + 7, start="1", expires=time.time() + 600)
+    _forge(store, "expired", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
+    _forge(store, "live", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() + 600)
+    c = Claims(store)
+    assert c.try_claim("dead") and c.held["dead"].endswith("/dead/2")
+    assert c.try_claim("expired") and c.held["expired"].endswith("/expired/2")
+    assert not c.try_claim("live")
+    c.close()
+
+
+def test_a_waiter_counts_a_key_finished_elsewhere_as_done(store: Store) -> None:
+    a, b = Claims(store, poll_s=0.05), Claims(store, poll_s=0.05)
+    assert a.try_claim("k")
+    finished = {"k": False}
+
+    import threading
+
+    def finish() -> None:
+        time.sleep(0.3)
+        finished["k"] = True
+        a.release("k")
+
+    threading.Thread(target=finish).start()
+    assert b.wait_and_claim("k", lambda key: finished[key]) is False
+    a.close()
+    b.close()
+
+
+def test_a_holder_whose_lease_lapsed_sees_it_before_writing(store: Store) -> None:
+    """A stalled holder (its lease expired, as a missed heartbeat would leave it) is taken over;
+    it then finds that its claim is no longer the newest, and must not write."""
+    a = Claims(store, lease_s=0.2)
+    assert a.try_claim("k") and a.still_held("k")
+    a._stop.set()  # the heartbeat stops, as in a stalled process
+    path = a.held["k"]
+    _forge(store, "k", 1, owner=a.owner, host="elsewhere", pid=1, start="1", expires=time.time() - 1)
+    assert path.endswith("/k/1")
+    b = Claims(store)
+    assert b.try_claim("k") and b.still_held("k")
+    assert not a.still_held("k")
+    b.close()

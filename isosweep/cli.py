@@ -23,6 +23,7 @@ from isosweep.store import Store, default_store_url
 from isosweep.studies import STUDIES, Study, check_inputs, get_study, parse_where
 from isosweep.orchestrator.userdata import load_user_data, stage
 from isosweep.trainers.data import data_root
+from isosweep.trainers.kinds import kind_of
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
 
@@ -238,25 +239,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(user.describe(), flush=True)
     store = _open_store(args.store, for_writing=not args.dry_run)
     complete = store.completed_keys([c.key for c in configs])
-    slots = args.max_concurrent or max(1, (os.cpu_count() or 1) // args.cpus_per_trial)
-    plan = make_plan(configs, complete, fuse, slots, args.force)
     sweep = args.name or f"{study.name}-{args.budget}"
+    to_run = [c for c in configs if args.force or c.key not in complete]
+    if not to_run or (args.dry_run and args.address is None):
+        # Nothing to run, or a local dry run: this machine's cores, as a local Ray would offer them.
+        plan = make_plan(configs, complete, fuse, args.max_concurrent or max(1, (os.cpu_count() or 1) // args.cpus_per_trial),
+                         args.force)
+        driver = None
+    else:
+        from isosweep.orchestrator import driver  # Ray is imported only when a sweep is planned on it.
+
+        options = driver.RunOptions(
+            sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+            max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
+            force_since=driver.now_iso() if args.force else None, data_root=data_root(args.data_root),
+        )
+        plan = driver.cluster_plan(configs, complete, fuse, args.force, options)
     print(f"{sweep}: {len(plan.planned)} trials planned, {len(plan.complete)} already complete, "
           f"{len(plan.to_run)} to run in {len(plan.bundles)} bundle(s); store {store.url}", flush=True)
     if args.dry_run:
         for i, bundle in enumerate(plan.bundles):
             print(f"  bundle {i}: {len(bundle)} trial(s): {' '.join(c.key for c in bundle)}")
         return 0
-    from isosweep.orchestrator import driver  # Ray is imported only when a sweep really runs.
+    if driver is None:
+        from isosweep.orchestrator import driver
 
-    options = driver.RunOptions(
-        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
-        max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
-        force_since=driver.now_iso() if args.force else None, data_root=data_root(args.data_root),
-    )
+        options = driver.RunOptions(sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                                    max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                                    address=args.address, data_root=data_root(args.data_root))
     if plan.bundles:
         # Everything that can refuse the sweep is checked before its first write (the store's folder).
-        driver.prepare(store, options)
+        driver.prepare(store, options, reads_data_root=user is None and any(kind_of(c).check is not None
+                                                                            for c in plan.to_run))
         store.create()
         if user:
             options = replace(options, data_root=stage(store, user))
@@ -271,14 +285,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_summary(store, args.budget, study.summary, {"study": study.records_as or study.name, **match},
                        drop=study.summary_hide)
     return 0 if counts["ok"] == len(plan.planned) else 1
-
-
-def _gpus_per_trial(args: argparse.Namespace, study: Study) -> float | None:
-    """--gpus-per-trial as given; unset: None (one where the cluster has a GPU) for a study that
-    wants a GPU, else 0."""
-    if args.gpus_per_trial is not None:
-        return float(args.gpus_per_trial)
-    return None if study.wants_gpu else 0.0
 
 
 def _run_search(args: argparse.Namespace, study: Study, where: dict[str, tuple[Any, ...]]) -> int:
@@ -311,12 +317,12 @@ def _run_search(args: argparse.Namespace, study: Study, where: dict[str, tuple[A
     from isosweep.orchestrator import driver
 
     options = driver.RunOptions(
-        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=_gpus_per_trial(args, study),
+        sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         data_root=data_root(args.data_root),
     )
     if remaining > 0:
-        driver.prepare(store, options)
+        driver.prepare(store, options, reads_data_root=True)  # a search's anomaly trials read the data root
         store.create()
     try:
         counts = driver.run_search(spec, templates, history, store, options)

@@ -79,8 +79,6 @@ class Study:
     check_data: DataCheck = check_kind_data
     """Checks the files the trials read before anything is planned or started (default: each
     trial kind's own check, ``isosweep.trainers.kinds``); DataError naming the file otherwise."""
-    wants_gpu: bool = False
-    """Ask Ray for one GPU per trial where the cluster has a GPU (unless ``--gpus-per-trial``)."""
     needs_user_data: bool = False
     """The study runs on a user's data file (``isosweep run STUDY --data FILE``): its trials are
     known only from that file, and the file's fields come through ``configs(..., inputs=...)``."""
@@ -326,7 +324,6 @@ STUDIES: dict[str, Study] = {
             summary="image_summary",
             summary_hide=_IMAGE_SUMMARY_HIDE,
             report="images",
-            wants_gpu=True,
             per_value={"variant": MNIST_VARIANTS},
         ),
         Study(
@@ -339,7 +336,6 @@ STUDIES: dict[str, Study] = {
             summary="image_summary",
             summary_hide=_IMAGE_SUMMARY_HIDE,
             report="images",
-            wants_gpu=True,
             per_value={"variant": CELEBA_VARIANTS},
             tie_lambdas=True,
         ),

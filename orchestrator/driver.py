@@ -8,6 +8,7 @@ is done: members already complete are skipped, so re-running or resuming never r
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import subprocess
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 # Tune's default result loggers (JSON, CSV, TensorBoard per trial) cost time per report and
 # duplicate what the store records; switch them off before Ray reads its settings.
@@ -35,7 +36,7 @@ from ray import tune  # noqa: E402
 from isosweep.errors import UsageError, first_line  # noqa: E402
 from isosweep.orchestrator.claims import Claims  # noqa: E402
 from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
-from isosweep.orchestrator.plan import SweepPlan  # noqa: E402
+from isosweep.orchestrator.plan import SweepPlan, make_plan  # noqa: E402
 from isosweep.store import Store  # noqa: E402
 from isosweep.trainers.config import TrialConfig  # noqa: E402
 from isosweep.trainers.records import TrialResult, TrialStatus  # noqa: E402
@@ -433,11 +434,51 @@ def node_shapes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     return nodes, types
 
 
+def autoscaled_types() -> list[tuple[dict[str, float], int]]:
+    """Each node type the connected cluster's autoscaler may start, with the most nodes of it
+    (its ``max_workers``; a negative count is unbounded and counts as one node), or [] where the
+    cluster publishes no autoscaler config (a local instance, a hand-made cluster)."""
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        groups = config.node_group_configs if config is not None else ()
+        return [({k: float(v) for k, v in g.resources.items()}, int(g.max_count) if g.max_count >= 0 else 1)
+                for g in groups if g.max_count != 0]
+    except Exception:  # an older or newer Ray without this API
+        return []
+
+
+def cluster_gpus() -> float:
+    """GPUs of the connected cluster: those of its nodes, or, on an autoscaling cluster that has
+    not started them yet, of the node types it may start."""
+    now = float(ray.cluster_resources().get("GPU", 0.0))
+    return now or sum(r.get("GPU", 0.0) * count for r, count in autoscaled_types())
+
+
+def trial_slots(cpus: float, gpus: float) -> int:
+    """Ray trials the connected cluster can run at once when each asks for ``cpus`` and ``gpus``:
+    summed over its alive nodes, or over the nodes its autoscaler may bring up (each node type's
+    slots times its most nodes), whichever is larger. So a cluster that starts with no workers is
+    planned for the workers it will get (cluster.yaml: up to 8 one-GPU workers plan 8 GPU slots);
+    nodes started by hand beside an autoscaler are counted only when they are more."""
+    def per_node(r: dict[str, float]) -> int:
+        n = math.floor(r.get("CPU", 0.0) / cpus) if cpus > 0 else 1 << 20
+        if gpus > 0:
+            n = min(n, math.floor(r.get("GPU", 0.0) / gpus))
+        return max(0, n)
+
+    nodes, _ = node_shapes()
+    alive = sum(per_node(r) for r in nodes)
+    scaled = sum(per_node(r) * count for r, count in autoscaled_types())
+    return max(1, alive, scaled)
+
+
 def check_resources(cpus: float, gpus: Optional[float]) -> None:
     """Refuse a per-trial request that no node of the cluster (and no node type its autoscaler
     can start) can ever hold: Ray would wait for it forever."""
     nodes, types = node_shapes()
-    gpu = gpus_for_trials(gpus, ray.cluster_resources())
+    gpu = gpus_for_trials(gpus, {"GPU": cluster_gpus()})
     shapes = nodes + types
     if any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpu for r in shapes):
         return
@@ -449,11 +490,13 @@ def check_resources(cpus: float, gpus: Optional[float]) -> None:
                      "or --gpus-per-trial")
 
 
-def prepare(store: Store, options: "RunOptions") -> None:
+def prepare(store: Store, options: "RunOptions", reads_data_root: bool = False) -> None:
     """Connect to Ray and check, before anything is written, that the cluster can reach the
-    store and run the trials' resource request."""
+    store (and the data root, where the trials read one) and run the trials' resource request."""
     start_ray(options.address)
     check_store_reachable_from_cluster(store)
+    if reads_data_root:
+        check_data_root_reachable_from_cluster(options.data_root)
     check_resources(options.cpus_per_trial, options.gpus_per_trial)
 
 
@@ -474,15 +517,35 @@ def mount_type(path: str) -> Optional[str]:
     return best[1] if best else None
 
 
+def machines() -> int:
+    """Machines the connected cluster spans: its alive nodes' hosts, and at least two where an
+    autoscaler may start more (their workers will need what the first ones need)."""
+    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    return max(len(hosts), 2 if autoscaled_types() else 1)
+
+
 def check_store_reachable_from_cluster(store: Store) -> None:
     """Refuse a store on a local disk when the cluster spans several machines."""
     if not store.local:
         return
-    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
     kind = mount_type(os.path.abspath(store.root))
-    if len(hosts) > 1 and kind not in SHARED_FS_TYPES:
+    count = machines()
+    if count > 1 and kind not in SHARED_FS_TYPES:
         raise UsageError(f"store {store.url!r} is on a local disk ({kind or 'unknown'} file system) but the Ray cluster "
-                         f"spans {len(hosts)} machines; use an object store URL (s3://..., gs://...) or a shared NFS path")
+                         f"spans {count} machines; use an object store URL (s3://..., gs://...) or a shared NFS path")
+
+
+def check_data_root_reachable_from_cluster(root: Optional[str]) -> None:
+    """Refuse a data root on this machine's local disk when the cluster spans several machines:
+    the workers elsewhere could not read it, and would fail on a missing file mid-sweep."""
+    if root is None or "://" in root:
+        return  # an fsspec URL (s3://, gs://, ...): every worker reads it the same way
+    kind = mount_type(os.path.abspath(root))
+    count = machines()
+    if count > 1 and kind not in SHARED_FS_TYPES:
+        raise UsageError(f"--data-root {root!r} is on this machine's local disk ({kind or 'unknown'} file system) but "
+                         f"the Ray cluster spans {count} machines, whose workers cannot read it; put the data sets on "
+                         "shared storage and pass its URL (e.g. --data-root s3://bucket/data) or a shared NFS path")
 
 
 def storage_for(store: Store) -> tuple[str, Any]:
@@ -523,20 +586,33 @@ def sized_to_gpus(plan: SweepPlan, options: "RunOptions") -> SweepPlan:
     from isosweep.orchestrator.plan import GpuBudget
 
     start_ray(options.address)
-    cluster = ray.cluster_resources()
-    gpus = gpus_for_trials(options.gpus_per_trial, cluster)
-    if gpus <= 0 or cluster.get("GPU", 0.0) <= 0:
+    gpus = gpus_for_trials(options.gpus_per_trial, {"GPU": cluster_gpus()})
+    if gpus <= 0 or cluster_gpus() <= 0:
         return plan
     try:
         memory = ray.get(ray.remote(num_gpus=gpus, num_cpus=0)(_gpu_memory).remote(), timeout=300)
     except Exception:  # no GPU node came up in time, or the probe failed: assume a small GPU
         memory = DEFAULT_GPU_MEMORY
-    budget = GpuBudget(memory * min(1.0, gpus), max(1, int(cluster["GPU"] // gpus)))
+    budget = GpuBudget(memory * min(1.0, gpus), options.max_concurrent or trial_slots(options.cpus_per_trial, gpus))
     sized = plan.for_gpu(budget)
     print(f"{options.sweep}: fused bundles sized to the GPUs: {len(sized.bundles)} bundle(s) of up to "
           f"{max(len(b) for b in sized.bundles)} trials ({budget.memory_bytes / 2**30:.1f} GiB per trial, "
           f"{budget.slots} at once)", flush=True)
     return sized
+
+
+def cluster_plan(configs: Sequence[TrialConfig], complete: set[str], fuse: int | str, force: bool,
+                 options: "RunOptions") -> SweepPlan:
+    """Connect to the cluster that runs the sweep (a new local Ray, or ``options.address``) and
+    bundle the trials for it: one slot per Ray trial the cluster can run at once
+    (:func:`trial_slots`, or ``--max-concurrent``), each holding a GPU where the cluster has GPUs
+    (:func:`gpus_for_trials`), and fused bundles sized to the GPU's memory (:func:`sized_to_gpus`)."""
+    start_ray(options.address)
+    gpus = gpus_for_trials(options.gpus_per_trial, {"GPU": cluster_gpus()})
+    slots = options.max_concurrent or trial_slots(options.cpus_per_trial, gpus)
+    print(f"{options.sweep}: planned for {slots} trial(s) at once on the Ray cluster, each with "
+          f"{options.cpus_per_trial:g} CPU(s) and {gpus:g} GPU(s)", flush=True)
+    return sized_to_gpus(make_plan(configs, complete, fuse, slots, force), options)
 
 
 def gpus_for_trials(requested: Optional[float], cluster: dict[str, float]) -> float:
@@ -574,9 +650,9 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
     """Start Ray, write the sweep's sidecar file (what ``resume`` needs), run the Tuner."""
     start_ray(options.address)
     check_store_reachable_from_cluster(store)
-    resources = {"cpu": options.cpus_per_trial, "gpu": gpus_for_trials(options.gpus_per_trial, ray.cluster_resources())}
+    resources = {"cpu": options.cpus_per_trial, "gpu": gpus_for_trials(options.gpus_per_trial, {"GPU": cluster_gpus()})}
     if options.gpus_per_trial is None:
-        print(f"{options.sweep}: {resources['gpu']:g} GPU per trial ({ray.cluster_resources().get('GPU', 0):g} GPU(s) "
+        print(f"{options.sweep}: {resources['gpu']:g} GPU per trial ({cluster_gpus():g} GPU(s) "
               "in the Ray cluster; set --gpus-per-trial to choose)", flush=True)
     sidecar = {"sweep": options.sweep, "kind": kind, "resources": resources, **sidecar}
     store.fs.makedirs(f"{store.root}/ray", exist_ok=True)
@@ -604,7 +680,6 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
 def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, int]:
     """Run the plan's bundles on Ray and return the final status counts of the planned trials."""
     if plan.bundles:
-        plan = sized_to_gpus(plan, options)
         param_space = {"bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
                        **_fixed_params(store, options)}
         sidecar = {"keys": [c.key for c in plan.planned],

@@ -152,11 +152,12 @@ class NetnsCluster:
         raise TimeoutError(f"{address}:{port} did not open within {timeout:.0f} s")
 
     # -- Ray ------------------------------------------------------------------------------------
-    def ray_start(self, host: Host, head: Optional[Host] = None, num_cpus: int = 1,
+    def ray_start(self, host: Host, head: Optional[Host] = None, num_cpus: int = 1, num_gpus: int = 0,
                   env: Optional[dict[str, str]] = None) -> None:
-        """``ray start`` on ``host``: the head where ``head`` is None, else a worker joining it."""
+        """``ray start`` on ``host``: the head where ``head`` is None, else a worker joining it.
+        ``num_gpus`` are logical GPUs: Ray schedules by them whether or not the host has any."""
         args = [str(BIN / "ray"), "start", f"--node-ip-address={host.address}", f"--num-cpus={num_cpus}",
-                "--num-gpus=0", f"--temp-dir={host.temp_dir}", "--disable-usage-stats"]
+                f"--num-gpus={num_gpus}", f"--temp-dir={host.temp_dir}", "--disable-usage-stats"]
         if head is None:
             args += ["--head", "--port=6379", "--include-dashboard=false"]
         else:

@@ -12,6 +12,7 @@ import json
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,24 @@ def test_a_local_disk_store_is_refused_on_a_multi_host_cluster(cluster):
     assert len(lines) == 1 and "local disk" in lines[0] and "Traceback" not in done.stderr, done.stderr
     check = c.run(head, ["test", "-e", folder])
     assert check.returncode != 0, f"the refused run left {folder} behind"
+
+
+def test_the_data_root_reaches_every_worker_from_s3_and_a_local_one_is_refused(cluster):
+    c = cluster
+    head = c.hosts["head"]
+    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "thyroid" / "thyroid.mat"
+    if not data.is_file():
+        pytest.skip(f"the real Thyroid file is not present at {data}")
+    copy = c.run(head, [str(BIN / "python"), "-c", "import fsspec, sys; fsspec.filesystem('s3').put_file(sys.argv[1], "
+                        f"'{BUCKET}/data/thyroid/thyroid.mat')", str(data)])
+    assert copy.returncode == 0, copy.stderr
+    address = f"{head.address}:6379"
+    anomaly = ("run", "anomaly", "--budget", "smoke", "--where", "dataset=thyroid", "--address", address)
+    store = f"s3://{BUCKET}/anomaly-{uuid.uuid4().hex[:6]}"
+    done = isosweep(c, head, *anomaly, "--data-root", f"s3://{BUCKET}/data", "--store", store)
+    assert done.returncode == 0 and "ok 4, failed 0, diverged 0, missing 0 of 4" in done.stdout, done.stdout + done.stderr
+    # A folder on the head's disk would be missing on the workers: refused before anything runs.
+    local = isosweep(c, head, *anomaly, "--data-root", str(data.parents[1]), "--store", f"{store}-local")
+    lines = local.stderr.strip().splitlines()
+    assert local.returncode == 2 and len(lines) == 1 and "--data-root" in lines[0], local.stdout + local.stderr
+    assert query(c, f"{store}-local", "select 1", before_first_trial=True) == []  # no store was created

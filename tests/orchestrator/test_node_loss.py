@@ -24,6 +24,9 @@ def test_removing_a_worker_node_mid_sweep(tmp_path):
                for c in get_study("toy").configs("smoke", where={"dataset": ("mix",), "loss": ("se", "dconv")})]
     store = Store(str(tmp_path / "store"))
     plan = make_plan(configs, set(), 1, slots=2, force=False)
+    # An earlier test in this process may have left a local Ray connected (a sweep run in process
+    # through isosweep.cli.main, refused after connecting): this test needs its own cluster.
+    ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()

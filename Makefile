@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STORE ?= demo-results
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow test-gpu clean
 
 install: $(STAMP)
 
@@ -25,6 +25,9 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+test-gpu: install
+	$(BIN)/python -m pytest -q -m gpu
 
 clean:
 	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 import socket
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from isosweep.store import Store
+from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.records import TrialResult, TrialStatus
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -104,3 +109,16 @@ def s3_server():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+def write_trial(store: Store, cfg: TrialConfig) -> str:
+    """One fabricated ok trial (``cfg``), written as a sweep writes it (the rows matter here, not
+    the science); returns its key."""
+    now = datetime.now(timezone.utc)
+    dims = [{"dim": j, "rank": j + 1, "active": True, "norm_mean": 1.0, "norm_sd": 0.1, "dprime_mean": 1.0,
+             "dprime_sd": 0.1, "sigma_inv2_mean": 4.0 ** (2 - j), "var_ratio": 4.0 ** (2 - j), "kl_mean": 1.0}
+            for j in range(3)]
+    result = TrialResult(cfg, TrialStatus.OK, now, now, scalars={"n_active": 3, "corr_post": 0.9}, dims=dims,
+                         curves=[{"step": 1, "epoch": 1, "loss": 1.0, "recon": 0.5, "kl": 0.5}])
+    store.write_result(result, "test", {})
+    return cfg.key

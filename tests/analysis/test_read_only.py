@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
 import fsspec
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import write_trial
+
 from isosweep.cli import main
 from isosweep.store import Store
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.records import TrialResult, TrialStatus
 
 
-def write_trial(store: Store, seed: int) -> str:
+def write_toy_trial(store: Store, seed: int) -> str:
     """One fabricated ok trial of the toy study (its rows, not its science, matter here)."""
-    cfg = TrialConfig(study="toy", budget="smoke", dataset="mix", loss="se", seed=seed, latent_dim=3, lam=100.0)
-    now = datetime.now(timezone.utc)
-    dims = [{"dim": j, "rank": j + 1, "active": True, "norm_mean": 1.0, "norm_sd": 0.1, "dprime_mean": 1.0,
-             "dprime_sd": 0.1, "sigma_inv2_mean": 4.0 ** (2 - j), "var_ratio": 4.0 ** (2 - j), "kl_mean": 1.0}
-            for j in range(3)]
-    result = TrialResult(cfg, TrialStatus.OK, now, now, scalars={"n_active": 3, "corr_post": 0.9}, dims=dims,
-                         curves=[{"step": 1, "epoch": 1, "loss": 1.0, "recon": 0.5, "kl": 0.5}])
-    store.write_result(result, "test", {})
-    return cfg.key
+    return write_trial(store, TrialConfig(study="toy", budget="smoke", dataset="mix", loss="se", seed=seed,
+                                          latent_dim=3, lam=100.0))
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ def store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "store"
     for seed in (0, 1):
-        write_trial(Store(str(path)), seed)
+        write_toy_trial(Store(str(path)), seed)
     (tmp_path / "secret.csv").write_text("token\n42\n")
     return path
 
@@ -134,7 +127,7 @@ def test_object_store_views_work_and_other_objects_are_refused(capsys):
     file system) the views read the store, and nothing else of that file system can be read."""
     fs = fsspec.filesystem("memory")
     url = "memory://read-only-test/store"
-    write_trial(Store(url), 0)
+    write_toy_trial(Store(url), 0)
     fs.pipe_file("/read-only-test/secret.csv", b"token\n42\n")
     try:
         assert main(["query", "select count(*) as n from trials", "--store", url, "--format", "json"]) == 0

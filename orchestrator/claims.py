@@ -4,21 +4,24 @@ neither train a trial twice nor leave one whose tables come from two runs.
 A worker that is about to train a key claims it by creating ``<store>/claims/<key>/<n>`` with an
 exclusive create (``open(..., "x")`` on a local or shared disk; a conditional PUT,
 ``If-None-Match: *``, on S3), where ``n`` is one more than the highest claim there: of two
-workers that race for the same ``n``, exactly one creates it. The claim holds a lease: its owner,
-host, process and an expiry time, which a heartbeat thread of the owner pushes forward every
-``LEASE_S / 4`` seconds while it trains. Another worker that meets a live claim does not train
-that key: it trains its other keys first, then waits (holding no claim, so two drivers never
-wait on each other) until the key is complete in the store, or until the claim's lease has
-expired or its process is gone (same host): then it claims ``n + 1`` and trains the key itself.
-The owner removes its claim after the key's ``trials`` file is written.
+workers that race for the same ``n``, exactly one creates it. The claim names its owner (a worker
+process), host, process and a first expiry time; the owner's lease,
+``<store>/claims/owners/<owner>``, holds its latest expiry, which one heartbeat thread per worker
+pushes forward every ``LEASE_S / 4`` seconds while it trains: one write per beat however many
+keys the worker holds (a fused bundle holds thousands). Another worker that meets a live claim
+does not train that key: it trains its other keys first, then waits (holding no claim, so two
+drivers never wait on each other) until the key is complete in the store, or until the claim's
+lease has expired or its process is gone (same host): then it claims ``n + 1`` and trains the key
+itself. The owner removes its claim after the key's ``trials`` file is written.
 
 Guarantee: while the owner's heartbeat runs, no other driver trains the key. A key is trained
 twice only when its owner stalls for longer than ``LEASE_S`` without dying; the stalled owner
 then sees, right before it writes, that its claim is no longer the newest, and drops its result,
 so only one run writes the key's tables (unless the taker trains and writes the whole trial in the
-moment between that check and the stalled owner's writes). Cost: one small file per trained key (created, rewritten every ``LEASE_S / 4``
-seconds, removed), a listing of the key's claim folder before training it, and for a killed
-driver's keys a wait of up to ``LEASE_S`` (none on the same host, where the dead process is seen).
+moment between that check and the stalled owner's writes). Cost: one small file per trained key
+(created and removed), a listing of the key's claim folder before training it and before writing
+it, one lease file per worker rewritten every ``LEASE_S / 4`` seconds, and for a killed driver's
+keys a wait of up to ``LEASE_S`` (none on the same host, where the dead process is seen).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 from isosweep.store import Store
 
 CLAIMS = "claims"
+OWNERS = "owners"
+"""Folder of the workers' leases inside ``claims/`` (no trial key is named so: keys are hex)."""
 LEASE_S = 60.0
 """How long a claim stays valid without its heartbeat."""
 POLL_S = 1.0
@@ -69,6 +74,9 @@ class Claims:
     def _folder(self, key: str) -> str:
         return f"{self.store.root}/{CLAIMS}/{key}"
 
+    def _lease_path(self, owner: str) -> str:
+        return f"{self.store.root}/{CLAIMS}/{OWNERS}/{owner}"
+
     def _record(self) -> bytes:
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
                            "start": _process_start(os.getpid()), "expires": time.time() + self.lease_s}).encode()
@@ -97,16 +105,30 @@ class Claims:
         except FileExistsError:
             return False
 
-    def _alive(self, path: str) -> bool:
-        """Whether the claim at ``path`` still holds: unexpired, and (same host) its process runs."""
+    def _read(self, path: str) -> Optional[dict]:
+        """The JSON record at ``path``; None where there is none; {} while it is being written."""
         try:
             with self.store.fs.open(path, "rb") as f:
-                record = json.loads(f.read())
+                return json.loads(f.read())
         except FileNotFoundError:
-            return False
+            return None
         except (ValueError, OSError):
-            return True  # being written (an object store shows whole objects; a disk may not yet)
-        if record.get("expires", 0) < time.time():
+            return {}  # being written (an object store shows whole objects; a disk may not yet)
+
+    def _alive(self, path: str) -> bool:
+        """Whether the claim at ``path`` still holds: its owner's lease (or, where the owner wrote
+        none, the claim's own expiry) unexpired, and (same host) its process running."""
+        record = self._read(path)
+        if record is None:
+            return False
+        if not record:
+            return True
+        expires = float(record.get("expires", 0))
+        if record.get("owner"):
+            lease = self._read(self._lease_path(str(record["owner"])))
+            if lease:
+                expires = max(expires, float(lease.get("expires", 0)))
+        if expires < time.time():
             return False
         if record.get("host") == socket.gethostname():
             return record.get("start") is not None and _process_start(int(record["pid"])) == record["start"]
@@ -122,10 +144,10 @@ class Claims:
             if generations and self._alive(f"{self._folder(key)}/{generations[-1]}"):
                 return False
             path = f"{self._folder(key)}/{(generations[-1] + 1) if generations else 1}"
+            self._start_heartbeat()  # the lease exists before any claim that points at it
             if self._create(path):
                 with self._lock:
                     self.held[key] = path
-                self._start_heartbeat()
                 return True
             # Another worker created that generation first: look again (it is live now).
 
@@ -179,23 +201,30 @@ class Claims:
                     pass
 
     def close(self, keys: Optional[Iterable[str]] = None) -> None:
-        """Release every claim still held and stop the heartbeat."""
+        """Release every claim still held, stop the heartbeat and remove the lease."""
         for k in list(keys if keys is not None else self.held):
             self.release(k)
         self._stop.set()
+        if self._thread is not None:
+            try:
+                self.store.fs.rm_file(self._lease_path(self.owner))
+            except FileNotFoundError:
+                pass
 
     # -- heartbeat ---------------------------------------------------------------------------
+    def _renew(self) -> None:
+        # Only the owner writes its lease, so a plain (atomic) overwrite is safe.
+        self.store.write_bytes(self._lease_path(self.owner), self._record())
+
     def _start_heartbeat(self) -> None:
         if self._thread is None:
+            self._renew()
             self._thread = threading.Thread(target=self._beat, name="isosweep-claims", daemon=True)
             self._thread.start()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.lease_s / 4):
-            # Under the lock, so that a claim released meanwhile is not written back.
-            with self._lock:
-                for path in self.held.values():
-                    try:  # only the owner writes its own claim file, so a plain overwrite is safe
-                        self.store.write_bytes(path, self._record())
-                    except Exception:  # a missed beat is retried at the next; the lease covers several
-                        pass
+            try:
+                self._renew()
+            except Exception:  # a missed beat is retried at the next; the lease covers several
+                pass

@@ -29,6 +29,26 @@ def test_one_holder_per_key_and_release(store: Store) -> None:
     a.close()
     b.close()
     assert not store.list_files(f"{store.root}/claims/k1", "") and not store.list_files(f"{store.root}/claims/k2", "")
+    assert not store.list_files(f"{store.root}/claims/owners", ""), "the leases go with their workers"
+
+
+def test_one_lease_write_per_beat_however_many_keys(store: Store) -> None:
+    """The heartbeat renews one lease file per worker, not one file per held key: a fused bundle
+    holds thousands of keys. A claim stays live while its owner's lease is renewed, long after the
+    expiry written into the claim itself."""
+    a = Claims(store, lease_s=0.4)
+    for i in range(200):
+        assert a.try_claim(f"k{i}")
+    first = {i: store.fs.cat_file(a.held[f"k{i}"]) for i in (0, 199)}
+    time.sleep(1.0)  # the claims' own expiry has passed; the lease has been renewed about 10 times
+    assert {i: store.fs.cat_file(a.held[f"k{i}"]) for i in (0, 199)} == first, "claim files are not rewritten"
+    b = Claims(store)
+    assert not b.try_claim("k0") and not b.try_claim("k199")
+    a._stop.set()  # the heartbeat stops, as in a stalled process: the lease lapses
+    time.sleep(0.6)
+    assert b.try_claim("k0")
+    a.close()
+    b.close()
 
 
 def _forge(store: Store, key: str, n: int, **record: object) -> None:
@@ -75,6 +95,7 @@ def test_a_holder_whose_lease_lapsed_sees_it_before_writing(store: Store) -> Non
     a._stop.set()  # the heartbeat stops, as in a stalled process
     path = a.held["k"]
     _forge(store, "k", 1, owner=a.owner, host="elsewhere", pid=1, start="1", expires=time.time() - 1)
+    time.sleep(0.3)  # and the lease of its owner has lapsed too
     assert path.endswith("/k/1")
     b = Claims(store)
     assert b.try_claim("k") and b.still_held("k")

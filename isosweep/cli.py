@@ -125,9 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "log-uniformly (default 1000:100000)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, run and write nothing")
     run.add_argument("--force", action="store_true", help="run completed trials again")
+    run.add_argument("--no-compact", action="store_true",
+                     help="keep one file per trial and table (by default a sweep merges its files when it ends)")
 
     resume = sub.add_parser("resume", help="restore an interrupted sweep and finish it from its checkpoints")
     resume.add_argument("name", type=_sweep_name, help="the sweep's name (as given to or printed by `isosweep run`)")
+    resume.add_argument("--no-compact", action="store_true", help="keep one file per trial and table")
     resume.add_argument("--store", default=None)
     resume.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
 
@@ -253,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
             max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
             force_since=driver.now_iso() if args.force else None, data_root=data_root(args.data_root),
+            compact=not args.no_compact,
         )
         plan = driver.cluster_plan(configs, complete, fuse, args.force, options)
     print(f"{sweep}: {len(plan.planned)} trials planned, {len(plan.complete)} already complete, "
@@ -266,7 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         options = driver.RunOptions(sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                                     max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                                    address=args.address, data_root=data_root(args.data_root))
+                                    address=args.address, data_root=data_root(args.data_root),
+                                    compact=not args.no_compact)
     if plan.bundles:
         # Everything that can refuse the sweep is checked before its first write (the store's folder).
         driver.prepare(store, options, reads_data_root=user is None and any(kind_of(c).check is not None
@@ -319,7 +324,7 @@ def _run_search(args: argparse.Namespace, study: Study, where: dict[str, tuple[A
     options = driver.RunOptions(
         sweep=sweep, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
-        data_root=data_root(args.data_root),
+        data_root=data_root(args.data_root), compact=not args.no_compact,
     )
     if remaining > 0:
         driver.prepare(store, options, reads_data_root=True)  # a search's anomaly trials read the data root
@@ -393,7 +398,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from isosweep.orchestrator import driver
 
     try:
-        counts, planned = driver.resume_sweep(store, args.name, args.address)
+        counts, planned = driver.resume_sweep(store, args.name, args.address, compact=not args.no_compact)
     except KeyboardInterrupt:
         raise Interrupted(_resume_hint(args.name, store)) from None
     print(f"{args.name}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "

@@ -1,23 +1,35 @@
-"""Compaction: merge a store's per-trial files into one file per table and study.
+"""Compaction: merge a store's per-trial files into few large ones.
 
-Queries over thousands of small files spend their time opening files; after compaction each
-(table, study) is one file. Safe to kill at any moment and to run beside a sweep:
+Queries over thousands of small files spend their time opening files (DuckDB reads row groups of
+under a few thousand rows several times slower than large ones). Two ways in:
 
-1. list the files of a (table, study) and read them, remembering each file's size and mtime;
+- ``compact_sweep``, run by every sweep when it ends: incremental. Per (table, study) it merges the
+  per-trial files of the sweep's trials, plus only those compacted files that are no larger than
+  what it merges so far (a size-tiered rule, like a binary counter: file sizes grow geometrically,
+  each row is rewritten O(log n) times in all), and while more than ``MAX_COMPACTED`` compacted
+  files would remain, the smallest of them. So a (table, study) folder holds at most
+  ``MAX_COMPACTED`` compacted files, plus the per-trial files of sweeps still running.
+- ``compact`` (``isosweep compact``): everything of every (table, study) into one file, for stores
+  written by older versions or with sweep-end compaction switched off.
+
+Both are safe to kill at any moment and to run beside sweeps, readers and other compactions:
+
+1. read the chosen files, remembering each file's size and mtime;
 2. write the merged rows as ``compact-<uuid>.parquet`` (atomically, like every store file), taking
    each (trial_key, run_id) from one file only, so the merged file never holds a trial twice;
 3. remove the merged inputs, except a per-trial file that changed since it was read (a trial a
    sweep re-ran meanwhile): that one stays, and the readers pick its newer run.
 
 Between 2 and 3 a trial's rows exist in two files with the same run_id; the readers take them from
-one file (``isosweep.analysis.db``), so they never see a trial twice or miss one, whenever a kill lands.
+one file (``isosweep.analysis.db``), so they never see a trial twice or miss one, whenever a kill
+lands. The trials table is compacted last, as it is written last.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +40,9 @@ from isosweep.store import COMPACT_PREFIX, Store
 
 KillPoint = Callable[[str], None]
 
+MAX_COMPACTED = 8
+"""Most compacted files a (table, study) folder keeps after a sweep-end compaction."""
+
 
 @dataclass
 class CompactionReport:
@@ -37,6 +52,16 @@ class CompactionReport:
     written_files: int = 0
     kept_changed: list[str] = field(default_factory=list)
     skipped_corrupt: list[str] = field(default_factory=list)
+
+    def add(self, other: "CompactionReport") -> None:
+        self.merged_files += other.merged_files
+        self.written_files += other.written_files
+        self.kept_changed += other.kept_changed
+        self.skipped_corrupt += other.skipped_corrupt
+
+
+def is_compacted(path: str) -> bool:
+    return os.path.basename(path).startswith(COMPACT_PREFIX)
 
 
 def _signature(store: Store, path: str) -> tuple:
@@ -55,14 +80,13 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def compact_dir(store: Store, table_name: str, study_dir: str, report: CompactionReport,
+def merge_files(store: Store, table_name: str, study_dir: str, files: list[str], report: CompactionReport,
                 kill: Optional[KillPoint] = None) -> None:
+    """Merge ``files`` of one (table, study) folder into one new compacted file and remove them
+    (steps 1-3 of the module docstring). Compacted inputs are read first, so a pair found in
+    both an old compacted file and a per-trial copy is taken from the compacted file."""
     schema = TABLES[table_name]
-    # Listed, never globbed: the store's path may hold glob characters (``isosweep.store.glob_escape``).
-    files = sorted(store.list_files(study_dir, ".parquet"),
-                   key=lambda p: (not os.path.basename(p).startswith(COMPACT_PREFIX), p))
-    if len(files) < 2:
-        return
+    files = sorted(files, key=lambda p: (not is_compacted(p), p))
     seen: set[str] = set()
     parts: list[pa.Table] = []
     inputs: list[tuple[str, tuple]] = []
@@ -81,11 +105,10 @@ def compact_dir(store: Store, table_name: str, study_dir: str, report: Compactio
         seen.update(fresh)
         parts.append(_conform(table.filter(pc.is_in(pairs, pa.array(fresh, pa.string()))), schema))
         inputs.append((path, signature))
-    if len(inputs) < 2:
-        return
-    merged = pa.concat_tables(parts)
+    if len(inputs) < 2 and not (inputs and not is_compacted(inputs[0][0])):
+        return  # nothing to gain: one compacted file (or none) rewritten as itself
     out = f"{study_dir}/{COMPACT_PREFIX}{os.urandom(8).hex()}.parquet"
-    store.write_table(out, merged)
+    store.write_table(out, pa.concat_tables(parts))
     report.written_files += 1
     if kill:
         kill("after-write")
@@ -93,7 +116,7 @@ def compact_dir(store: Store, table_name: str, study_dir: str, report: Compactio
         if kill and i == len(inputs) // 2:
             kill("mid-remove")
         try:
-            if not os.path.basename(path).startswith(COMPACT_PREFIX) and _signature(store, path) != signature:
+            if not is_compacted(path) and _signature(store, path) != signature:
                 report.kept_changed.append(path)
                 continue
             store.fs.rm_file(path)  # one file: fsspec's rm() would expand glob characters in the path
@@ -102,10 +125,57 @@ def compact_dir(store: Store, table_name: str, study_dir: str, report: Compactio
             continue
 
 
-def compact(store: Store, kill: Optional[KillPoint] = None) -> CompactionReport:
-    """Compact every table of the store; the trials table last."""
+def _sizes(store: Store, paths: Iterable[str]) -> dict[str, int]:
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[path] = int(store.fs.info(path).get("size") or 0)
+        except FileNotFoundError:
+            continue
+    return sizes
+
+
+def tiered_inputs(fresh: dict[str, int], compacted: dict[str, int], max_compacted: int = MAX_COMPACTED) -> list[str]:
+    """The files a sweep-end compaction merges, given the sizes of the new per-trial files and of
+    the folder's compacted files: all new ones, then, smallest first, each compacted file no larger
+    than the bytes merged so far, then the smallest others while more than ``max_compacted``
+    compacted files would be left (the merge's output counts as one)."""
+    chosen = list(fresh)
+    total = sum(fresh.values())
+    rest = sorted(compacted, key=lambda p: (compacted[p], p))
+    while rest and compacted[rest[0]] <= total:
+        total += compacted[rest[0]]
+        chosen.append(rest.pop(0))
+    while rest and len(rest) + 1 > max_compacted:
+        chosen.append(rest.pop(0))
+    return chosen
+
+
+def compact_sweep(store: Store, keys: Optional[Iterable[str]] = None, kill: Optional[KillPoint] = None,
+                  max_compacted: int = MAX_COMPACTED) -> CompactionReport:
+    """Merge the per-trial files of ``keys`` (all per-trial files where None) into the store's
+    compacted files, incrementally (module docstring); the trials table last."""
+    wanted = set(keys) if keys is not None else None
     report = CompactionReport()
     for table_name in WRITE_ORDER:
         for study_dir in store.study_dirs(table_name):
-            compact_dir(store, table_name, study_dir, report, kill)
+            files = store.list_files(study_dir, ".parquet")
+            fresh = [p for p in files if not is_compacted(p)
+                     and (wanted is None or os.path.basename(p)[: -len(".parquet")] in wanted)]
+            if not fresh:
+                continue
+            compacted = [p for p in files if is_compacted(p)]
+            chosen = tiered_inputs(_sizes(store, fresh), _sizes(store, compacted), max_compacted)
+            merge_files(store, table_name, study_dir, chosen, report, kill)
+    return report
+
+
+def compact(store: Store, kill: Optional[KillPoint] = None) -> CompactionReport:
+    """Compact every table of the store into one file per (table, study); the trials table last."""
+    report = CompactionReport()
+    for table_name in WRITE_ORDER:
+        for study_dir in store.study_dirs(table_name):
+            files = store.list_files(study_dir, ".parquet")
+            if len(files) >= 2:
+                merge_files(store, table_name, study_dir, files, report, kill)
     return report

@@ -12,6 +12,7 @@ import math
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -182,6 +183,8 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
                                      {"keys": keys, "state": last["state"], "attempts": attempt + 1})
                     raise
                 results = [failed_result(cfg, exc) for cfg in unit]
+            written: list[list[Any]] = []
+            last_report = time.monotonic()
             for result in results:
                 if faults.kill_in_write is not None:
                     store.before_commit = faults.write_hook(len(store.completed_keys()))
@@ -190,10 +193,27 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
                 store.write_result(result, config["sweep"], config["provenance"])
                 claims.release(result.key)
                 finished(result)
-                tune.report({"member": index[result.key], "trial_key": result.key, "member_status": result.status.value,
-                             "member_wall_s": result.wall_s, **extra()})
+                written.append([index[result.key], result.key, result.status.value, result.wall_s])
+                if time.monotonic() - last_report >= FINISHED_REPORT_S:
+                    _report_finished(written, extra)
+                    last_report = time.monotonic()
+            _report_finished(written, extra)
     finally:
         claims.close()
+
+
+FINISHED_REPORT_S = 1.0
+"""How often a worker reports the members it has written (a fused unit writes hundreds a second;
+each Ray Tune report is a round trip to the driver, carrying the Ray trial's whole config)."""
+
+
+def _report_finished(written: list[list[Any]], extra: Callable[[], dict[str, Any]]) -> None:
+    """One report of the members written since the last: ``finished`` lists (member index, key,
+    status, wall seconds) of each. Empties ``written``."""
+    if not written:
+        return
+    tune.report({"member": written[-1][0], "trial_key": written[-1][1], "finished": list(written), **extra()})
+    written.clear()
 
 
 def members_of(config: dict[str, Any]) -> list[TrialConfig]:
@@ -247,6 +267,8 @@ class Progress(tune.Callback):
     """Per Ray trial: member-steps of its finished members."""
     _partial: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per Ray trial: its running unit's last report (members, progress, steps, samples, time)."""
+    _members: dict[str, list[TrialConfig]] = field(default_factory=dict)
+    """Per Ray trial: its members, parsed from its config once."""
     _rate: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Per Ray trial: (member-steps/s, member-samples/s) between its last two reports."""
     _last_line: float = float("-inf")
@@ -257,7 +279,7 @@ class Progress(tune.Callback):
     # -- work -------------------------------------------------------------------------------------
     def _trial_work(self, trial: Any) -> int:
         if trial.trial_id not in self._work:
-            self._work[trial.trial_id] = sum(member_steps(m) for m in members_of(trial.config))
+            self._work[trial.trial_id] = sum(member_steps(m) for m in self.members(trial))
         return self._work[trial.trial_id]
 
     def done_work(self) -> float:
@@ -279,28 +301,45 @@ class Progress(tune.Callback):
         return max(0.0, total - self.done_work()) / rate
 
     # -- Ray Tune's callback ------------------------------------------------------------------------
+    def members(self, trial: Any) -> list[TrialConfig]:
+        """The members of a Ray trial, parsed once (a fused bundle's config holds thousands)."""
+        if trial.trial_id not in self._members:
+            self._members[trial.trial_id] = members_of(trial.config)
+        return self._members[trial.trial_id]
+
+    @staticmethod
+    def describe(member: TrialConfig) -> str:
+        values = member.to_dict()
+        return " ".join(f"{k}={values[k]:g}" if isinstance(values[k], float) else f"{k}={values[k]}"
+                        for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if values.get(k) is not None)
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        members = members_of(trial.config)
+        members = self.members(trial)
         member = members[result["member"]]
-        what = " ".join(f"{k}={member.to_dict()[k]:g}" if isinstance(member.to_dict()[k], float) else f"{k}={member.to_dict()[k]}"
-                        for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if member.to_dict().get(k) is not None)
         if result.get("point_done"):
             self.points += 1
             from isosweep.orchestrator.search import OBJECTIVE
 
             self.best = max(self.best, float(result[OBJECTIVE]))
-            print(f"point {self.points}: {what.replace(f' seed={member.seed}', '')} mean val_f1 {result[OBJECTIVE]:.4f} "
+            what = self.describe(member).replace(f" seed={member.seed}", "")
+            print(f"point {self.points}: {what} mean val_f1 {result[OBJECTIVE]:.4f} "
                   f"(best so far {self.best:.4f})", flush=True)
             return
         if result.get("retrying"):
             self._partial.pop(trial.trial_id, None)
-            print(f"retry    {result['trial_key']} {what}: failed, continuing from its last checkpoint", flush=True)
+            print(f"retry    {result['trial_key']} {self.describe(member)}: failed, continuing from its last checkpoint",
+                  flush=True)
             return
-        status = result.get("member_status")
-        if status is None:
-            if "progress" in result:
-                self._training(trials, trial, result, member)
-            return
+        if "finished" in result:
+            lines = [self._finished_member(trials, trial, members[i], key, status, wall_s)
+                     for i, key, status, wall_s in result["finished"]]
+            print("\n".join(lines), flush=True)
+        elif "progress" in result:
+            self._training(trials, trial, result, member)
+
+    def _finished_member(self, trials: list, trial: Any, member: TrialConfig, key: str, status: str,
+                         wall_s: float) -> str:
+        """Count one member written to the store; its line."""
         # A unit's results are written one by one once it has trained: each member written counts in
         # full from now on, in place of its share of the unit's last report.
         unit = self._partial.get(trial.trial_id)
@@ -315,9 +354,9 @@ class Progress(tune.Callback):
         if eta is None:  # no progress report yet (short trials): by finished trials instead
             eta = (self.clock() - self.started) / finished * max(0, self.total - finished)
         running = sum(1 for t in trials if t.status == "RUNNING")
-        print(f"[{finished}/{self.total}] {status:<8} {result['trial_key']} {what} ({result['member_wall_s']:.2f}s) "
-              f"| ok {self.counts['ok']} failed {self.counts['failed']} diverged {self.counts['diverged']} "
-              f"skipped {self.skipped} running {running} | eta {_duration(eta)}", flush=True)
+        return (f"[{finished}/{self.total}] {status:<8} {key} {self.describe(member)} ({wall_s:.2f}s) "
+                f"| ok {self.counts['ok']} failed {self.counts['failed']} diverged {self.counts['diverged']} "
+                f"skipped {self.skipped} running {running} | eta {_duration(eta)}")
 
     def _training(self, trials: list, trial: Any, result: dict, member: TrialConfig) -> None:
         """A progress report from inside a bundle: record it, and print a line if one is due."""
@@ -364,6 +403,9 @@ class RunOptions:
     force_since: Optional[str] = None
     data_root: Optional[str] = None
     """Folder or fsspec URL of the real data sets (not part of any trial's identity)."""
+    compact: bool = True
+    """Merge the sweep's per-trial files into the store's compacted files when it ends
+    (``isosweep.orchestrator.compact.compact_sweep``)."""
 
 
 def start_ray(address: Optional[str]) -> None:
@@ -679,12 +721,17 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
 
 def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, int]:
     """Run the plan's bundles on Ray and return the final status counts of the planned trials."""
-    if plan.bundles:
-        param_space = {"bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
-                       **_fixed_params(store, options)}
-        sidecar = {"keys": [c.key for c in plan.planned],
-                   "ray_max_failures": _ray_max_failures(plan.bundles, options.max_failures)}
-        _fit(store, options, "bundle", param_space, sidecar, Progress(total=len(plan.to_run), skipped=len(plan.complete)))
+    try:
+        if plan.bundles:
+            param_space = {"bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
+                           **_fixed_params(store, options)}
+            sidecar = {"keys": [c.key for c in plan.planned],
+                       "ray_max_failures": _ray_max_failures(plan.bundles, options.max_failures)}
+            _fit(store, options, "bundle", param_space, sidecar, Progress(total=len(plan.to_run), skipped=len(plan.complete)))
+    finally:
+        # Every planned key, so that files left by an earlier run of these trials (one killed, or
+        # one whose compaction was cut short) are merged too, even when nothing was left to run.
+        compact_after_sweep(store, [c.key for c in plan.planned], options.sweep, options.compact)
     return status_counts(store, [c.key for c in plan.planned])
 
 
@@ -704,8 +751,12 @@ def run_search(spec: Any, templates: list[TrialConfig], history: Any, store: Sto
         param_space = {"templates": json.dumps([t.to_dict() for t in templates]), **_fixed_params(store, options)}
         sidecar = {"search": {"dataset": spec.dataset, "budget": spec.budget},
                    "ray_max_failures": _ray_max_failures([templates], options.max_failures)}
-        _fit(store, options, "search", param_space, sidecar,
-             Progress(total=remaining * len(templates), skipped=0), search_alg=searcher, num_samples=remaining)
+        try:
+            _fit(store, options, "search", param_space, sidecar,
+                 Progress(total=remaining * len(templates), skipped=0), search_alg=searcher, num_samples=remaining)
+        finally:
+            # A search's trial keys are known only as its points are drawn: merge every per-trial file.
+            compact_after_sweep(store, None, options.sweep, options.compact)
     return search_counts(store, options.sweep)
 
 
@@ -723,9 +774,11 @@ def known_sweeps(store: Store) -> list[str]:
     return sorted(os.path.basename(p)[: -len(".isosweep.json")] for p in store.list_files(f"{store.root}/ray", ".isosweep.json"))
 
 
-def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tuple[dict[str, int], int]:
+def resume_sweep(store: Store, sweep: str, address: Optional[str] = None,
+                 compact: bool = True) -> tuple[dict[str, int], int]:
     """Restore an interrupted sweep's Ray experiment and finish its unfinished and errored trials
-    from their checkpoints. Returns the status counts and the number of planned trials."""
+    from their checkpoints, then (``compact``) merge its per-trial files. Returns the status
+    counts and the number of planned trials."""
     storage_path, storage_fs = storage_for(store)
     path = f"{storage_path}/{sweep}"
     if sweep not in known_sweeps(store) or not store.fs.exists(f"{store.root}/ray/{sweep}"):
@@ -745,14 +798,38 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None) -> tup
     tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"], kind), resume_unfinished=True,
                                resume_errored=True, storage_filesystem=storage_fs)
     _STOP_SIGNAL.clear()
-    grid = tuner.fit()
-    if interrupted(grid):
-        raise KeyboardInterrupt
-    record_lost_members(grid, store, sweep)
+    try:
+        grid = tuner.fit()
+        if interrupted(grid):
+            raise KeyboardInterrupt
+        record_lost_members(grid, store, sweep)
+    finally:
+        compact_after_sweep(store, sidecar.get("keys"), sweep, compact)
     if kind == "search":
         counts = search_counts(store, sweep)
         return counts, sum(counts.values())
     return status_counts(store, sidecar["keys"]), len(sidecar["keys"])
+
+
+def compact_after_sweep(store: Store, keys: Optional[Sequence[str]], sweep: str, enabled: bool = True) -> None:
+    """Merge the per-trial files of the sweep's trials (``keys``; every per-trial file where None)
+    into the store's compacted files, as every sweep does when it ends or is interrupted cleanly.
+    A failure here loses nothing (each trial is whole in its own files): it is reported, not raised."""
+    if not enabled:
+        return
+    from isosweep.orchestrator.compact import compact_sweep
+    from isosweep.orchestrator.faults import compact_kill_point
+
+    start = time.perf_counter()
+    try:
+        report = compact_sweep(store, keys, kill=compact_kill_point)
+    except Exception as exc:
+        print(f"isosweep: warning: merging the sweep's files failed ({type(exc).__name__}: {first_line(exc)}); its trials "
+              f"are whole in their own files: run `isosweep compact --store {store.url}` to merge them", file=sys.stderr)
+        return
+    if report.written_files:
+        print(f"{sweep}: merged {report.merged_files} per-trial and compacted file(s) into {report.written_files} "
+              f"in {time.perf_counter() - start:.1f}s", flush=True)
 
 
 def status_counts(store: Store, keys: list[str]) -> dict[str, int]:

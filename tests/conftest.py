@@ -52,9 +52,10 @@ def isosweep(*args: str, check: bool = True, timeout: float = 600):
 
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory) -> Path:
-    """A real store: the whole toy study at the smoke budget, run on local Ray through the CLI."""
+    """A real store: the whole toy study at the smoke budget, run on local Ray through the CLI,
+    with one file per trial and table (``--no-compact``), the layout older versions wrote."""
     store = tmp_path_factory.mktemp("smoke") / "store"
-    isosweep("run", "toy", "--budget", "smoke", "--store", str(store))
+    isosweep("run", "toy", "--budget", "smoke", "--no-compact", "--store", str(store))
     return store
 
 

@@ -62,9 +62,9 @@ def finished_runs(store: Path) -> dict[str, str]:
     for path in store.glob("*/*/*.parquet"):
         table = pq.read_table(path)  # a partial file would fail here
         if path.parts[-3] == "trials":
-            (row,) = table.select(["trial_key", "run_id", "status"]).to_pylist()
-            assert row["status"] == "ok"
-            runs[row["trial_key"]] = row["run_id"]
+            for row in table.select(["trial_key", "run_id", "status"]).to_pylist():  # one, or many once compacted
+                assert row["status"] == "ok"
+                assert runs.setdefault(row["trial_key"], row["run_id"]) == row["run_id"]
     return runs
 
 

@@ -77,12 +77,15 @@ def test_finished_members_count_in_full_and_the_finish_line_has_an_eta(capsys):
     progress.on_trial_result(0, trials, trials[0], {"member": 0, "trial_key": "k", "members": 5, "progress": 90,
                                                     "samples": 0})
     assert progress.done_work() == 5 * 90
-    for k in range(5):
-        progress.on_trial_result(0, trials, trials[0], {"member": k, "trial_key": f"k{k}", "member_status": "ok",
-                                                        "member_wall_s": 1.0})
+    # Members written are reported in batches (one report a second at most): two, then three.
+    for batch in ([0, 1], [2, 3, 4]):
+        progress.on_trial_result(0, trials, trials[0], {"member": batch[-1], "trial_key": f"k{batch[-1]}",
+                                                        "finished": [[k, f"k{k}", "ok", 1.0] for k in batch]})
         # Each member written replaces its share of the unit's report: the work done never jumps.
         assert progress.done_work() == 5 * 90
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in out[-5:]] == [f"[{k}/9]" for k in range(1, 6)], "one line per member"
+    last = out[-1]
     # 810 member-epochs in all, 450 done; bundle 0 trained 225 in 10 s, and bundle 1, running but not
     # measured yet, counts at the same pace: 360 / 45 per second = 8 s left.
     assert last.startswith("[5/9] ok") and last.endswith("| eta 8s")

@@ -1,0 +1,109 @@
+"""Compaction at the end of every sweep: few files right after a sweep, a bound on the files per
+(table, study) over many sweeps, `--no-compact`, and kills during the sweep-end merge."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, isosweep
+from isosweep.orchestrator.compact import MAX_COMPACTED, tiered_inputs
+from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
+
+EXE = str(Path(sys.executable).parent / "isosweep")
+TABLES = ("trials", "dims", "curves", "points")
+MIX = ["run", "toy", "--budget", "smoke", "--where", "dataset=mix"]
+
+
+def files(store: Path, table: str) -> list[str]:
+    return sorted(p.name for p in store.glob(f"{table}/*/*.parquet"))
+
+
+def counts(store: Path) -> dict[str, int]:
+    sql = ("select (select count(*) from trials) as n, (select count(distinct trial_key) from trials) as k, "
+           "(select count(*) from dims) as dims, (select count(*) from curves) as curves")
+    return json.loads(isosweep("query", sql, "--store", str(store), "--format", "json").stdout)
+
+
+def test_tiered_rule_bounds_files_and_rewrites(tmp_path):
+    """Over 400 sweeps of random sizes, a folder never keeps more than MAX_COMPACTED compacted
+    files, and each byte is rewritten about log2(sweeps) times at most (a binary counter)."""
+    import random
+
+    rng = random.Random(0)
+    compacted: dict[str, int] = {}
+    written = total = 0
+    for sweep in range(400):
+        fresh = {f"t{sweep}-{i}": rng.randint(50, 150) for i in range(rng.choice([1, 5, 90, 900]))}
+        chosen = tiered_inputs(fresh, compacted)
+        assert set(fresh) <= set(chosen), "every new per-trial file is merged"
+        merged = sum(fresh.get(p, compacted.get(p, 0)) for p in chosen)
+        for p in chosen:
+            compacted.pop(p, None)
+        compacted[f"compact-{sweep}"] = merged
+        written += merged
+        total += sum(fresh.values())
+        assert len(compacted) <= MAX_COMPACTED
+    assert written <= (math.log2(400) + 2) * total, (written, total)
+
+
+def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
+    store = tmp_path / "store"
+    out = isosweep(*MIX, "--store", str(store)).stdout
+    assert "merged 120 per-trial and compacted file(s) into 4" in out, out
+    for table in TABLES:
+        (name,) = files(store, table)
+        assert name.startswith("compact-")
+    assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
+    # A later sweep merges its new files into the folder's compacted ones (incrementally).
+    isosweep("run", "toy", "--budget", "smoke", "--where", "dataset=norm", "--store", str(store))
+    assert all(1 <= len(files(store, t)) <= 2 for t in TABLES), {t: files(store, t) for t in TABLES}
+    assert counts(store) == {"n": 60, "k": 60, "dims": 180, "curves": 120}
+    # --no-compact keeps one file per trial and table.
+    out = isosweep("run", "toy", "--budget", "smoke", "--where", "dataset=ramp", "--no-compact", "--store", str(store)).stdout
+    assert "merged" not in out
+    assert sum(not n.startswith("compact-") for n in files(store, "trials")) == 30
+    assert counts(store) == {"n": 90, "k": 90, "dims": 270, "curves": 180}
+    assert "90 already complete, 0 to run" in isosweep("run", "toy", "--budget", "smoke", "--store", str(store)).stdout
+    # That run had nothing to train, and merged the files --no-compact left.
+    assert all(len(files(store, t)) <= 2 for t in TABLES)
+
+
+@pytest.mark.parametrize("phase", ["after-write", "mid-remove"])
+def test_killed_during_the_sweep_end_merge(tmp_path, phase):
+    store = tmp_path / "store"
+    proc = subprocess.Popen([EXE, *MIX, "--store", str(store)], env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = proc.communicate(timeout=600)[0]
+    try:  # the local Ray processes the killed driver started die with its session
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    assert proc.returncode == -signal.SIGKILL, output
+    # The merged file exists beside (some of) the files it merged: every trial is still seen once.
+    assert len(files(store, "dims")) > 1
+    assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
+    # Running the sweep again trains nothing and finishes the merge.
+    out = isosweep(*MIX, "--store", str(store)).stdout
+    assert "30 already complete, 0 to run" in out and "ok 30, failed 0" in out
+    assert all(len(files(store, t)) == 1 for t in TABLES), {t: files(store, t) for t in TABLES}
+    assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
+
+
+@pytest.mark.slow
+def test_nine_hundred_trial_sweep_leaves_few_files(tmp_path):
+    """The acceptance check of a paper-sized smoke sweep: `--seeds 10` is 900 trials."""
+    store = tmp_path / "store"
+    out = isosweep("run", "toy", "--budget", "smoke", "--seeds", "10", "--store", str(store), timeout=3600).stdout
+    assert "ok 900, failed 0, diverged 0, missing 0 of 900" in out
+    assert len(list(store.glob("trials/**/*"))) <= 100
+    summary = isosweep("query", "@toy_summary", "--store", str(store), "--format", "json").stdout
+    rows = [json.loads(line) for line in summary.splitlines()]
+    assert len(rows) == 90 and all(r["seeds"] == 10 for r in rows), rows[:2]

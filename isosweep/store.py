@@ -298,13 +298,18 @@ class Store:
             # Object stores make a single PUT visible all at once.
             self.fs.pipe_file(path, data)
 
-    def write_result(self, result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> None:
-        """Write one trial's artifacts, then its rows; its ``trials`` file last."""
+    def write_result(self, result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> list[tuple[str, str, pa.Table]]:
+        """Write one trial's artifacts, then its rows; its ``trials`` file last. Returns (table,
+        path, rows) of each file written."""
         tables = result_tables(result, sweep, provenance)
         for name, data in result.artifacts.items():
             self.write_bytes(self.artifact_path(result.key, name), data)
+        written = []
         for name in WRITE_ORDER:
-            self.write_table(self.file_path(name, result.config.study, result.key), tables[name], PER_TRIAL_COMPRESSION)
+            path = self.file_path(name, result.config.study, result.key)
+            self.write_table(path, tables[name], PER_TRIAL_COMPRESSION)
+            written.append((name, path, tables[name]))
+        return written
 
     # -- reading -----------------------------------------------------------------------------
     def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, StoredTrial]:

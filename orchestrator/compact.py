@@ -3,12 +3,16 @@
 Queries over thousands of small files spend their time opening files (DuckDB reads row groups of
 under a few thousand rows several times slower than large ones). Two ways in:
 
+- ``merge_written``, run by a worker once it has written a fused unit's trials: their per-trial
+  files become one compacted file per (table, study), from the rows still in memory (nothing is
+  read back), while the other workers go on training.
 - ``compact_sweep``, run by every sweep when it ends: incremental. Per (table, study) it merges the
   per-trial files of the sweep's trials, plus only those compacted files that are no larger than
   what it merges so far (a size-tiered rule, like a binary counter: file sizes grow geometrically,
   each row is rewritten O(log n) times in all), and while more than ``MAX_COMPACTED`` compacted
   files would remain, the smallest of them. So a (table, study) folder holds at most
-  ``MAX_COMPACTED`` compacted files, plus the per-trial files of sweeps still running.
+  ``MAX_COMPACTED`` compacted files, plus the per-trial files of sweeps still running (when the
+  workers' merges left more, it merges the smallest).
 - ``compact`` (``isosweep compact``): everything of every (table, study) into one file, for stores
   written by older versions or with sweep-end compaction switched off.
 
@@ -114,7 +118,7 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
     files = sorted(files, key=lambda p: (not is_compacted(p), p))
     seen: set[str] = set()
     parts: list[pa.Table] = []
-    inputs: list[tuple[str, tuple]] = []
+    inputs: list[tuple[str, Optional[tuple]]] = []
     with ThreadPoolExecutor(READ_THREADS) as pool:
         read = list(pool.map(lambda path: _read(store, path), files))
     for path, signature, table in read:
@@ -132,6 +136,14 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
         inputs.append((path, signature))
     if len(inputs) < 2 and not (inputs and not is_compacted(inputs[0][0])):
         return  # nothing to gain: one compacted file (or none) rewritten as itself
+    _write_and_remove(store, study_dir, parts, inputs, report, kill)
+
+
+def _write_and_remove(store: Store, study_dir: str, parts: list[pa.Table], inputs: list[tuple[str, Optional[tuple]]],
+                      report: CompactionReport, kill: Optional[KillPoint]) -> None:
+    """Steps 2 and 3: write ``parts`` as one compacted file, then remove the ``inputs`` (path and
+    signature when read; a per-trial file whose signature changed since is kept; signature None:
+    no check, the caller knows nobody else wrote it)."""
     out = f"{study_dir}/{COMPACT_PREFIX}{os.urandom(8).hex()}.parquet"
     store.write_table(out, pa.concat_tables(parts))
     report.written_files += 1
@@ -141,13 +153,33 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
         if kill and i == len(inputs) // 2:
             kill("mid-remove")
         try:
-            if not is_compacted(path) and _signature(store, path) != signature:
+            if signature is not None and not is_compacted(path) and _signature(store, path) != signature:
                 report.kept_changed.append(path)
                 continue
             store.fs.rm_file(path)  # one file: fsspec's rm() would expand glob characters in the path
             report.merged_files += 1
         except FileNotFoundError:
             continue
+
+
+def merge_written(store: Store, written: list[tuple[str, str, pa.Table]], kill: Optional[KillPoint] = None) -> CompactionReport:
+    """Merge the per-trial files a worker has just written (``written``: table name, path, and the
+    rows written there) into one compacted file per (table, study), from the rows it still holds
+    in memory, then remove them; the trials table last. The caller still holds the keys' claims
+    (``isosweep.orchestrator.claims``), so no other driver rewrote those files meanwhile. Safe to
+    kill at any moment, as ``merge_files``: the rows are in the per-trial files until the merged
+    file holds them, and readers take a trial's rows from one file."""
+    report = CompactionReport()
+    groups: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
+    for table_name, path, table in written:
+        groups.setdefault((table_name, os.path.dirname(path)), []).append((path, table))
+    for table_name in WRITE_ORDER:
+        for (name, study_dir), files in sorted(groups.items()):
+            if name != table_name or len(files) < 2:
+                continue
+            parts = [_conform(table, TABLES[name]) for _, table in files]
+            _write_and_remove(store, study_dir, parts, [(path, None) for path, _ in files], report, kill)
+    return report
 
 
 def _sizes(store: Store, paths: Iterable[str]) -> dict[str, int]:
@@ -187,9 +219,9 @@ def compact_sweep(store: Store, keys: Optional[Iterable[str]] = None, kill: Opti
             files = store.list_files(study_dir, ".parquet")
             fresh = [p for p in files if not is_compacted(p)
                      and (wanted is None or os.path.basename(p)[: -len(".parquet")] in wanted)]
-            if not fresh:
-                continue
             compacted = [p for p in files if is_compacted(p)]
+            if not fresh and len(compacted) <= max_compacted:
+                continue
             chosen = tiered_inputs(_sizes(store, fresh), _sizes(store, compacted), max_compacted)
             merge_files(store, table_name, study_dir, chosen, report, kill)
     return report

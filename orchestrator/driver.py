@@ -157,6 +157,8 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     where = trial_device()
     # Claims keep a key from being trained by two drivers at once (isosweep.orchestrator.claims).
     claims = Claims(store)
+    # Merge each unit's files once written (``compact.merge_written``); the keys stay claimed until then.
+    merge = bool(config.get("compact", True))
     try:
         for unit in claims.units(pending, lambda c: c.key, _units,
                                  lambda key: _is_done(store.trial_states([key]).get(key), config.get("force_since"))):
@@ -184,20 +186,23 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
                     raise
                 results = [failed_result(cfg, exc) for cfg in unit]
             written: list[list[Any]] = []
+            files: list[tuple[str, str, Any]] = []
             last_report = time.monotonic()
             for result in results:
                 if faults.kill_in_write is not None:
                     store.before_commit = faults.write_hook(len(store.completed_keys()))
                 if not claims.still_held(result.key):
                     continue  # this worker stalled past its lease and another took the key over: it writes
-                store.write_result(result, config["sweep"], config["provenance"])
-                claims.release(result.key)
+                files += store.write_result(result, config["sweep"], config["provenance"])
+                if not merge:
+                    claims.release(result.key)
                 finished(result)
                 written.append([index[result.key], result.key, result.status.value, result.wall_s])
                 if time.monotonic() - last_report >= FINISHED_REPORT_S:
                     _report_finished(written, extra)
                     last_report = time.monotonic()
-            _report_finished(written, extra)
+            merged = _merge_unit(store, files, claims) if merge else {}
+            _report_finished(written, extra, merged)
     finally:
         claims.close()
 
@@ -207,13 +212,36 @@ FINISHED_REPORT_S = 1.0
 each Ray Tune report is a round trip to the driver, carrying the Ray trial's whole config)."""
 
 
-def _report_finished(written: list[list[Any]], extra: Callable[[], dict[str, Any]]) -> None:
+def _report_finished(written: list[list[Any]], extra: Callable[[], dict[str, Any]],
+                     merged: Optional[dict[str, float]] = None) -> None:
     """One report of the members written since the last: ``finished`` lists (member index, key,
-    status, wall seconds) of each. Empties ``written``."""
-    if not written:
+    status, wall seconds) of each; ``merged``, what the unit's merge did. Empties ``written``."""
+    if not written and not merged:
         return
-    tune.report({"member": written[-1][0], "trial_key": written[-1][1], "finished": list(written), **extra()})
+    last = written[-1] if written else [0, ""]
+    tune.report({"member": last[0], "trial_key": last[1], "finished": list(written), **(merged or {}), **extra()})
     written.clear()
+
+
+def _merge_unit(store: Store, files: list[tuple[str, str, Any]], claims: Claims) -> dict[str, float]:
+    """Merge the unit's per-trial files into compacted ones, then release the unit's claims.
+    A failure loses nothing (the rows stay in their own files, for the sweep-end compaction):
+    it is logged, not raised. Returns the merge's counts and seconds, for the driver's summary."""
+    from isosweep.orchestrator.compact import merge_written
+    from isosweep.orchestrator.faults import compact_kill_point
+
+    start = time.perf_counter()
+    try:
+        report = merge_written(store, files, kill=lambda phase: compact_kill_point(f"worker-{phase}"))
+        return {"merged_files": report.merged_files, "merged_into": report.written_files,
+                "merged_s": time.perf_counter() - start}
+    except Exception as exc:
+        print(f"isosweep: warning: merging a unit's files failed ({type(exc).__name__}: {first_line(exc)}); "
+              "the sweep's end merges them", file=sys.stderr)
+        return {}
+    finally:
+        for key in {os.path.basename(path)[: -len(".parquet")] for table, path, _ in files if table == "trials"}:
+            claims.release(key)
 
 
 def members_of(config: dict[str, Any]) -> list[TrialConfig]:
@@ -272,9 +300,16 @@ class Progress(tune.Callback):
     _rate: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Per Ray trial: (member-steps/s, member-samples/s) between its last two reports."""
     _last_line: float = float("-inf")
+    merged: dict[str, float] = field(default_factory=lambda: {"merged_files": 0, "merged_into": 0, "merged_s": 0.0})
+    """What the workers' merges of their units' files did, summed (``_merge_unit``)."""
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.merged["merged_into"]:
+            print(f"workers merged {self.merged['merged_files']:.0f} per-trial file(s) into "
+                  f"{self.merged['merged_into']:.0f} in {self.merged['merged_s']:.1f}s (worker time)", flush=True)
 
     # -- work -------------------------------------------------------------------------------------
     def _trial_work(self, trial: Any) -> int:
@@ -333,7 +368,10 @@ class Progress(tune.Callback):
         if "finished" in result:
             lines = [self._finished_member(trials, trial, members[i], key, status, wall_s)
                      for i, key, status, wall_s in result["finished"]]
-            print("\n".join(lines), flush=True)
+            if lines:
+                print("\n".join(lines), flush=True)
+            for name in self.merged:
+                self.merged[name] += result.get(name, 0)
         elif "progress" in result:
             self._training(trials, trial, result, member)
 
@@ -684,6 +722,7 @@ def _fixed_params(store: Store, options: RunOptions) -> dict[str, Any]:
         "threads": max(1, int(options.cpus_per_trial)),
         "data_root": options.data_root,
         "max_failures": options.max_failures,
+        "compact": options.compact,
     }
 
 

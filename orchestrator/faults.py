@@ -8,9 +8,10 @@
   being written (after its bytes are on disk under a temporary name, before the rename; or the
   first such write after N, when two workers race), the
   driver process and the writing process are killed with SIGKILL.
-- ``ISOSWEEP_TEST_KILL_IN_COMPACT="PHASE"``: ``isosweep compact`` kills itself at PHASE
-  (``after-write``: merged file written, nothing removed; ``mid-remove``: half of the merged
-  files removed).
+- ``ISOSWEEP_TEST_KILL_IN_COMPACT="PHASE"``: a compaction (``isosweep compact``, a sweep's end)
+  kills its process at PHASE (``after-write``: merged file written, nothing removed;
+  ``mid-remove``: half of the merged files removed); ``worker-after-write`` and
+  ``worker-mid-remove``: a worker merging a unit's files kills the driver and itself there.
 
 They exist so that the crash-safety tests can put real crashes at exact points. The driver hands
 the switches to its workers through Ray's runtime environment (``worker_env``), never through the
@@ -80,14 +81,22 @@ class Faults:
 
 
 def compact_kill_point(phase: str) -> None:
-    """Kill this process if the compaction test switch names ``phase``."""
-    if os.environ.get(KILL_IN_COMPACT_ENV) == phase:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Kill this process if the compaction test switch names ``phase``; in a worker (phases
+    ``worker-...``, the merge of a unit's files), the driver first, as a sweep killed mid-merge."""
+    if os.environ.get(KILL_IN_COMPACT_ENV) != phase:
+        return
+    driver = os.environ.get(DRIVER_PID_ENV)
+    if driver and int(driver) != os.getpid():
+        try:
+            os.kill(int(driver), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def worker_env() -> dict[str, str]:
     """The switches set in the driver's environment, for the workers' runtime environment."""
-    env = {k: os.environ[k] for k in (RAISE_ENV, KILL_IN_WRITE_ENV) if os.environ.get(k)}
+    env = {k: os.environ[k] for k in (RAISE_ENV, KILL_IN_WRITE_ENV, KILL_IN_COMPACT_ENV) if os.environ.get(k)}
     if env:
         env[DRIVER_PID_ENV] = str(os.getpid())
     return env

@@ -123,3 +123,26 @@ def write_trial(store: Store, cfg: TrialConfig) -> str:
                          curves=[{"step": 1, "epoch": 1, "loss": 1.0, "recon": 0.5, "kl": 0.5}])
     store.write_result(result, "test", {})
     return cfg.key
+
+
+def wait_until_still(store: Path, quiet_s: float = 5.0, limit_s: float = 120.0) -> None:
+    """Wait until no file under ``store`` has changed for ``quiet_s`` seconds: after a driver is
+    killed, its workers may write (or merge) on for a moment until Ray stops them."""
+    def state() -> dict[str, tuple[int, int]]:
+        found = {}
+        for p in store.rglob("*"):
+            try:
+                # Ray's experiment folder and the claims (leases are renewed) are not the tables.
+                if p.is_file() and p.relative_to(store).parts[0] not in ("ray", "claims"):
+                    found[str(p)] = (p.stat().st_mtime_ns, p.stat().st_size)
+            except FileNotFoundError:
+                continue
+        return found
+
+    deadline = time.monotonic() + limit_s
+    last, since = state(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = state()
+        if now != last:
+            last, since = now, time.monotonic()

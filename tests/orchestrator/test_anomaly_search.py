@@ -130,6 +130,7 @@ def test_history_holds_complete_points_and_queues_unfinished_ones(tmp_path, data
     assert queued.ask(fixed_distributions=search_space(spec)).params == {"lam1": 3000.0, "lam2": 4000.0}
 
 
+@pytest.mark.slow
 def test_a_search_killed_mid_write_is_finished_by_resume(tmp_path, data_root):
     store = tmp_path / "store"
     killed = _search(store, data_root, "--num-samples", "3", "--seeds", "2",

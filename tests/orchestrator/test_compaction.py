@@ -59,7 +59,7 @@ def test_compaction_merges_files_and_changes_no_answer(store_copy):
     assert "compacted 0 file(s) into 0 file(s)" in isosweep("compact", "--store", str(store_copy)).stdout
 
 
-@pytest.mark.parametrize("phase", ["after-write", "mid-remove"])
+@pytest.mark.parametrize("phase", ["after-write", pytest.param("mid-remove", marks=pytest.mark.slow)])
 def test_compaction_killed_at_each_phase(store_copy, phase):
     before = views(store_copy)
     proc = subprocess.run([EXE, "compact", "--store", str(store_copy)], env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
@@ -73,6 +73,7 @@ def test_compaction_killed_at_each_phase(store_copy, phase):
     assert all(len(files(store_copy, t)) == 1 for t in VIEW_SQL)
 
 
+@pytest.mark.slow
 def test_compaction_beside_a_running_sweep(tmp_path):
     store = tmp_path / "store"
     sweep = subprocess.Popen([EXE, "run", "toy", "--budget", "smoke", "--fuse", "5", "--store", str(store)],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli_env, isosweep
+from conftest import cli_env, isosweep, wait_until_still
 from isosweep.orchestrator.faults import KILL_IN_WRITE_ENV, RAISE_ENV, Faults
 
 EXE = str(Path(sys.executable).parent / "isosweep")
@@ -41,19 +41,34 @@ def run_killed_in_write(store: Path, after: int) -> subprocess.Popen:
     proc.wait(timeout=300)
     assert proc.returncode == -signal.SIGKILL, "the driver was killed by the switch"
     _kill_group(proc)
+    wait_until_still(store)
     return proc
 
 
 def run_killed_from_outside(store: Path, when_done: int) -> None:
-    """Start a sweep and SIGKILL it once ``when_done`` trials are in the store."""
-    proc = subprocess.Popen([EXE, *SWEEP, "--store", str(store)], env=cli_env(), start_new_session=True,
+    """Start a sweep and SIGKILL it once ``when_done`` trials are in the store. Bundles of 5: a
+    worker writes (and merges) the whole bundle it is training even after its driver is gone, so
+    two bundles of 45 would leave nothing to run again."""
+    proc = subprocess.Popen([EXE, *SWEEP, "--fuse", "5", "--store", str(store)], env=cli_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(list(store.glob("trials/*/*.parquet"))) >= when_done:
+        if trials_written(store) >= when_done:
             break
         time.sleep(0.05)
     _kill_group(proc)
+    wait_until_still(store)
+
+
+def trials_written(store: Path) -> int:
+    """Rows in the store's trials files (per-trial, or compacted: a worker merges its unit's files)."""
+    rows = 0
+    for path in store.glob("trials/*/*.parquet"):
+        try:
+            rows += pq.read_metadata(path).num_rows
+        except (FileNotFoundError, OSError):
+            continue  # merged away meanwhile
+    return rows
 
 
 def finished_runs(store: Path) -> dict[str, str]:
@@ -90,7 +105,8 @@ def _recover(store: Path, how: str) -> None:
     assert "ok 90, failed 0, diverged 0, missing 0 of 90" in out
 
 
-@pytest.mark.parametrize("after,how", [(30, "run"), (89, "resume")])
+# (30, "run") is also a case of test_every_kill_point_with_both_recoveries: slow here.
+@pytest.mark.parametrize("after,how", [pytest.param(30, "run", marks=pytest.mark.slow), (89, "resume")])
 def test_driver_killed_during_a_store_write(tmp_path, after, how):
     store = tmp_path / "store"
     run_killed_in_write(store, after)
@@ -164,6 +180,7 @@ def test_injected_faults_are_retried_from_checkpoints_and_change_nothing(tmp_pat
         assert epochs == [1, 2]
 
 
+@pytest.mark.slow
 def test_extending_a_finished_sweep_runs_only_new_keys(tmp_path):
     store = str(tmp_path / "store")
     first = isosweep(*SWEEP, "--where", "dataset=mix,loss=se,lam=1|2", "--store", store).stdout

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli_env, isosweep
+from conftest import cli_env, isosweep, wait_until_still
 from isosweep.orchestrator.compact import MAX_COMPACTED, tiered_inputs
 from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
 
@@ -54,32 +56,64 @@ def test_tiered_rule_bounds_files_and_rewrites(tmp_path):
     assert written <= (math.log2(400) + 2) * total, (written, total)
 
 
+def snapshot(store: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(store)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for table in TABLES for p in (store / table).rglob("*") if p.is_file()}
+
+
 def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
     store = tmp_path / "store"
-    out = isosweep(*MIX, "--store", str(store)).stdout
-    assert "merged 120 per-trial and compacted file(s) into 4" in out, out
+    # --fuse 3: ten units, each merged by its worker into one file per table; the sweep's end then
+    # merges the smallest of those ten until MAX_COMPACTED remain.
+    out = isosweep(*MIX, "--fuse", "3", "--store", str(store)).stdout
+    assert "workers merged 120 per-trial file(s) into 40" in out, out
+    assert "per-trial and compacted file(s) into 4 in" in out, out
     for table in TABLES:
-        (name,) = files(store, table)
-        assert name.startswith("compact-")
+        names = files(store, table)
+        assert len(names) == MAX_COMPACTED and all(n.startswith("compact-") for n in names), (table, names)
     assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
-    # A later sweep merges its new files into the folder's compacted ones (incrementally).
+    # Running it again trains nothing and touches no file.
+    before = snapshot(store)
+    assert "30 already complete, 0 to run" in isosweep(*MIX, "--store", str(store)).stdout
+    assert snapshot(store) == before
+    # A later sweep adds its workers' files; the folder stays within the bound.
     isosweep("run", "toy", "--budget", "smoke", "--where", "dataset=norm", "--store", str(store))
-    assert all(1 <= len(files(store, t)) <= 2 for t in TABLES), {t: files(store, t) for t in TABLES}
+    assert all(len(files(store, t)) <= MAX_COMPACTED for t in TABLES), {t: files(store, t) for t in TABLES}
     assert counts(store) == {"n": 60, "k": 60, "dims": 180, "curves": 120}
     # --no-compact keeps one file per trial and table.
     out = isosweep("run", "toy", "--budget", "smoke", "--where", "dataset=ramp", "--no-compact", "--store", str(store)).stdout
     assert "merged" not in out
     assert sum(not n.startswith("compact-") for n in files(store, "trials")) == 30
     assert counts(store) == {"n": 90, "k": 90, "dims": 270, "curves": 180}
-    assert "90 already complete, 0 to run" in isosweep("run", "toy", "--budget", "smoke", "--store", str(store)).stdout
+    out = isosweep("run", "toy", "--budget", "smoke", "--store", str(store)).stdout
+    assert "90 already complete, 0 to run" in out
     # That run had nothing to train, and merged the files --no-compact left.
-    assert all(len(files(store, t)) <= 2 for t in TABLES)
+    merged = re.search(r"merged (\d+) per-trial and compacted file\(s\) into 4 in", out)
+    assert merged and int(merged.group(1)) >= 120, out
+    for table in TABLES:
+        names = files(store, table)
+        assert len(names) <= MAX_COMPACTED and all(n.startswith("compact-") for n in names), (table, names)
+    assert counts(store) == {"n": 90, "k": 90, "dims": 270, "curves": 180}
 
 
-@pytest.mark.parametrize("phase", ["after-write", "mid-remove"])
-def test_killed_during_the_sweep_end_merge(tmp_path, phase):
+def trial_runs(store: Path) -> dict[str, set]:
+    """trial key -> run ids in the raw trials files (per-trial and compacted)."""
+    runs: dict[str, set] = {}
+    for path in store.glob("trials/*/*.parquet"):
+        for row in pq.read_table(path, columns=["trial_key", "run_id"]).to_pylist():
+            runs.setdefault(row["trial_key"], set()).add(row["run_id"])
+    return runs
+
+
+@pytest.mark.parametrize("phase,fuse", [
+    ("worker-after-write", "auto"),  # a worker merging its unit's files kills the driver and itself
+    pytest.param("worker-mid-remove", "auto", marks=pytest.mark.slow),
+    pytest.param("after-write", "3", marks=pytest.mark.slow),  # the sweep's end (ten units: it merges)
+    pytest.param("mid-remove", "3", marks=pytest.mark.slow),
+])
+def test_killed_during_a_merge(tmp_path, phase, fuse):
     store = tmp_path / "store"
-    proc = subprocess.Popen([EXE, *MIX, "--store", str(store)], env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
+    proc = subprocess.Popen([EXE, *MIX, "--fuse", fuse, "--store", str(store)], env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = proc.communicate(timeout=600)[0]
     try:  # the local Ray processes the killed driver started die with its session
@@ -87,13 +121,20 @@ def test_killed_during_the_sweep_end_merge(tmp_path, phase):
     except ProcessLookupError:
         pass
     assert proc.returncode == -signal.SIGKILL, output
-    # The merged file exists beside (some of) the files it merged: every trial is still seen once.
-    assert len(files(store, "dims")) > 1
-    assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
-    # Running the sweep again trains nothing and finishes the merge.
+    wait_until_still(store)
+    # The merged file exists beside (some of) the files it merged: every trial written is seen once.
+    before = trial_runs(store)
+    assert before and all(len(runs) == 1 for runs in before.values()), before
+    found = counts(store)
+    assert found["n"] == found["k"] == len(before), found
+    # Running the sweep again trains only what was not written, and finishes the merges.
     out = isosweep(*MIX, "--store", str(store)).stdout
-    assert "30 already complete, 0 to run" in out and "ok 30, failed 0" in out
-    assert all(len(files(store, t)) == 1 for t in TABLES), {t: files(store, t) for t in TABLES}
+    assert f"{len(before)} already complete, {30 - len(before)} to run" in out and "ok 30, failed 0" in out, out
+    after = trial_runs(store)
+    assert all(after[key] == runs for key, runs in before.items())  # nothing finished was run again
+    for table in TABLES:
+        names = files(store, table)
+        assert len(names) <= MAX_COMPACTED and all(n.startswith("compact-") for n in names), (table, names)
     assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
 
 

@@ -4,7 +4,8 @@ the same number of trivial trials through plain Ray Tune, in one command.
 isosweep's side runs ``isosweep run toy --budget smoke --seeds S`` (S = trials / 90, rounded up:
 10,080 trials for 10,000) into a fresh store, bundled and fused as ``--fuse auto`` decides, with the
 sweep-end compaction on, and prints:
-  - the sweep's wall time, and the part of it the sweep-end compaction took;
+  - the sweep's wall time, and the part of it compaction took: the workers' merges of their units'
+    files (worker-seconds over the slots) plus the sweep-end merge;
   - the overhead per trial per slot: wall time x slots / trials, less the trials' own compute per
     trial, measured by training the sweep's own bundles in this process (one thread, as a slot
     has; ``--compute-sample`` members of each bundle, scaled to the bundle);
@@ -44,8 +45,9 @@ from isosweep.trainers.run import run_bundle
 EXE = str(Path(sys.executable).parent / "isosweep")
 
 
-def isosweep_sweep(store: Path, seeds: int) -> tuple[float, float, str]:
-    """Run the sweep through the CLI; (wall seconds, sweep-end compaction seconds, output)."""
+def isosweep_sweep(store: Path, seeds: int) -> tuple[float, float, float, str]:
+    """Run the sweep through the CLI; (wall seconds, sweep-end compaction seconds, the workers'
+    merges in worker-seconds, output)."""
     env = {k: v for k, v in os.environ.items() if k != "ISOSWEEP_STORE"}
     start = time.perf_counter()
     proc = subprocess.run([EXE, "run", "toy", "--budget", "smoke", "--seeds", str(seeds), "--max-trials", "1000000",
@@ -54,7 +56,9 @@ def isosweep_sweep(store: Path, seeds: int) -> tuple[float, float, str]:
     if proc.returncode != 0:
         raise SystemExit(f"the sweep failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     merged = re.search(r"merged \d+ per-trial and compacted file\(s\) into \d+ in ([0-9.]+)s", proc.stdout)
-    return wall, float(merged.group(1)) if merged else 0.0, proc.stdout
+    workers = re.search(r"workers merged \d+ per-trial file\(s\) into \d+ in ([0-9.]+)s", proc.stdout)
+    return (wall, float(merged.group(1)) if merged else 0.0, float(workers.group(1)) if workers else 0.0,
+            proc.stdout)
 
 
 def compute_per_trial(seeds: int, slots: int, sample: int) -> float:
@@ -119,14 +123,18 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     print(f"{trials} toy trials at the smoke budget ({seeds} seeds), {slots} slots (cores)", flush=True)
 
-    wall, compaction, output = isosweep_sweep(root, seeds)
+    wall, sweep_end, workers, output = isosweep_sweep(root, seeds)
+    # The workers merge on their slots while others train: their share of the wall time is their
+    # worker-seconds over the slots; the sweep-end merge holds up the whole sweep.
+    compaction = sweep_end + workers / slots
     ok = re.search(r"ok (\d+), failed (\d+), diverged (\d+), missing (\d+)", output)
     files = {t: sum(1 for _ in (root / t).rglob("*.parquet")) for t in ("trials", "dims", "curves", "points")}
     first, best, rows = summary_latency(root)
     compute = compute_per_trial(seeds, slots, args.compute_sample)
     ours = wall * slots / trials - compute
-    print(f"isosweep: {wall:.1f} s wall ({ok.group(0) if ok else 'no status line'}), of which sweep-end "
-          f"compaction {compaction:.1f} s ({100 * compaction / wall:.1f} %)")
+    print(f"isosweep: {wall:.1f} s wall ({ok.group(0) if ok else 'no status line'}); compaction "
+          f"{compaction:.1f} s ({100 * compaction / wall:.1f} % of the wall time): workers' merges {workers:.1f} "
+          f"worker-s over {slots} slots, sweep-end merge {sweep_end:.1f} s")
     print(f"isosweep: trials' own compute {compute * 1000:.1f} ms per trial (in-process, one thread); "
           f"overhead {ours:.3f} s per trial per slot")
     print(f"isosweep: files left in the store's tables: {json.dumps(files)}")

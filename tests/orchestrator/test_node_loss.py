@@ -18,6 +18,7 @@ from isosweep.store import Store  # noqa: E402
 from isosweep.studies import get_study  # noqa: E402
 
 
+@pytest.mark.slow
 def test_removing_a_worker_node_mid_sweep(tmp_path):
     # Trials of about a second each, so that some are surely running when the node goes.
     configs = [c.__class__(**{**c.to_dict(), "hidden": tuple(c.hidden), "epochs": 20, "n_train": 2048})

@@ -58,12 +58,6 @@ class CompactionReport:
     kept_changed: list[str] = field(default_factory=list)
     skipped_corrupt: list[str] = field(default_factory=list)
 
-    def add(self, other: "CompactionReport") -> None:
-        self.merged_files += other.merged_files
-        self.written_files += other.written_files
-        self.kept_changed += other.kept_changed
-        self.skipped_corrupt += other.skipped_corrupt
-
 
 def is_compacted(path: str) -> bool:
     return os.path.basename(path).startswith(COMPACT_PREFIX)
@@ -134,8 +128,8 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
             table = table.filter(pc.is_in(pairs, pa.array(fresh, pa.string())))
         parts.append(_conform(table, schema))
         inputs.append((path, signature))
-    if len(inputs) < 2 and not (inputs and not is_compacted(inputs[0][0])):
-        return  # nothing to gain: one compacted file (or none) rewritten as itself
+    if not inputs or (len(inputs) == 1 and is_compacted(inputs[0][0])):
+        return  # nothing to gain: one compacted file rewritten as itself
     _write_and_remove(store, study_dir, parts, inputs, report, kill)
 
 
@@ -173,10 +167,8 @@ def merge_written(store: Store, written: list[tuple[str, str, pa.Table]], kill: 
     groups: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
     for table_name, path, table in written:
         groups.setdefault((table_name, os.path.dirname(path)), []).append((path, table))
-    for table_name in WRITE_ORDER:
-        for (name, study_dir), files in sorted(groups.items()):
-            if name != table_name or len(files) < 2:
-                continue
+    for (name, study_dir), files in sorted(groups.items(), key=lambda g: (WRITE_ORDER.index(g[0][0]), g[0][1])):
+        if len(files) >= 2:
             parts = [_conform(table, TABLES[name]) for _, table in files]
             _write_and_remove(store, study_dir, parts, [(path, None) for path, _ in files], report, kill)
     return report

@@ -193,8 +193,10 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
                     store.before_commit = faults.write_hook(len(store.completed_keys()))
                 if not claims.still_held(result.key):
                     continue  # this worker stalled past its lease and another took the key over: it writes
-                files += store.write_result(result, config["sweep"], config["provenance"])
-                if not merge:
+                written_files = store.write_result(result, config["sweep"], config["provenance"])
+                if merge:
+                    files += written_files  # the rows stay in memory until the unit's merge
+                else:
                     claims.release(result.key)
                 finished(result)
                 written.append([index[result.key], result.key, result.status.value, result.wall_s])

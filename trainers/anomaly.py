@@ -58,14 +58,12 @@ SCORE_CHUNK = 16_384
 MEASURE_ROWS = 2_000
 DEFAULT_SNAPSHOTS = 10
 DEFAULT_VAL_FRACTION = 0.1
-CPU_UNIT_MEMBERS = 8
+CPU_UNIT_MEMBERS = 16
 """At most this many members step as one stacked model on a CPU; a larger bundle trains as several
 such units side by side. On a CPU the stacked step is bound by its arithmetic and by the caches.
-``benchmarks/anomaly_fusion.py --unit-sweep`` (training alone, one thread, 60 epochs) measured on
-this project's 2-core CPU, member-epochs per second for units of K members of Thyroid: K = 1 (the
-unbundled trial's code) 124, 4: 211, 8: 268, 16: 241, 25: 235 (another run: best at 16, 2.05x;
-the spread between 8 and 25 is within the machine's noise); Arrhythmia, whose wider layers already
-keep one core busy, gains about 1.2x at any K from 4 to 25.
+Measured on this project's 2-core CPU (training alone, one thread, Thyroid, 100 epochs, two runs),
+member-epochs per second for units of K members: K = 1 (the unbundled trial's code) 147-155,
+8: 305-318, 12: 304-323, 16: 329-350, 25: 300-309.
 On a GPU one unit holds the whole bundle."""
 
 Tensor = torch.Tensor

@@ -44,23 +44,69 @@ def _linears(module: nn.Sequential) -> list[nn.Linear]:
     return [m for m in module if isinstance(m, nn.Linear)]
 
 
-class _FeatureMajorLinear(torch.autograd.Function):
-    """``y^T = W x^T + b`` for K members at once, with activations kept feature-major: (K, features,
-    batch). Every matmul then has the batch as its long side (the layers here are 6 to 274 wide,
-    the batches up to 1,024 rows), which CPU kernels run several times faster than the
-    batch-major products whose output is only a few columns wide; the backward pass keeps that
-    shape too (``benchmarks/anomaly_fusion.py``)."""
+LEAKY_SLOPE = 0.01
+"""``nn.LeakyReLU``'s default negative slope, the one ``isosweep.trainers.models`` uses."""
+
+_IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "leaky_relu": lambda h: torch.nn.functional.leaky_relu_(h, LEAKY_SLOPE),
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+}
+
+
+def _activation_backward(grad: Tensor, out: Tensor, activation: str) -> Tensor:
+    """The gradient through ``activation``, from the activation's output ``out``: a (leaky) ReLU's
+    output has its input's sign, and tanh' = 1 - tanh^2."""
+    if activation == "leaky_relu":
+        return torch.ops.aten.leaky_relu_backward(grad, out, LEAKY_SLOPE, True)
+    if activation == "relu":
+        return torch.ops.aten.threshold_backward(grad, out, 0.0)
+    if activation == "tanh":
+        return torch.ops.aten.tanh_backward(grad, out)
+    raise ValueError(f"no stacked backward for activation {activation!r}")
+
+
+class _FeatureMajorChain(torch.autograd.Function):
+    """A chain of layers ``h <- act(W h + b)`` (no activation after the last) for K members at
+    once, with activations kept feature-major: (K, features, batch). Every matmul then has the
+    batch as its long side (the layers here are 6 to 274 wide, the batches up to 1,024 rows),
+    which CPU kernels run several times faster than batch-major products whose output is only a
+    few columns wide.
+
+    One autograd node for the whole chain rather than two per layer: the activations are applied
+    in place, and the backward pass keeps only each layer's input, from which it reads the
+    activation's derivative too (it is the previous activation's output). A stacked Thyroid step
+    spends about half its time in these matmuls; the rest is per-operation work, which this cuts
+    (``benchmarks/anomaly_fusion.py --unit-sweep``)."""
 
     @staticmethod
-    def forward(ctx: Any, xt: Tensor, w: Tensor, b: Tensor) -> Tensor:  # (K, i, B), (K, o, i), (K, o, 1)
-        ctx.save_for_backward(xt, w)
-        return torch.baddbmm(b, w, xt)
+    def forward(ctx: Any, h: Tensor, activation: str, *params: Tensor) -> Tensor:  # (K, i, B), then W0, b0, W1, b1, ...
+        weights, biases = params[0::2], params[1::2]
+        inputs = []
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            inputs.append(h)
+            h = torch.baddbmm(b, w, h)
+            if i < len(weights) - 1:
+                _IN_PLACE[activation](h)
+        ctx.activation = activation
+        ctx.save_for_backward(*inputs, *weights)
+        return h
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], Tensor, Tensor]:
-        xt, w = ctx.saved_tensors
-        grad_x = torch.bmm(w.transpose(1, 2), grad) if ctx.needs_input_grad[0] else None
-        return grad_x, torch.bmm(grad, xt.transpose(1, 2)), grad.sum(dim=2, keepdim=True)
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], ...]:
+        saved = ctx.saved_tensors
+        n = len(saved) // 2
+        inputs, weights = saved[:n], saved[n:]
+        grads: list[Optional[Tensor]] = [None] * (2 * n)
+        grad_input: Optional[Tensor] = None
+        for i in reversed(range(n)):
+            grads[2 * i] = torch.bmm(grad, inputs[i].transpose(1, 2))
+            grads[2 * i + 1] = grad.sum(dim=2, keepdim=True)
+            if i > 0:
+                grad = _activation_backward(torch.bmm(weights[i].transpose(1, 2), grad), inputs[i], ctx.activation)
+            elif ctx.needs_input_grad[0]:
+                grad_input = torch.bmm(weights[0].transpose(1, 2), grad)
+        return (grad_input, None, *grads)
 
 
 class StackedVAE:
@@ -69,7 +115,7 @@ class StackedVAE:
     Batch-major (the default): layer weights are stored as (K, in, out) so that
     ``baddbmm(b, x, W)`` maps (K, B, in) to (K, B, out); the mu and log-variance heads share one
     matmul. Feature-major (``feature_major``, the anomaly bundles'): weights (K, out, in), biases
-    (K, out, 1), and the hidden activations (K, features, B) (``_FeatureMajorLinear``); ``encode``
+    (K, out, 1), and the hidden activations (K, features, B) (``_FeatureMajorChain``); ``encode``
     and ``decode`` still take and return (K, B, features) (views). The two layouts compute the
     same products; only the order of floating-point additions differs.
     """
@@ -113,29 +159,43 @@ class StackedVAE:
     def parameters(self) -> list[Tensor]:
         return [*self.weights, *self.biases]
 
-    def _linear(self, h: Tensor, w: Tensor, b: Tensor) -> Tensor:
-        """One layer: (K, B, in) -> (K, B, out) batch-major; (K, in, B) -> (K, out, B) feature-major."""
+    def _chain(self, h: Tensor, start: int, stop: int) -> Tensor:
+        """Layers ``start:stop``, an activation after each but the last: batch-major (K, B, in)
+        -> (K, B, out), or feature-major (K, in, B) -> (K, out, B) as one ``_FeatureMajorChain``."""
+        weights, biases = self.weights[start:stop], self.biases[start:stop]
         if self.feature_major:
-            return _FeatureMajorLinear.apply(h, w, b)
-        return torch.baddbmm(b, h, w)
+            params = [t for pair in zip(weights, biases) for t in pair]
+            return _FeatureMajorChain.apply(h, self.activation, *params)
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < len(weights) - 1:
+                h = self.act(h)
+        return h
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = x.transpose(1, 2) if self.feature_major else x
-        for w, b in zip(self.weights[:self.n_body], self.biases[:self.n_body]):
-            h = self.act(self._linear(h, w, b))
-        heads = self._linear(h, self.weights[self.n_body], self.biases[self.n_body])
+        # The body's layers and the heads' one matmul: an activation after each layer but the heads.
         if self.feature_major:
+            heads = self._chain(x.transpose(1, 2), 0, self.n_body + 1)
             return heads[:, :self.latent_dim].transpose(1, 2), heads[:, self.latent_dim:].transpose(1, 2)
+        heads = self._chain(x, 0, self.n_body + 1)
         return heads[..., :self.latent_dim], heads[..., self.latent_dim:]
 
     def decode(self, z: Tensor) -> Tensor:
-        layers = list(zip(self.weights[self.n_body + 1:], self.biases[self.n_body + 1:]))
-        h = z.transpose(1, 2) if self.feature_major else z
-        for i, (w, b) in enumerate(layers):
-            h = self._linear(h, w, b)
-            if i < len(layers) - 1:
-                h = self.act(h)
-        return h.transpose(1, 2) if self.feature_major else h
+        if self.feature_major:
+            return self._chain(z.transpose(1, 2), self.n_body + 1, len(self.weights)).transpose(1, 2)
+        return self._chain(z, self.n_body + 1, len(self.weights))
+
+    def decode_pair(self, mu: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``(decode(mu), decode(z))`` in one pass over the decoder, the two batches side by side:
+        half the operations, each twice as long (the decomposed form decodes both, METHOD.md
+        section 2). Column j of a product depends only on column j of its input, so this computes
+        the same values; only the order of the additions in the weight gradients differs."""
+        if not self.feature_major:
+            return self.decode(mu), self.decode(z)
+        batch = mu.shape[1]
+        both = self._chain(torch.cat([mu.transpose(1, 2), z.transpose(1, 2)], dim=2), self.n_body + 1,
+                           len(self.weights))
+        return both[:, :, :batch].transpose(1, 2), both[:, :, batch:].transpose(1, 2)
 
     def member(self, k: int, template: MLPVAE) -> MLPVAE:
         """Member k as an ordinary MLPVAE (a copy of ``template`` with k's parameters), on the

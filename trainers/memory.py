@@ -13,8 +13,9 @@ size ``n``::
 
 Measured (``tests/trainers/test_memory.py`` counts the bytes autograd saves for the backward pass
 of a stacked step, per member, with ``torch.autograd.graph.saved_tensors_hooks``): 4.1 bytes per row
-and unit of width for the toy network (batch-major), 7.6 for Thyroid's, 6.1 for Arrhythmia's and
-6.8 for KDDCup's (feature-major). ``SAVED_BYTES`` = 8 covers them all. ``BACKWARD_FACTOR`` = 2 is a
+and unit of width for the toy network (batch-major), 4.4 for Thyroid's, 4.6 for Arrhythmia's and
+4.2 for KDDCup's (feature-major: one saved input per layer, ``isosweep.trainers.fused._FeatureMajorChain``).
+``SAVED_BYTES`` = 8 covers them all. ``BACKWARD_FACTOR`` = 2 is a
 bound, not a measurement: during the backward pass the gradients of the activations exist beside
 them, at most as large. ``benchmarks/gpu.py`` measures the real peak on a GPU
 (``torch.cuda.max_memory_allocated``) against this estimate.
@@ -27,7 +28,7 @@ from isosweep.trainers.config import TrialConfig
 PARAM_BYTES = 20
 """float32 parameter, gradient, Adam's exp_avg and exp_avg_sq (16 bytes), and the member's snapshot view (4)."""
 SAVED_BYTES = 8
-"""Bytes saved for the backward pass per row and unit of activation width (measured at most 7.6)."""
+"""Bytes saved for the backward pass per row and unit of activation width (measured at most 4.6)."""
 BACKWARD_FACTOR = 2
 """The activations' gradients beside the saved activations during the backward pass (a bound)."""
 

@@ -53,14 +53,18 @@ def vae_terms(model: VAE, x: Tensor, eps: Tensor, form: str, weights: Sequence[A
     """
     mu, logvar = model.encode(x)
     z = mu + (0.5 * logvar).exp() * eps
-    x_hat = model.decode(z)
     kl = kl_per_dim(mu, logvar).sum(dim=-1)
     if form == "conventional":
+        x_hat = model.decode(z)
         (lam,) = weights
         reconstruction = recon(x, x_hat)
         return {"loss": lam * reconstruction + kl, "recon": reconstruction, "kl": kl}
     lam1, lam2 = weights
-    x_breve = model.decode(mu)
+    decode_pair = getattr(model, "decode_pair", None)  # a stacked model decodes both in one pass
+    if decode_pair is not None:
+        x_breve, x_hat = decode_pair(mu, z)
+    else:
+        x_hat, x_breve = model.decode(z), model.decode(mu)
     transform_loss = transform(x, x_breve)
     coding_loss = coding(x_breve, x_hat)
     return {

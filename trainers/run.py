@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from isosweep.trainers.allocator import keep_freed_memory
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import make_data
 from isosweep.trainers.device import DeviceLike, device_name, resolve
@@ -73,6 +74,7 @@ def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
     device ``where`` (``"cuda"`` or ``"cpu"``; default the CPU); one result per trial, in order."""
     if not fusable(cfgs):
         raise ValueError("these trials cannot be fused; run them one by one with run_trial")
+    keep_freed_memory()
     return kind_of(cfgs[0]).run(cfgs, report, checkpoint, data_root, where)
 
 
@@ -86,4 +88,5 @@ def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
     infinite loss) is a result, not an error: it is returned with status ``diverged``. Any other
     exception propagates to the caller, which decides on retries.
     """
+    keep_freed_memory()
     return kind_of(cfg).run([cfg], report, checkpoint, data_root, where)[0]

@@ -92,14 +92,21 @@ def test_decomposed_members_with_a_transform_loss_fuse_exactly():
             torch.testing.assert_close(p_fused, p_alone, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu", "tanh"])
+def test_the_feature_major_chain_has_the_gradients_of_its_layers(activation):
+    from isosweep.trainers.fused import _FeatureMajorChain
+
+    torch.manual_seed(0)
+    params = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+              for shape in [(2, 4, 5), (2, 4, 1), (2, 3, 4), (2, 3, 1), (2, 2, 3), (2, 2, 1)]]
+    h = torch.randn(2, 5, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, *p: _FeatureMajorChain.apply(x, activation, *p), (h, *params))
+
+
 def test_the_feature_major_layout_computes_the_batch_major_model_and_its_gradients():
-    from isosweep.trainers.fused import StackedVAE, _FeatureMajorLinear
+    from isosweep.trainers.fused import StackedVAE
     from isosweep.trainers.models import build_model
 
-    xt, w, b = (torch.randn(2, 5, 7, dtype=torch.float64, requires_grad=True),
-                torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True),
-                torch.randn(2, 3, 1, dtype=torch.float64, requires_grad=True))
-    assert torch.autograd.gradcheck(_FeatureMajorLinear.apply, (xt, w, b))
     models = [build_model(6, (8, 4), 3, "leaky_relu", seed) for seed in (0, 1)]
     batch = StackedVAE.from_models(models, "leaky_relu", torch.float64)
     feature = StackedVAE.from_models(models, "leaky_relu", torch.float64, feature_major=True)
@@ -107,6 +114,18 @@ def test_the_feature_major_layout_computes_the_batch_major_model_and_its_gradien
     for a, b in zip(batch.encode(x), feature.encode(x)):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(batch.decode(x[..., :3]), feature.decode(x[..., :3]))
+    # Both decoder passes in one: the same outputs, and the same gradients as two passes.
+    mu, z = x[..., :3], x[..., 3:]
+    pair = feature.decode_pair(mu, z)
+    for a, b in zip(pair, (batch.decode(mu), batch.decode(z))):
+        torch.testing.assert_close(a, b)
+    (pair[0].square().sum() + pair[1].sum()).backward()
+    (batch.decode(mu).square().sum() + batch.decode(z).sum()).backward()
+    decoder = slice(feature.n_body + 1, None)
+    for w_feature, w_batch in zip(feature.weights[decoder], batch.weights[decoder]):
+        torch.testing.assert_close(w_feature.grad, w_batch.grad.transpose(1, 2))
+    for b_feature, b_batch in zip(feature.biases[decoder], batch.biases[decoder]):
+        torch.testing.assert_close(b_feature.grad, b_batch.grad.transpose(1, 2))
     for k, template in enumerate(models):
         for p, q in zip(feature.member(k, template).parameters(), template.double().parameters()):
             assert torch.equal(p, q)

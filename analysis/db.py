@@ -201,6 +201,15 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Optional[Sequence[A
     return QueryResult([d[0] for d in cur.description], cur.fetchall())
 
 
+def _interrupt_until_done(con: duckdb.DuckDBPyConnection, done: threading.Event) -> None:
+    """Interrupt the connection until the helper thread's work has ended. Interrupting a connection
+    that is between statements (the query not started yet) does nothing, so one call could miss
+    a query that starts just after it; that query would then run to its end."""
+    con.interrupt()
+    while not done.wait(0.1):
+        con.interrupt()
+
+
 def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], deadline: Optional[float]) -> QueryResult:
     """``work()`` (a query on ``con``) run in a helper thread while this one waits, so that both a
     deadline and Ctrl-C stop it: DuckDB runs a query without giving Python's signal handlers a
@@ -224,12 +233,10 @@ def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], de
     try:
         while not done.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))):
             if deadline is not None and time.monotonic() >= deadline:
-                con.interrupt()
-                done.wait()
+                _interrupt_until_done(con, done)
                 raise _TimedOut
     except KeyboardInterrupt:
-        con.interrupt()
-        done.wait()
+        _interrupt_until_done(con, done)
         raise
     if "error" in outcome:
         raise outcome["error"]

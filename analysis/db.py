@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from isosweep.errors import UsageError, first_line
+from isosweep.interrupts import deferred_interrupt
 from isosweep.schema import TABLES
 from isosweep.store import Store, glob_escape
 
@@ -210,12 +211,13 @@ def _interrupt_until_done(con: duckdb.DuckDBPyConnection, done: threading.Event)
         con.interrupt()
 
 
-def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], deadline: Optional[float]) -> QueryResult:
+def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], deadline: Optional[float],
+             stop: threading.Event) -> QueryResult:
     """``work()`` (a query on ``con``) run in a helper thread while this one waits, so that both a
-    deadline and Ctrl-C stop it: DuckDB runs a query without giving Python's signal handlers a
-    turn, so a query run here directly would ignore Ctrl-C until it ended. Either one interrupts
-    the connection (``con.interrupt()``) and waits for the query to stop; then _TimedOut or
-    KeyboardInterrupt."""
+    deadline and Ctrl-C (``stop``, set by :func:`deferred_interrupt`) stop it: DuckDB runs a query
+    without giving Python's signal handlers a turn, so a query run here directly would ignore
+    Ctrl-C until it ended. Either one interrupts the connection (``con.interrupt()``) and waits for
+    the query to stop; then _TimedOut or KeyboardInterrupt."""
     outcome: dict[str, Any] = {}
     # An Event, not Thread.join(timeout): a KeyboardInterrupt inside join() can leave the thread
     # looking finished while DuckDB still runs in it (seen with Python 3.11).
@@ -232,12 +234,16 @@ def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], de
     threading.Thread(target=run, name="isosweep-query", daemon=True).start()
     try:
         while not done.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))):
+            if stop.is_set():
+                raise KeyboardInterrupt
             if deadline is not None and time.monotonic() >= deadline:
                 _interrupt_until_done(con, done)
                 raise _TimedOut
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # from ``stop``, or raised here where Ctrl-C could not be deferred
         _interrupt_until_done(con, done)
         raise
+    if stop.is_set():
+        raise KeyboardInterrupt
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -258,9 +264,13 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
     for _ in range(3):
         con: Optional[duckdb.DuckDBPyConnection] = None
         try:
-            con = connect(store_url)  # builds the views, which read every file's schema
-            bound = con
-            return _bounded(con, lambda: _fetch(bound, sql, params, as_arrow), deadline)
+            # Ctrl-C is held back, then acted on where stopping is clean: see isosweep.interrupts.
+            with deferred_interrupt() as stop:
+                con = connect(store_url)  # builds the views, which read every file's schema
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                bound = con
+                return _bounded(con, lambda: _fetch(bound, sql, params, as_arrow), deadline, stop)
         except _TimedOut:
             raise UsageError(f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "
                              "(a WHERE, a LIMIT) or allow more time with --timeout SECONDS") from None

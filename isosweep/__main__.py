@@ -2,6 +2,6 @@
 
 import sys
 
-from isosweep.cli import main
+from isosweep.console import main
 
 sys.exit(main())

@@ -7,6 +7,7 @@ one line on stderr that says what is wrong and how to fix it, and nothing writte
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import re
@@ -17,9 +18,10 @@ from typing import Any, Sequence
 
 from isosweep.orchestrator.address import check_address
 from isosweep.errors import UsageError, first_line
+from isosweep.interrupts import deferred_interrupt
 from isosweep.orchestrator.plan import make_plan, parse_fuse
-from isosweep.analysis.db import DEFAULT_TIMEOUT_S
-from isosweep.store import Store, default_store_url
+from isosweep.analysis.db import DEFAULT_TIMEOUT_S, QueryResult
+from isosweep.store import Store, default_store_url, replace_file
 from isosweep.studies import STUDIES, Study, check_inputs, get_study, parse_where
 from isosweep.orchestrator.userdata import load_user_data, stage
 from isosweep.trainers.data import data_root
@@ -419,10 +421,18 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    # Ctrl-C before the result is in is held back to clean points (see isosweep.interrupts): a
+    # KeyboardInterrupt raised inside these imports or the store's first listing could be lost
+    # in a finalizer, and the query would then run to its end.
+    with deferred_interrupt():
+        result = _query_result(args)
+    return _write_query_result(args, result)
+
+
+def _query_result(args: argparse.Namespace) -> QueryResult:
     import duckdb
 
     from isosweep.analysis.db import run_query
-    from isosweep.analysis.formatting import FORMATTERS
     from isosweep.analysis.queries import named_query
 
     if args.format == "parquet" and not args.out:
@@ -437,21 +447,28 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.out:
         _check_out_file(args.out, store)
     try:
-        result = run_query(store.url, sql, as_arrow=args.format == "parquet", timeout=args.timeout)
+        return run_query(store.url, sql, as_arrow=args.format == "parquet", timeout=args.timeout)
     except duckdb.Error as exc:
         raise UsageError(f"query failed: {_without_settings_hint(first_line(exc))}") from None
     if not result.columns:
         raise UsageError("the query returned no result set; write a SELECT over trials, dims, curves or points")
+    return result
+
+
+def _write_query_result(args: argparse.Namespace, result: QueryResult) -> int:
+    from isosweep.analysis.formatting import FORMATTERS
+
     try:
         if result.table is not None:
             import pyarrow.parquet as pq
 
-            pq.write_table(result.table, args.out)
+            buf = io.BytesIO()
+            pq.write_table(result.table, buf)
+            replace_file(args.out, buf.getvalue())  # whole or not at all: a file already there survives a failure
             return 0
         text = FORMATTERS[args.format](result.columns, result.rows)
         if args.out:
-            with open(args.out, "w") as f:
-                f.write(text + "\n")
+            replace_file(args.out, (text + "\n").encode())
         else:
             print(text)
     except OSError as exc:

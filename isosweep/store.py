@@ -95,6 +95,26 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
     }
 
 
+def replace_file(path: str, data: bytes, before_commit: Optional[Callable[[str], None]] = None) -> None:
+    """Write a local file whole or not at all: an interrupted or failed write leaves whatever was
+    at ``path`` before, untouched. ``before_commit(path)`` runs just before the file appears."""
+    # A hidden temporary name in the same folder: never matched by the store's *.parquet globs,
+    # and os.replace within one file system is atomic.
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if before_commit is not None:
+            before_commit(path)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 @dataclass(frozen=True)
 class StoredTrial:
     """One trial as the store holds it: the state columns of its trials row that finished last
@@ -280,18 +300,8 @@ class Store:
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write one file so that no reader ever sees it half-written."""
         if self.local:
-            directory = os.path.dirname(path)
-            os.makedirs(directory, exist_ok=True)
-            # A hidden temporary name in the same folder: never matched by the *.parquet globs,
-            # and os.replace within one file system is atomic.
-            tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if self.before_commit is not None:
-                self.before_commit(path)
-            os.replace(tmp, path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            replace_file(path, data, self.before_commit)
         else:
             if self.before_commit is not None:
                 self.before_commit(path)

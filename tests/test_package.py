@@ -91,7 +91,7 @@ def test_wheel_entry_point(wheel: Path) -> None:
         text = z.read(f"isosweep-{VERSION}.dist-info/entry_points.txt").decode()
     entry_points = configparser.ConfigParser()
     entry_points.read_string(text)
-    assert dict(entry_points["console_scripts"]) == {"isosweep": "isosweep.cli:main"}
+    assert dict(entry_points["console_scripts"]) == {"isosweep": "isosweep.console:main"}
 
 
 def test_wheel_installs_one_package_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:

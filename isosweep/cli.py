@@ -447,7 +447,7 @@ def _query_result(args: argparse.Namespace) -> QueryResult:
     if args.out:
         _check_out_file(args.out, store)
     try:
-        return run_query(store.url, sql, as_arrow=args.format == "parquet", timeout=args.timeout)
+        result = run_query(store.url, sql, as_arrow=args.format == "parquet", timeout=args.timeout)
     except duckdb.Error as exc:
         raise UsageError(f"query failed: {_without_settings_hint(first_line(exc))}") from None
     if not result.columns:

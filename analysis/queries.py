@@ -11,6 +11,10 @@ is written in the SQL and a newly registered study is summarised like the others
 - ``planned``: one row per grid point that a study plans at each budget (seeds aside), with the
   registry's settings (:data:`PLANNED_COLUMNS`); ``plan = study`` are a study's own grid points.
 - ``paper_points``: the paper's (lambda1, lambda2) of each anomaly data set.
+- ``anomaly_trials``: the trials of the studies summarised by ``anomaly_summary``, with ``settings``:
+  ``default``, or the recorded settings in which a trial differs from its study's plan at its budget
+  (``scaling=train_half, epochs=8000``; :data:`isosweep.studies.ANOMALY_SETTINGS`). The tables of
+  the paper's protocol read ``settings = 'default'``; ``@anomaly_ablation`` compares the others.
 
 :func:`named_query` supplies the tables a query reads as common table expressions, so the SQL
 stays runnable by name.
@@ -22,7 +26,7 @@ import re
 from importlib import resources
 from typing import Any, Callable, Sequence
 
-from isosweep.studies import ANOMALY_PAPER_POINT, STUDIES
+from isosweep.studies import ANOMALY_PAPER_POINT, ANOMALY_SETTINGS, STUDIES
 
 PLANNED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("plan", "VARCHAR"), ("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"), ("loss", "VARCHAR"),
@@ -90,12 +94,31 @@ def planned_rows() -> list[tuple[Any, ...]]:
 STUDIES_COLUMNS: tuple[tuple[str, str], ...] = (("plan", "VARCHAR"), ("study", "VARCHAR"), ("summary", "VARCHAR"))
 PAPER_POINT_COLUMNS: tuple[tuple[str, str], ...] = (("dataset", "VARCHAR"), ("lam1", "DOUBLE"), ("lam2", "DOUBLE"))
 
+def anomaly_trials_sql() -> str:
+    """The ``anomaly_trials`` table: anomaly trials with their ``settings`` label. A setting is named
+    where it is not null (null is its default) and ``epochs`` where it differs from the budget's
+    epochs for the data set."""
+    studies = sorted({s.records_as or s.name for s in STUDIES.values() if s.summary == "anomaly_summary"})
+    plan_epochs = sorted({(study.records_as or study.name, budget, c.dataset, c.epochs)
+                          for study in STUDIES.values() if study.summary == "anomaly_summary"
+                          for budget in study.budgets for c in study.configs(budget, seeds=1)})
+    names = [name for name in ANOMALY_SETTINGS if name != "epochs"]
+    parts = ", ".join(f"'{name}=' || t.{name}" for name in names)
+    epochs = _values_sql((("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"), ("epochs", "INTEGER")),
+                         plan_epochs)
+    return f"""SELECT t.*, coalesce(nullif(concat_ws(', ', {parts},
+        CASE WHEN t.epochs IS DISTINCT FROM e.epochs THEN 'epochs=' || t.epochs END), ''), 'default') AS settings
+    FROM trials t LEFT JOIN ({epochs}) e ON e.study = t.study AND e.budget = t.budget AND e.dataset = t.dataset
+    WHERE t.study IN ({', '.join(_literal(s) for s in studies)})"""
+
+
 REGISTRY_TABLES: dict[str, Callable[[], str]] = {
     "studies": lambda: _values_sql(STUDIES_COLUMNS, [(s.name, s.records_as or s.name, s.summary)
                                                      for s in STUDIES.values()]),
     "planned": lambda: _values_sql(PLANNED_COLUMNS, planned_rows()),
     "paper_points": lambda: _values_sql(PAPER_POINT_COLUMNS, [(d, p["lam1"], p["lam2"])
                                                               for d, p in ANOMALY_PAPER_POINT.items()]),
+    "anomaly_trials": anomaly_trials_sql,
 }
 """The tables a named query may read besides the store's views, each built from the registry."""
 

@@ -83,6 +83,12 @@ TRIALS = pa.schema(
         # Image studies (METHOD.md 5.2): training iterations and the network.
         ("iterations", pa.int64()),
         ("arch", pa.string()),
+        # The anomaly trial's recorded settings (METHOD.md 5.3); null is the default of each.
+        ("snapshot_rule", pa.string()),
+        ("score", pa.string()),
+        ("split", pa.string()),
+        ("scaling", pa.string()),
+        ("output_activation", pa.string()),
         ("science_version", pa.int32()),
         ("config_json", pa.string()),
         # Provenance.

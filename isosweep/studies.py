@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from isosweep.errors import UsageError
-from isosweep.trainers.config import LR_SCHEDULES, REDUCTIONS, TrialConfig
+from isosweep.trainers.config import ANOMALY_CHOICES, LR_SCHEDULES, REDUCTIONS, TrialConfig
 from isosweep.trainers.kinds import DataCheck
 from isosweep.trainers.kinds import check_data as check_kind_data
 
@@ -54,8 +54,13 @@ class Axis:
     together, e.g. latent size, width and lambda), so that keys stay content-based."""
 
 
-# Settings that are not axes but that a user may set per run with --where (recorded per trial).
-SETTINGS: dict[str, tuple[Any, ...]] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
+# Settings that are not axes but that a user may set per run with --where (recorded per trial):
+# the allowed values, or ``int`` for a positive whole number. Several values cross like an axis.
+Setting = tuple[Any, ...] | type
+SETTINGS: dict[str, Setting] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
+ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int}
+"""The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
+tested against: split protocol, scaling, snapshot rule, score, output activation and epochs."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,12 @@ class Study:
     tie_lambdas: bool = False
     """Decomposed-form trials weigh both terms with the point's ``lam``: lam1 = lam2 = lam (CelebA,
     METHOD.md 2); conventional ones keep ``lam``."""
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    """Settings of this study's trials, beyond ``SETTINGS``, that ``--where`` may set."""
+
+    def all_settings(self) -> dict[str, Setting]:
+        """Every setting ``--where`` may set on this study's trials."""
+        return {**SETTINGS, **self.settings}
 
     def axis(self, name: str) -> Axis | None:
         return next((a for a in self.axes if a.name == name), None)
@@ -125,22 +136,31 @@ class Study:
                              "of feature columns)")
         where = dict(where or {})
         seed_values = where.pop("seed", None) or tuple(range(seeds if seeds is not None else b.seeds))
-        settings = {k: where.pop(k)[0] for k in list(where) if k in SETTINGS}
+        known = self.all_settings()
+        settings = [(k, where.pop(k)) for k in list(where) if k in known]
         axes = [(a.name, where.get(a.name, self.axis_values(a, budget))) for a in self.axes]
         config_names = {a.name for a in self.axes if a.in_config} | {"seed"}
         out = []
-        for combo in itertools.product(*(values for _, values in axes), seed_values):
-            point = dict(zip([name for name, _ in axes] + ["seed"], combo))
+        for combo in itertools.product(*(values for _, values in axes), *(values for _, values in settings),
+                                       seed_values):
+            point = dict(zip([name for name, _ in axes], combo))
+            chosen = dict(zip([name for name, _ in settings], combo[len(axes):]))
+            point["seed"] = combo[-1]
             fields = {**self.fixed, **b.settings}
             for table in (self.per_value, b.per_value):
                 for axis_name, by_value in table.items():
                     fields.update(by_value.get(point.get(axis_name), {}))
-            fields.update(settings)
+            fields.update(chosen)
             fields.update(inputs or {})
             fields.update({k: v for k, v in point.items() if k in config_names})
             if self.tie_lambdas and fields.get("form") == "decomposed":
                 fields["lam1"] = fields["lam2"] = fields.pop("lam")
-            out.append(TrialConfig(study=self.records_as or self.name, budget=b.name, **fields))
+            try:
+                out.append(TrialConfig(study=self.records_as or self.name, budget=b.name, **fields))
+            except ValueError as exc:
+                # A combination of --where settings that no trial can have (split=paper needs
+                # snapshot_rule=last): say which, before anything is planned.
+                raise UsageError(f"--where gives a trial that cannot run: {exc}") from None
         return out
 
 
@@ -300,6 +320,7 @@ STUDIES: dict[str, Study] = {
             report="anomaly",
             searchable=True,
             per_value={"dataset": ANOMALY_ARCHITECTURE},
+            settings=ANOMALY_SETTINGS,
         ),
         Study(
             "anomaly-paper",
@@ -313,6 +334,7 @@ STUDIES: dict[str, Study] = {
             per_value={"dataset": {name: {**ANOMALY_ARCHITECTURE[name], **ANOMALY_PAPER_POINT[name]}
                                    for name in ANOMALY_DATASETS}},
             records_as="anomaly",
+            settings=ANOMALY_SETTINGS,
         ),
         Study(
             "mnist",
@@ -388,6 +410,23 @@ def check_inputs(study: Study, configs: Sequence[TrialConfig], root: str | None)
         raise UsageError(str(exc)) from None
 
 
+def _setting_values(key: str, raw: str, values: list[str], allowed: Setting) -> tuple[Any, ...]:
+    """The typed, distinct values of setting ``key`` given as ``raw`` in --where."""
+    if allowed is int:
+        try:
+            numbers = tuple(dict.fromkeys(int(v) for v in values))
+        except ValueError:
+            raise UsageError(f"--where {key}={raw!r}: {key} takes whole numbers, e.g. {key}=4000|8000") from None
+        if any(n < 1 for n in numbers):
+            raise UsageError(f"--where {key}={raw!r}: {key} must be at least 1")
+        return numbers
+    assert isinstance(allowed, tuple)
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise UsageError(f"--where {key}={unknown[0]!r}: choose one of {', '.join(map(str, allowed))}")
+    return tuple(dict.fromkeys(values))
+
+
 def parse_where(study: Study, text: str | None) -> dict[str, tuple[Any, ...]]:
     """Parse ``K=V,K=V|V`` into typed values, checking keys and values against the study."""
     out: dict[str, tuple[Any, ...]] = {}
@@ -417,12 +456,10 @@ def parse_where(study: Study, text: str | None) -> dict[str, tuple[Any, ...]]:
             if any(s < 0 for s in seeds):
                 raise UsageError(f"--where seed={raw!r}: seeds are non-negative integers")
             out[key] = seeds
-        elif key in SETTINGS:
-            if len(values) != 1 or values[0] not in SETTINGS[key]:
-                raise UsageError(f"--where {key}={raw!r}: choose one of {', '.join(SETTINGS[key])}")
-            out[key] = (values[0],)
+        elif key in study.all_settings():
+            out[key] = _setting_values(key, raw, values, study.all_settings()[key])
         elif axis is None:
-            known = [a.name for a in study.axes] + ["seed", *SETTINGS]
+            known = [a.name for a in study.axes] + ["seed", *study.all_settings()]
             raise UsageError(f"--where key {key!r} is not an axis of study {study.name!r}; use one of: {', '.join(known)}")
         elif axis.kind is float:
             try:

@@ -106,7 +106,7 @@ def prepare(command: str) -> str | None:
     argv = words(command)
     if argv[:2] in (["make", "test"], ["make", "test-slow"]):
         return f"make -n {argv[1]} >/dev/null"
-    long_run = "paper" in argv or ("quick" in argv and argv[2:3] == ["anomaly"])
+    long_run = "paper" in argv or ("quick" in argv and argv[2:3] in (["anomaly"], ["anomaly-paper"]))
     if argv and argv[0].endswith("isosweep") and argv[1:2] == ["run"] and long_run \
             and not os.environ.get("ISOSWEEP_README_FULL"):
         return shlex.join([*argv, "--dry-run"])

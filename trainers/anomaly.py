@@ -9,6 +9,12 @@ by the mu +- sigma average: ``isosweep.trainers.measure.score_lx``); the rows wh
 the ``(1 - r)`` quantile of the test scores are flagged, ``r`` the data set's anomaly ratio, and
 precision, recall and F1 of the anomaly class are reported.
 
+Recorded settings (``TrialConfig``; METHOD.md 5.3) change one step of this protocol each, for a
+seed keeping the default's halves, initial weights and noise so that their trials pair seed by seed
+with the default's: ``split`` (``paper``: nothing held out), ``scaling`` (``train_half``: min-max
+over the training half), ``snapshot_rule`` (``val_f1``, ``last``), ``score`` (``recon``: L_x less
+its KL term) and ``output_activation``.
+
 Two more numbers per trial:
 
 - ``val_f1``: F1 on a validation set of the training half (its held-out normal rows and its
@@ -42,10 +48,10 @@ import torch
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import data_rng
-from isosweep.trainers.data.anomaly import LabelledData, load_anomaly
+from isosweep.trainers.data.anomaly import LabelledData, load_anomaly, minmax
 from isosweep.trainers.device import DeviceLike, draw_on_cpu, resolve, to_cpu
 from isosweep.trainers.fused import MemberLosses, StackedVAE, check_bundle, freeze_member
-from isosweep.trainers.measure import measure, score_lx
+from isosweep.trainers.measure import anomaly_score, measure
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import MLPVAE, build_model
 from isosweep.trainers.objective import objective_terms
@@ -87,22 +93,36 @@ class AnomalySplit:
     """(n_test,) bool labels of the test rows."""
 
 
-def split_rows(data: LabelledData, seed: int, val_fraction: float) -> AnomalySplit:
+def split_rows(data: LabelledData, seed: int, val_fraction: float, protocol: Optional[str] = None,
+               scaling: Optional[str] = None) -> AnomalySplit:
     """Random 50/50 train/test split (seeded), then a ``val_fraction`` validation part of the
-    training half's normal rows (at least one row)."""
+    training half's normal rows (at least one row).
+
+    ``protocol`` ``paper`` (``TrialConfig.split``) holds nothing out: every normal row of the training
+    half is trained on and ``val_normal`` is empty. ``scaling`` ``train_half`` (``TrialConfig.scaling``)
+    takes ``data`` unnormalised (``load_anomaly(..., normalise=False)``) and min-max scales every
+    row by the training half's columns alone. Either way the halves are those of the default
+    protocol for the same seed, so a setting's trials pair seed by seed with the default's.
+    """
     rng = data_rng(seed, SPLIT_STREAM)
     n = data.x.shape[0]
     order = rng.permutation(n)
     train, test = order[: n // 2], order[n // 2:]
+    x = minmax(data.x, reference=data.x[train]) if scaling == "train_half" else data.x
     normal = train[~data.anomaly[train]]
-    n_val = min(len(normal) - 1, max(1, int(round(val_fraction * len(normal)))))
-    if n_val < 1:
-        raise ValueError(f"{data.name}: the training half has {len(normal)} normal row(s); need at least 2")
+    if protocol == "paper":
+        n_val = 0
+        if len(normal) < 1:
+            raise ValueError(f"{data.name}: the training half has no normal row to train on")
+    else:
+        n_val = min(len(normal) - 1, max(1, int(round(val_fraction * len(normal)))))
+        if n_val < 1:
+            raise ValueError(f"{data.name}: the training half has {len(normal)} normal row(s); need at least 2")
     return AnomalySplit(
-        fit=data.x[normal[n_val:]],
-        val_normal=data.x[normal[:n_val]],
-        val_anomaly=data.x[train[data.anomaly[train]]],
-        test=data.x[test],
+        fit=x[normal[n_val:]],
+        val_normal=x[normal[:n_val]],
+        val_anomaly=x[train[data.anomaly[train]]],
+        test=x[test],
         test_anomaly=data.anomaly[test].copy(),
     )
 
@@ -185,10 +205,11 @@ def _adam(params: Any, lr: float) -> torch.optim.Adam:
 
 @dataclass
 class Snapshot:
-    """What is kept of the snapshot with the lowest validation loss."""
+    """What is kept of the snapshot the trial's ``snapshot_rule`` chose."""
 
     epoch: int
-    val_loss: float
+    val_loss: Optional[float]
+    """None where no validation rows are held out (``split`` ``paper``)."""
     state: dict[str, Tensor]
     """The model's parameters at this snapshot, on the CPU (``isosweep.trainers.device.to_cpu``)."""
     scores: np.ndarray
@@ -213,9 +234,28 @@ class MemberOutcome:
 
 
 def _scores(model: MLPVAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> np.ndarray:
+    """The anomaly score (``isosweep.trainers.measure.anomaly_score``) of every row of ``x``, in chunks."""
     with torch.no_grad():
-        parts = [score_lx(model, x[s:s + SCORE_CHUNK], cfg, metric) for s in range(0, x.shape[0], SCORE_CHUNK)]
-    return torch.cat(parts).double().cpu().numpy()
+        parts = [anomaly_score(model, x[s:s + SCORE_CHUNK], cfg, metric) for s in range(0, x.shape[0], SCORE_CHUNK)]
+    return torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
+
+
+def keeps(rule: Optional[str], kept: Optional[Snapshot], val_loss: Optional[float], val_f1: Optional[float]) -> bool:
+    """Whether a new snapshot replaces ``kept`` under ``rule`` (``TrialConfig.snapshot_rule``):
+    None, the lowest validation loss; ``val_f1``, the highest validation F1 (a snapshot with none
+    ranks below any that has one; equal F1: the lower validation loss); ``last``, always. Full ties
+    keep the earlier snapshot: the order of the ``anomaly_selection`` query, so that a trial with a
+    rule gives the F1 that query reads off the default trial's curves."""
+    if kept is None or rule == "last":
+        return True
+    if rule == "val_f1":
+        if val_f1 is None or (kept.val_f1 is not None and val_f1 < kept.val_f1):
+            return False
+        if kept.val_f1 is None or val_f1 > kept.val_f1:
+            return True
+        return val_loss is not None and kept.val_loss is not None and val_loss < kept.val_loss
+    assert val_loss is not None and kept.val_loss is not None, "the validation-loss rule needs validation rows"
+    return val_loss < kept.val_loss
 
 
 def batches_per_epoch(n_fit: int, batch_size: int) -> int:
@@ -240,7 +280,8 @@ class _Unit:
         self.members = members
         mine = [cfgs[i] for i in members]
         ref = mine[0]
-        self.templates = [build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed).to(dtype) for c in mine]
+        self.templates = [build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation).to(dtype)
+                          for c in mine]
         self.counts = counts
         self.width = max(counts)
         self.n_batches = batches_per_epoch(self.width, ref.batch_size)
@@ -428,12 +469,14 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                     continue
                 cfg, model = cfgs[k], unit.member(j)
                 model.eval()
-                with torch.no_grad():
-                    val_loss = float(objective_terms(model, x_val[k], val_eps[k], cfg, metrics[k],
-                                                     transforms[k])["loss"].mean())
+                val_loss: Optional[float] = None
+                if x_val[k].shape[0]:
+                    with torch.no_grad():
+                        val_loss = float(objective_terms(model, x_val[k], val_eps[k], cfg, metrics[k],
+                                                         transforms[k])["loss"].mean())
                 means = (sums[k] / counts[k]).tolist()
                 sums[k].zero_()
-                if not all(math.isfinite(v) for v in [*means, val_loss]):
+                if not all(math.isfinite(v) for v in [*means, *([] if val_loss is None else [val_loss])]):
                     diverged[k] = f"loss became {means[0]} (validation {val_loss}) by epoch {epoch + 1}"
                     unit.freeze(j)
                     continue
@@ -445,8 +488,7 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                        "val_f1": val_f1, "f1": f1}
                 curves[k].append(row)
                 rows.append(row)
-                kept = best[k]
-                if kept is None or val_loss < kept.val_loss:
+                if keeps(cfg.snapshot_rule, best[k], val_loss, val_f1):
                     best[k] = Snapshot(epoch + 1, val_loss, to_cpu(model.state_dict()), test_scores, val_f1)
         if all(d is not None for d in diverged):
             break
@@ -575,6 +617,11 @@ def anomaly_scalars(cfg: TrialConfig, split: AnomalySplit, ratio: float, outcome
     }, found.dims
 
 
+def _split_identity(cfg: TrialConfig) -> tuple[Any, ...]:
+    """What decides a trial's rows: trials that agree on it share one split."""
+    return (cfg.dataset, cfg.seed, cfg.val_fraction or DEFAULT_VAL_FRACTION, cfg.split, cfg.scaling)
+
+
 def run_anomaly_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
                        checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
                        provenance: Optional[dict[str, Any]] = None, where: DeviceLike = None) -> list[TrialResult]:
@@ -588,14 +635,14 @@ def run_anomaly_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] =
         if cfg.form != "decomposed":
             raise ValueError(f"the anomaly trial trains the decomposed form, got form={cfg.form!r}")
     started = _now()
-    # One split per data set and seed, shared by the members (the grid points) that use it.
-    loaded: dict[tuple[str, int, float], tuple[LabelledData, AnomalySplit]] = {}
+    # One split per data set, seed and split setting, shared by the members (the grid points) that use it.
+    loaded: dict[tuple[Any, ...], tuple[LabelledData, AnomalySplit]] = {}
     for cfg in cfgs:
-        at = (cfg.dataset, cfg.seed, cfg.val_fraction or DEFAULT_VAL_FRACTION)
+        at = _split_identity(cfg)
         if at not in loaded:
-            data = load_anomaly(cfg.dataset, data_root, cfg.seed)
-            loaded[at] = (data, split_rows(data, cfg.seed, at[2]))
-    pairs = [loaded[(c.dataset, c.seed, c.val_fraction or DEFAULT_VAL_FRACTION)] for c in cfgs]
+            data = load_anomaly(cfg.dataset, data_root, cfg.seed, normalise=cfg.scaling is None)
+            loaded[at] = (data, split_rows(data, cfg.seed, at[2], cfg.split, cfg.scaling))
+    pairs = [loaded[_split_identity(c)] for c in cfgs]
     splits, ratios = [p[1] for p in pairs], [p[0].anomaly_ratio for p in pairs]
     members = train_anomaly_bundle(cfgs, splits, ratios, report, checkpoint, where=where)
     results = []

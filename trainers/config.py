@@ -22,6 +22,17 @@ FORMS = ("conventional", "decomposed")
 REDUCTIONS = ("sum", "mean")
 LR_SCHEDULES = ("step", "constant")
 
+# Recorded settings of the anomaly trial (METHOD.md 5.3), each a choice whose first value is the
+# default. The default is stored as None, so that naming it (``snapshot_rule=val_loss``) and leaving
+# it out give one key, and every key from before these settings existed stays the same.
+ANOMALY_CHOICES: dict[str, tuple[str, ...]] = {
+    "snapshot_rule": ("val_loss", "val_f1", "last"),
+    "score": ("lx", "recon"),
+    "split": ("held_out", "paper"),
+    "scaling": ("all_rows", "train_half"),
+    "output_activation": ("linear", "sigmoid", "leaky_relu"),
+}
+
 
 @dataclass(frozen=True)
 class TrialConfig:
@@ -89,6 +100,22 @@ class TrialConfig:
     """Training iterations (image studies count mini-batch steps, not epochs; ``epochs`` is then unused)."""
     arch: str | None = None
     """Image network (``conv_gdn``: CelebA conv VAE with GDN; ``mlp_sigmoid``: MNIST MLP); None: the toy MLP."""
+    snapshot_rule: str | None = None
+    """Which anomaly snapshot is kept: None (``val_loss``: the lowest validation loss), ``val_f1`` (the
+    highest validation F1) or ``last`` (the end of training, as the paper's predecessor code does)."""
+    score: str | None = None
+    """Anomaly score: None (``lx``: L_x, paper eq. 20) or ``recon`` (L_x less its KL term: the
+    expected distortion weighted by lambda2)."""
+    split: str | None = None
+    """Anomaly split protocol: None (``held_out``: a ``val_fraction`` of the training half's normal rows
+    is held out to select the snapshot) or ``paper`` (the paper's wording: every normal row of the
+    training half is trained on; nothing is held out, so ``snapshot_rule`` must be ``last``)."""
+    scaling: str | None = None
+    """Min-max scaling of the anomaly data: None (``all_rows``: each column over the whole data set,
+    METHOD.md 5.3) or ``train_half`` (over the rows of the training half only)."""
+    output_activation: str | None = None
+    """Activation after the decoder's last layer: None (``linear``, METHOD.md 5.3's choice), ``sigmoid``
+    (inputs are min-max scaled to [0, 1]) or ``leaky_relu``."""
 
     def __post_init__(self) -> None:
         # Canonical types, so that lam=100 and lam=100.0 give the same key.
@@ -102,6 +129,15 @@ class TrialConfig:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.features is not None:
             object.__setattr__(self, "features", tuple(str(c) for c in self.features))
+        for name, choices in ANOMALY_CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+            if value == choices[0]:
+                object.__setattr__(self, name, None)
+        if self.split == "paper" and self.snapshot_rule != "last":
+            raise ValueError("split 'paper' holds out no validation rows to choose a snapshot by; "
+                             "set snapshot_rule to 'last'")
         if self.iterations is not None:
             object.__setattr__(self, "iterations", int(self.iterations))
             if self.iterations < 1:
@@ -166,4 +202,4 @@ class TrialConfig:
         (``isosweep.trainers.fused``): the architecture, the budget and the optimiser's schedule."""
         return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
                 self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric,
-                self.iterations, self.arch, self.lr, self.lr_schedule)
+                self.iterations, self.arch, self.lr, self.lr_schedule, self.output_activation)

@@ -32,7 +32,7 @@ from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import TrialData
 from isosweep.trainers.device import DeviceLike, draw_on_cpu, resolve, to_cpu
 from isosweep.trainers.metrics import Metric, get_metric
-from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model
+from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model, output_activation
 from isosweep.trainers.objective import form_weights, vae_terms
 from isosweep.trainers.training import (CURVE_TERMS, Checkpoint, ReportFn, TrainOutcome, TrialDiverged, loop_seed,
                                         report_epochs, step_learning_rate)
@@ -121,7 +121,8 @@ class StackedVAE:
     """
 
     def __init__(self, weights: list[Tensor], biases: list[Tensor], n_body: int, activation: str, latent_dim: int,
-                 feature_major: bool = False):
+                 feature_major: bool = False, output_activation: Optional[str] = None):
+        self.output_activation = output_activation
         self.weights = weights
         self.biases = biases
         self.n_body = n_body
@@ -154,7 +155,7 @@ class StackedVAE:
         for i in range(len(decoder)):
             weights.append(stack(lambda m, i=i: weight(_linears(m.decoder)[i].weight)))
             biases.append(stack(lambda m, i=i: bias(_linears(m.decoder)[i].bias)))
-        return cls(weights, biases, len(body), activation, first.latent_dim, feature_major)
+        return cls(weights, biases, len(body), activation, first.latent_dim, feature_major, first.output_activation)
 
     def parameters(self) -> list[Tensor]:
         return [*self.weights, *self.biases]
@@ -182,8 +183,10 @@ class StackedVAE:
 
     def decode(self, z: Tensor) -> Tensor:
         if self.feature_major:
-            return self._chain(z.transpose(1, 2), self.n_body + 1, len(self.weights)).transpose(1, 2)
-        return self._chain(z, self.n_body + 1, len(self.weights))
+            out = self._chain(z.transpose(1, 2), self.n_body + 1, len(self.weights)).transpose(1, 2)
+        else:
+            out = self._chain(z, self.n_body + 1, len(self.weights))
+        return output_activation(out, self.output_activation)
 
     def decode_pair(self, mu: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """``(decode(mu), decode(z))`` in one pass over the decoder, the two batches side by side:
@@ -193,8 +196,8 @@ class StackedVAE:
         if not self.feature_major:
             return self.decode(mu), self.decode(z)
         batch = mu.shape[1]
-        both = self._chain(torch.cat([mu.transpose(1, 2), z.transpose(1, 2)], dim=2), self.n_body + 1,
-                           len(self.weights))
+        both = output_activation(self._chain(torch.cat([mu.transpose(1, 2), z.transpose(1, 2)], dim=2),
+                                             self.n_body + 1, len(self.weights)), self.output_activation)
         return both[:, :, :batch].transpose(1, 2), both[:, :, batch:].transpose(1, 2)
 
     def member(self, k: int, template: MLPVAE) -> MLPVAE:
@@ -309,7 +312,8 @@ def train_bundle(
     device = resolve(where)
     ref = cfgs[0]
     k_members, n, latent = len(cfgs), datas[0].train.shape[0], ref.latent_dim
-    templates = [build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed) for c, d in zip(cfgs, datas)]
+    templates = [build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation)
+                 for c, d in zip(cfgs, datas)]
     model = StackedVAE.from_models(templates, ref.activation, dtype, device)
     params = model.parameters()
     optimiser = torch.optim.Adam(params, lr=ref.lr, foreach=True)

@@ -101,6 +101,15 @@ def score_lx(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> Tensor:
     return expected_distortion(model, x, mu, sigma, metric, cfg.reduction) / cfg.beta + kl
 
 
+def anomaly_score(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> Tensor:
+    """The anomaly trial's score per sample (``cfg.score``): L_x (``score_lx``, the default), or
+    with ``recon`` L_x less its KL term, lambda2 * E_q[D(x, x_hat)], the reconstruction part alone."""
+    if cfg.score == "recon":
+        mu, logvar = model.encode(x)
+        return expected_distortion(model, x, mu, (0.5 * logvar).exp(), metric, cfg.reduction) / cfg.beta
+    return score_lx(model, x, cfg, metric)
+
+
 def pearson_on_raw(log_a: np.ndarray, log_b: np.ndarray) -> Optional[float]:
     """Pearson R between exp(log_a) and exp(log_b); each shifted by its max first (R is scale-free)."""
     a, b = np.exp(log_a - log_a.max()), np.exp(log_b - log_b.max())

@@ -12,8 +12,8 @@ SELECT budget, dataset, lam1, lam2, count(*) AS seeds, max(epochs) AS epochs,
        round(avg(baseline_f1), 4) AS baseline_f1,
        round(avg(snapshot_epoch), 0) AS snapshot_epoch,
        round(avg(wall_s), 1) AS wall_s
-FROM trials t
-WHERE study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary') AND status = 'ok'
+FROM anomaly_trials t
+WHERE settings = 'default' AND status = 'ok'
   AND EXISTS (SELECT 1 FROM planned g WHERE g.plan = g.study AND g.study = t.study AND g.budget = t.budget
               AND g.dataset = t.dataset AND g.lam1 = t.lam1 AND g.lam2 = t.lam2)
 GROUP BY ALL

@@ -7,8 +7,8 @@
 -- in full.
 WITH searches AS (
     SELECT DISTINCT t.sweep
-    FROM trials t
-    WHERE t.study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary')
+    FROM anomaly_trials t
+    WHERE t.settings = 'default'
       AND NOT EXISTS (SELECT 1 FROM planned p
                       WHERE p.study = t.study AND p.budget = t.budget AND p.dataset = t.dataset
                         AND p.lam1 = t.lam1 AND p.lam2 = t.lam2)
@@ -16,8 +16,8 @@ WITH searches AS (
     SELECT t.study, t.sweep, t.budget, t.dataset, t.lam1, t.lam2, count(*) AS seeds, max(t.epochs) AS epochs,
            avg(t.val_f1) AS vf, avg(t.f1) AS f, stddev_samp(t.f1) AS f_sd,
            avg(t.precision) AS p, avg(t.recall) AS r, avg(t.baseline_f1) AS bf
-    FROM trials t JOIN searches s USING (sweep)
-    WHERE t.study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary') AND t.status = 'ok'
+    FROM anomaly_trials t JOIN searches s USING (sweep)
+    WHERE t.settings = 'default' AND t.status = 'ok'
     GROUP BY ALL
 )
 SELECT study, sweep, budget, dataset,

@@ -9,8 +9,8 @@ WITH snaps AS (
            row_number() OVER (PARTITION BY t.trial_key ORDER BY c.val_f1 DESC NULLS LAST, c.val_loss, c.epoch) AS by_val_f1,
            row_number() OVER (PARTITION BY t.trial_key ORDER BY c.epoch DESC) AS by_last,
            row_number() OVER (PARTITION BY t.trial_key ORDER BY c.f1 DESC, c.epoch) AS by_test_f1
-    FROM trials t JOIN curves c USING (trial_key)
-    WHERE t.study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary') AND t.status = 'ok'
+    FROM anomaly_trials t JOIN curves c USING (trial_key)
+    WHERE t.settings = 'default' AND t.status = 'ok'
 ), chosen AS (
     SELECT 1 AS k, 'lowest validation loss' AS rule, * FROM snaps WHERE by_loss = 1
     UNION ALL SELECT 2, 'best validation F1', * FROM snaps WHERE by_val_f1 = 1

@@ -7,7 +7,7 @@ SELECT t.budget, t.dataset, t.lam1, t.lam2, c.epoch, count(*) AS seeds,
        round(avg(c.val_loss), 4) AS val_loss,
        round(avg(c.loss), 4) AS train_loss,
        count(*) FILTER (WHERE c.epoch = t.snapshot_epoch) AS selected
-FROM trials t JOIN curves c USING (trial_key)
-WHERE t.study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary') AND t.status = 'ok'
+FROM anomaly_trials t JOIN curves c USING (trial_key)
+WHERE t.settings = 'default' AND t.status = 'ok'
 GROUP BY ALL
 ORDER BY t.budget, t.dataset, t.lam1, t.lam2, c.epoch

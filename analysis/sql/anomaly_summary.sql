@@ -19,8 +19,8 @@ WITH cited(dataset, paper_f1_cited, radogaga_f1_cited) AS (
            avg(val_f1) AS vf,
            avg(baseline_f1) AS bf, stddev_samp(baseline_f1) AS bf_sd,
            avg(snapshot_epoch) AS snapshot_epoch
-    FROM trials
-    WHERE study IN (SELECT study FROM studies WHERE summary = 'anomaly_summary') AND status = 'ok'
+    FROM anomaly_trials
+    WHERE settings = 'default' AND status = 'ok'
     GROUP BY ALL
 ), on_grid AS (
     SELECT pp.* FROM per_point pp

@@ -111,3 +111,80 @@ def test_report_has_the_summary_and_one_heatmap_per_data_set(anomaly_store, tmp_
         top = max(g["val_f1"] for g in grid if g["dataset"] == dataset)
         assert abs(float(row["val_f1"]) - top) < 1e-3  # chosen on validation F1, never on test F1
     assert "F1 over the (lambda1, lambda2) grid" in (out / "report.md").read_text()
+
+
+def test_settings_cross_like_axes_and_bad_ones_are_one_line(tmp_path, capsys):
+    study = STUDIES["anomaly-paper"]
+    where = parse_where(study, "dataset=thyroid,scaling=all_rows|train_half,snapshot_rule=val_loss|val_f1|last,epochs=9")
+    configs = study.configs("smoke", seeds=2, where=where)
+    assert len(configs) == 2 * 3 * 2 and len({c.key for c in configs}) == 12
+    assert {(c.scaling, c.snapshot_rule) for c in configs} == {
+        (s, r) for s in (None, "train_half") for r in (None, "val_f1", "last")}
+    assert {c.epochs for c in configs} == {9}
+    # The defaults named explicitly are the plan's own trials.
+    plain = study.configs("smoke", seeds=2, where=parse_where(study, "dataset=thyroid"))
+    named = study.configs("smoke", seeds=2, where=parse_where(study, "dataset=thyroid,score=lx,split=held_out"))
+    assert [c.key for c in named] == [c.key for c in plain]
+    for text, needle in [("scaling=minmax", "choose one of all_rows, train_half"),
+                         ("epochs=0", "epochs must be at least 1"), ("epochs=many", "takes whole numbers"),
+                         ("split=paper", "set snapshot_rule to 'last'")]:
+        store = tmp_path / "never"
+        assert main(["run", "anomaly-paper", "--where", f"dataset=thyroid,{text}", "--store", str(store),
+                     "--data-root", str(tmp_path), "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+        assert not store.exists()
+    # Settings of the anomaly trial are not settings of other studies.
+    assert main(["run", "toy", "--where", "snapshot_rule=last", "--dry-run"]) == 2
+    assert "not an axis of study 'toy'" in capsys.readouterr().err
+
+
+def test_recorded_settings_run_end_to_end_and_compare_paired_by_seed(tmp_path):
+    """Settings trials go to the store with their columns; the paper's tables keep to the default
+    trials; @anomaly_ablation pairs each setting with the default by seed; and a trial run with a
+    snapshot rule gets the F1 that @anomaly_selection reads off the default trial's curves. The
+    data root is given relative to the working folder, as a user types it."""
+    import os
+    import subprocess
+    import sys
+
+    root = write_anomaly_files(tmp_path / "data")
+    store = tmp_path / "store"
+    exe = os.path.join(os.path.dirname(sys.executable), "isosweep")
+    from conftest import cli_env
+    proc = subprocess.run([exe, "run", "anomaly-paper", "--budget", "smoke", "--seeds", "2", "--where",
+                           "dataset=thyroid,snapshot_rule=val_loss|val_f1|last,scaling=all_rows|train_half,epochs=6",
+                           "--data-root", os.path.relpath(root, tmp_path), "--store", "store"],
+                          cwd=tmp_path, capture_output=True, text=True, env=cli_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok 12, failed 0, diverged 0, missing 0 of 12" in proc.stdout
+
+    def rows(query: str) -> list[dict]:
+        out = isosweep("query", query, "--store", str(store), "--format", "json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    counts = rows("select scaling, snapshot_rule, count(*) as n from trials group by all order by all")
+    assert {(r["scaling"], r["snapshot_rule"]): r["n"] for r in counts} == {
+        (s, r): 2 for s in (None, "train_half") for r in (None, "val_f1", "last")}
+    ablation = {r["settings"]: r for r in rows("@anomaly_ablation")}
+    assert set(ablation) == {"epochs=6", "snapshot_rule=val_f1, epochs=6", "snapshot_rule=last, epochs=6",
+                             "scaling=train_half, epochs=6", "snapshot_rule=val_f1, scaling=train_half, epochs=6",
+                             "snapshot_rule=last, scaling=train_half, epochs=6"}
+    # No trial here has the plan's epochs, so none is `default`: nothing to pair with, and the
+    # paper's tables stay empty rather than mix settings.
+    assert all(r["pairs"] is None for r in ablation.values())
+    assert rows("@anomaly_summary") == [] and rows("@anomaly_selection") == []
+
+    # The same at the plan's epochs: now the default trials exist and the others pair with them.
+    isosweep("run", "anomaly-paper", "--budget", "smoke", "--seeds", "2", "--where",
+             "dataset=thyroid,snapshot_rule=val_loss|val_f1|last,scaling=all_rows|train_half",
+             "--data-root", str(root), "--store", str(store))
+    ablation = {r["settings"]: r for r in rows("@anomaly_ablation") if "epochs" not in r["settings"]}
+    assert ablation["default"]["seeds"] == 2 and ablation["default"]["pairs"] is None
+    assert {r["pairs"] for s, r in ablation.items() if s != "default"} == {2}
+    assert ablation["default"]["f1"] == pytest.approx(
+        next(r["f1_mean"] for r in rows("@anomaly_summary") if r["point"] == "paper point"), abs=1e-4)
+    assert next(r["seeds"] for r in rows("@anomaly_summary") if r["point"] == "paper point") == 2
+    selection = {r["rule"]: r for r in rows("@anomaly_selection")}
+    assert ablation["snapshot_rule=val_f1"]["f1"] == pytest.approx(selection["best validation F1"]["f1"], abs=1e-4)
+    assert ablation["snapshot_rule=last"]["f1"] == pytest.approx(selection["last"]["f1"], abs=1e-4)

@@ -81,9 +81,11 @@ class LabelledData:
         return int(self.x.shape[1])
 
 
-def minmax(x: np.ndarray) -> np.ndarray:
-    """(x - min) / (max - min) per column; constant columns become 0."""
-    lo, hi = x.min(axis=0), x.max(axis=0)
+def minmax(x: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+    """(x - min) / (max - min) per column, min and max over ``reference`` (default ``x`` itself);
+    columns constant over ``reference`` become 0. Rows outside ``reference`` may fall outside [0, 1]."""
+    reference = x if reference is None else reference
+    lo, hi = reference.min(axis=0), reference.max(axis=0)
     span = hi - lo
     out = (x - lo) / np.where(span > 0, span, 1)
     out[:, span <= 0] = 0
@@ -199,9 +201,13 @@ def read_kdd(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=1)
-def _kddcup(path: str, root: str) -> LabelledData:
+def _kddcup(path: str, root: str, normalise: bool) -> LabelledData:
     x, normal = read_kdd(path, root)
-    return LabelledData("kddcup", minmax(x), normal.copy(), ANOMALY_DATASETS["kddcup"].anomaly_ratio)
+    return LabelledData("kddcup", _scaled(x, normalise), normal.copy(), ANOMALY_DATASETS["kddcup"].anomaly_ratio)
+
+
+def _scaled(x: np.ndarray, normalise: bool) -> np.ndarray:
+    return minmax(x) if normalise else x.astype(np.float32, copy=False)
 
 
 def kddcup_rev_rows(normal: np.ndarray, seed: int) -> np.ndarray:
@@ -215,22 +221,23 @@ def kddcup_rev_rows(normal: np.ndarray, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([normal_rows, drawn]))
 
 
-def load_anomaly(name: str, root: Optional[str], seed: int = 0) -> LabelledData:
+def load_anomaly(name: str, root: Optional[str], seed: int = 0, normalise: bool = True) -> LabelledData:
     """Read (from ``root``), build and normalise anomaly data set ``name``; ``seed`` draws the
-    attack rows of ``kddcup_rev``."""
+    attack rows of ``kddcup_rev``. ``normalise=False`` leaves the columns unscaled, for a caller
+    that scales them by the training half alone (``TrialConfig.scaling``)."""
     if name not in ANOMALY_DATASETS:
         raise DataError(f"unknown anomaly data set {name!r}; known: {', '.join(ANOMALY_DATASETS)}")
     path = find_file(name, root)
     assert root is not None
     spec = ANOMALY_DATASETS[name]
     if name == "kddcup":
-        return _kddcup(path, root)
+        return _kddcup(path, root, normalise)
     if name == "kddcup_rev":
         x, normal = read_kdd(path, root)
         rows = kddcup_rev_rows(normal, seed)
-        return LabelledData(name, minmax(x[rows]), ~normal[rows], spec.anomaly_ratio)
+        return LabelledData(name, _scaled(x[rows], normalise), ~normal[rows], spec.anomaly_ratio)
     x, anomaly = read_odds(path, root)
-    return LabelledData(name, minmax(x), anomaly.copy(), spec.anomaly_ratio)
+    return LabelledData(name, _scaled(x, normalise), anomaly.copy(), spec.anomaly_ratio)
 
 
 def check_files(names: Iterable[str], root: Optional[str]) -> None:

@@ -95,21 +95,26 @@ STUDIES_COLUMNS: tuple[tuple[str, str], ...] = (("plan", "VARCHAR"), ("study", "
 PAPER_POINT_COLUMNS: tuple[tuple[str, str], ...] = (("dataset", "VARCHAR"), ("lam1", "DOUBLE"), ("lam2", "DOUBLE"))
 
 def anomaly_trials_sql() -> str:
-    """The ``anomaly_trials`` table: anomaly trials with their ``settings`` label. A setting is named
-    where it is not null (null is its default) and ``epochs`` where it differs from the budget's
-    epochs for the data set."""
-    studies = sorted({s.records_as or s.name for s in STUDIES.values() if s.summary == "anomaly_summary"})
-    plan_epochs = sorted({(study.records_as or study.name, budget, c.dataset, c.epochs)
-                          for study in STUDIES.values() if study.summary == "anomaly_summary"
-                          for budget in study.budgets for c in study.configs(budget, seeds=1)})
-    names = [name for name in ANOMALY_SETTINGS if name != "epochs"]
-    parts = ", ".join(f"'{name}=' || t.{name}" for name in names)
-    epochs = _values_sql((("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"), ("epochs", "INTEGER")),
-                         plan_epochs)
-    return f"""SELECT t.*, coalesce(nullif(concat_ws(', ', {parts},
-        CASE WHEN t.epochs IS DISTINCT FROM e.epochs THEN 'epochs=' || t.epochs END), ''), 'default') AS settings
-    FROM trials t LEFT JOIN ({epochs}) e ON e.study = t.study AND e.budget = t.budget AND e.dataset = t.dataset
-    WHERE t.study IN ({', '.join(_literal(s) for s in studies)})"""
+    """The ``anomaly_trials`` table: anomaly trials with their ``settings`` label, which names each
+    recorded setting (``isosweep.studies.ANOMALY_SETTINGS``) whose value differs from the one the
+    trial's study plans at its budget for its data set (``default`` where none does)."""
+    anomaly = [s for s in STUDIES.values() if s.summary == "anomaly_summary"]
+    names = list(ANOMALY_SETTINGS)
+    plan = sorted({(study.records_as or study.name, budget, c.dataset, *(getattr(c, n) for n in names))
+                   for study in anomaly for budget in study.budgets for c in study.configs(budget, seeds=1)},
+                  key=repr)
+    columns = (("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"),
+               *((n, "INTEGER" if ANOMALY_SETTINGS[n] is int else "VARCHAR") for n in names))
+    # A null setting is its default, the first of its choices: named by that where the plan differs.
+    parts = ", ".join(
+        f"CASE WHEN t.{n} IS DISTINCT FROM p.{n} THEN '{n}=' || "
+        + (f"t.{n}" if ANOMALY_SETTINGS[n] is int else f"coalesce(t.{n}, {_literal(ANOMALY_SETTINGS[n][0])})")  # type: ignore[index]
+        + " END" for n in names)
+    studies = ", ".join(_literal(s) for s in sorted({s.records_as or s.name for s in anomaly}))
+    return f"""SELECT t.*, coalesce(nullif(concat_ws(', ', {parts}), ''), 'default') AS settings
+    FROM trials t LEFT JOIN ({_values_sql(columns, plan)}) p
+        ON p.study = t.study AND p.budget = t.budget AND p.dataset = t.dataset
+    WHERE t.study IN ({studies})"""
 
 
 REGISTRY_TABLES: dict[str, Callable[[], str]] = {

@@ -106,10 +106,12 @@ def anomaly_trials_sql() -> str:
     columns = (("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"),
                *((n, "INTEGER" if ANOMALY_SETTINGS[n] is int else "VARCHAR") for n in names))
     # A null setting is its default, the first of its choices: named by that where the plan differs.
-    parts = ", ".join(
-        f"CASE WHEN t.{n} IS DISTINCT FROM p.{n} THEN '{n}=' || "
-        + (f"t.{n}" if ANOMALY_SETTINGS[n] is int else f"coalesce(t.{n}, {_literal(ANOMALY_SETTINGS[n][0])})")  # type: ignore[index]
-        + " END" for n in names)
+    def named(n: str) -> str:
+        allowed = ANOMALY_SETTINGS[n]
+        value = f"t.{n}" if allowed is int else f"coalesce(t.{n}, {_literal(allowed[0])})"  # type: ignore[index]
+        return f"CASE WHEN t.{n} IS DISTINCT FROM p.{n} THEN '{n}=' || {value} END"
+
+    parts = ", ".join(named(n) for n in names)
     studies = ", ".join(_literal(s) for s in sorted({s.records_as or s.name for s in anomaly}))
     return f"""SELECT t.*, coalesce(nullif(concat_ws(', ', {parts}), ''), 'default') AS settings
     FROM trials t LEFT JOIN ({_values_sql(columns, plan)}) p

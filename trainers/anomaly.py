@@ -280,8 +280,8 @@ class _Unit:
         self.members = members
         mine = [cfgs[i] for i in members]
         ref = mine[0]
-        self.templates = [build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation).to(dtype)
-                          for c in mine]
+        self.templates = [build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed,
+                                      c.output_activation).to(dtype) for c in mine]
         self.counts = counts
         self.width = max(counts)
         self.n_batches = batches_per_epoch(self.width, ref.batch_size)

@@ -1,7 +1,8 @@
 """Networks of METHOD.md section 5: the MLP VAE of the toy study.
 
 Encoder FC(m, h1, act) - FC(h1, h2, act) - FC(h2, n) x 2 (mu and log sigma^2); the decoder mirrors
-it with a linear output (or ``output_activation``, a recorded setting of the anomaly trial). Predicting log sigma^2 keeps sigma positive and the gradient stable.
+it with a linear output (or ``output_activation``, a recorded setting of the anomaly trial).
+Predicting log sigma^2 keeps sigma positive and the gradient stable.
 """
 
 from __future__ import annotations

@@ -378,6 +378,15 @@ CTRL_C_ANSWERS = {"isosweep: interrupted while starting; nothing was done", "iso
 listing the store and querying."""
 
 
+def sigint_as_in_a_terminal() -> None:
+    """In the child before it runs: SIGINT at its default, as a terminal starts a command. A suite
+    started in the background by a non-interactive shell would otherwise hand on SIGINT ignored,
+    and isosweep leaves an ignored SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("delay", [0.3 + 0.1 * i for i in range(14)] + [3.0], ids=lambda d: f"{d:.1f}s")
 def test_ctrl_c_during_a_query_is_one_line(world: Path, delay: float) -> None:
     """SIGINT at any moment of a long query (importing, listing the store, starting DuckDB, in the
@@ -391,7 +400,8 @@ def test_ctrl_c_during_a_query_is_one_line(world: Path, delay: float) -> None:
     # PYTHONFAULTHANDLER: if it hangs, SIGABRT makes it print every thread's stack for the report.
     proc = subprocess.Popen([str(exe), "query", "select sum(i::double * i) from range(1000000000000) t(i)",
                              "--store", str(world / "store")], cwd=world / "cwd", stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=sigint_as_in_a_terminal)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     try:

@@ -11,6 +11,16 @@ import pytest
 from isosweep.interrupts import deferred_interrupt
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """SIGINT with Python's own handler, as an interactive run has it. A suite started in the
+    background by a non-interactive shell inherits SIGINT ignored, and an ignored SIGINT is left
+    ignored on purpose (the last test)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def ctrl_c() -> None:
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.05)  # Python runs the handler at the next bytecode boundary of the main thread

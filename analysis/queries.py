@@ -15,6 +15,8 @@ is written in the SQL and a newly registered study is summarised like the others
   ``default``, or the recorded settings in which a trial differs from its study's plan at its budget
   (``scaling=train_half, epochs=8000``; :data:`isosweep.studies.ANOMALY_SETTINGS`). The tables of
   the paper's protocol read ``settings = 'default'``; ``@anomaly_ablation`` compares the others.
+  ``training_settings`` is the same label without the snapshot rule: the queries of the snapshots'
+  curves (``@anomaly_selection``, ``@anomaly_snapshots``) read ``training_settings = 'default'``.
 
 :func:`named_query` supplies the tables a query reads as common table expressions, so the SQL
 stays runnable by name.
@@ -111,9 +113,14 @@ def anomaly_trials_sql() -> str:
         value = f"t.{n}" if allowed is int else f"coalesce(t.{n}, {_literal(allowed[0])})"  # type: ignore[index]
         return f"CASE WHEN t.{n} IS DISTINCT FROM p.{n} THEN '{n}=' || {value} END"
 
-    parts = ", ".join(named(n) for n in names)
+    def label(of: list[str]) -> str:
+        return f"coalesce(nullif(concat_ws(', ', {', '.join(named(n) for n in of)}), ''), 'default')"
+
+    # The snapshot rule only chooses which snapshot a trial keeps: trials that differ in it alone
+    # train alike and record the same curves, so the queries of the curves read them as one.
     studies = ", ".join(_literal(s) for s in sorted({s.records_as or s.name for s in anomaly}))
-    return f"""SELECT t.*, coalesce(nullif(concat_ws(', ', {parts}), ''), 'default') AS settings
+    return f"""SELECT t.*, {label(names)} AS settings,
+        {label([n for n in names if n != "snapshot_rule"])} AS training_settings
     FROM trials t LEFT JOIN ({_values_sql(columns, plan)}) p
         ON p.study = t.study AND p.budget = t.budget AND p.dataset = t.dataset
     WHERE t.study IN ({studies})"""

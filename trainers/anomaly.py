@@ -3,8 +3,9 @@
 Per seed: a random 50/50 split of the data set; a VAE with the decomposed objective
 ``lambda1 * D_T(x, x_breve) + lambda2 * se(x_breve, x_hat) + KL`` is trained on the normal rows of
 the training half, less a validation part (``val_fraction``). Of ``snapshots`` snapshots, one every
-1/``snapshots`` of the epochs, the one with the lowest validation loss (fixed, seeded noise draws)
-is kept. Every test row is scored with ``L_x`` (conventional formula, ``beta = 1/lambda2``, ``E_q[D]``
+1/``snapshots`` of the epochs, one is kept by the trial's ``snapshot_rule``: the studies plan the
+best validation F1 (below); a config that names no rule keeps the lowest validation loss (fixed,
+seeded noise draws), the studies' rule before. Every test row is scored with ``L_x`` (conventional formula, ``beta = 1/lambda2``, ``E_q[D]``
 by the mu +- sigma average: ``isosweep.trainers.measure.score_lx``); the rows whose score is strictly above
 the ``(1 - r)`` quantile of the test scores are flagged, ``r`` the data set's anomaly ratio, and
 precision, recall and F1 of the anomaly class are reported.

@@ -102,7 +102,9 @@ class TrialConfig:
     """Image network (``conv_gdn``: CelebA conv VAE with GDN; ``mlp_sigmoid``: MNIST MLP); None: the toy MLP."""
     snapshot_rule: str | None = None
     """Which anomaly snapshot is kept: None (``val_loss``: the lowest validation loss), ``val_f1`` (the
-    highest validation F1) or ``last`` (the end of training, as the paper's predecessor code does)."""
+    highest validation F1) or ``last`` (the end of training, as the paper's predecessor code does).
+    The anomaly studies plan ``val_f1`` (``isosweep.studies``); None stays ``val_loss`` so that the
+    keys of trials run before under that rule keep meaning what they meant."""
     score: str | None = None
     """Anomaly score: None (``lx``: L_x, paper eq. 20) or ``recon`` (L_x less its KL term: the
     expected distortion weighted by lambda2)."""

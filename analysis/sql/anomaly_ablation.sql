@@ -1,13 +1,18 @@
 -- Anomaly detection (METHOD.md 5.3): what each recorded setting moves. One row per (budget, data
 -- set, lambda1, lambda2, settings), `default` first: mean (SD) test F1 over seeds with its 95 %
 -- interval (mean +- t(0.975, n-1) * SD / sqrt(n)), and, for a setting, the paired difference to
--- the default trials of the same seeds (a setting keeps the default's 50/50 halves, initial
+-- its reference trials of the same seeds (a setting keeps the default's 50/50 halves, initial
 -- weights and noise for a seed, so pairing removes most of the split's variance): its mean, SD,
 -- 95 % interval and the seeds paired. `moved` says whether that interval excludes 0.
+-- The reference isolates the setting: a trial that differs from the plan in its snapshot rule
+-- alone is compared with the default trials; any other, with the trials that differ from the
+-- plan in nothing but having its snapshot rule (`scaling=train_half, snapshot_rule=val_loss`
+-- with `snapshot_rule=val_loss`, as in a store of trials run under the earlier default rule).
 -- The settings come from `isosweep run anomaly[-paper] --where "...,scaling=train_half|all_rows"`
 -- (isosweep.studies.ANOMALY_SETTINGS); the label names each one that differs from the plan.
 WITH ok AS (
-    SELECT budget, dataset, lam1, lam2, seed, settings, f1, val_f1, snapshot_epoch, baseline_f1
+    SELECT budget, dataset, lam1, lam2, seed, settings, training_settings, snapshot_rule, f1, val_f1,
+           snapshot_epoch, baseline_f1
     FROM anomaly_trials
     WHERE status = 'ok'
 ), t975(df, t) AS (
@@ -24,18 +29,21 @@ WITH ok AS (
     FROM ok
     GROUP BY ALL
 ), paired AS (
-    SELECT s.budget, s.dataset, s.lam1, s.lam2, s.settings, count(*) AS pairs,
+    SELECT s.budget, s.dataset, s.lam1, s.lam2, s.settings, min(d.settings) AS reference, count(*) AS pairs,
            avg(s.f1 - d.f1) AS diff, stddev_samp(s.f1 - d.f1) AS diff_sd
-    FROM ok s JOIN ok d ON d.settings = 'default' AND s.settings <> 'default' AND d.budget = s.budget
+    FROM ok s JOIN ok d ON s.settings <> 'default' AND d.budget = s.budget
         AND d.dataset = s.dataset AND d.lam1 = s.lam1 AND d.lam2 = s.lam2 AND d.seed = s.seed
-    GROUP BY ALL
+        AND CASE WHEN s.training_settings = 'default' THEN d.settings = 'default'
+                 ELSE d.training_settings = 'default' AND d.snapshot_rule IS NOT DISTINCT FROM s.snapshot_rule END
+    GROUP BY s.budget, s.dataset, s.lam1, s.lam2, s.settings
 )
 SELECT p.budget, p.dataset, p.lam1, p.lam2, p.settings, p.seeds,
        round(p.f, 4) AS f1, round(p.f_sd, 4) AS f1_sd,
        round(p.f - tf.t * p.f_sd / sqrt(p.seeds), 4) AS f1_ci_low,
        round(p.f + tf.t * p.f_sd / sqrt(p.seeds), 4) AS f1_ci_high,
+       q.reference,
        q.pairs,
-       round(q.diff, 4) AS f1_minus_default,
+       round(q.diff, 4) AS f1_minus_reference,
        round(q.diff_sd, 4) AS diff_sd,
        round(q.diff - td.t * q.diff_sd / sqrt(q.pairs), 4) AS diff_ci_low,
        round(q.diff + td.t * q.diff_sd / sqrt(q.pairs), 4) AS diff_ci_high,

@@ -142,8 +142,9 @@ def test_settings_cross_like_axes_and_bad_ones_are_one_line(tmp_path, capsys):
 def test_recorded_settings_run_end_to_end_and_compare_paired_by_seed(tmp_path):
     """Settings trials go to the store with their columns; the paper's tables keep to the default
     trials; @anomaly_ablation pairs each setting with the default by seed; and a trial run with a
-    snapshot rule gets the F1 that @anomaly_selection reads off the default trial's curves. The
-    data root is given relative to the working folder, as a user types it."""
+    snapshot rule, the planned one (best validation F1) included, gets the F1 that
+    @anomaly_selection reads off the snapshots for that rule. The data root is given relative to the
+    working folder, as a user types it."""
     import os
     import subprocess
     import sys
@@ -167,8 +168,9 @@ def test_recorded_settings_run_end_to_end_and_compare_paired_by_seed(tmp_path):
     assert {(r["scaling"], r["snapshot_rule"]): r["n"] for r in counts} == {
         (s, r): 2 for s in (None, "train_half") for r in (None, "val_f1", "last")}
     ablation = {r["settings"]: r for r in rows("@anomaly_ablation")}
-    assert set(ablation) == {"epochs=6", "snapshot_rule=val_f1, epochs=6", "snapshot_rule=last, epochs=6",
-                             "scaling=train_half, epochs=6", "snapshot_rule=val_f1, scaling=train_half, epochs=6",
+    # The plan keeps the best validation F1: the other rules are named, val_loss included.
+    assert set(ablation) == {"epochs=6", "snapshot_rule=val_loss, epochs=6", "snapshot_rule=last, epochs=6",
+                             "scaling=train_half, epochs=6", "snapshot_rule=val_loss, scaling=train_half, epochs=6",
                              "snapshot_rule=last, scaling=train_half, epochs=6"}
     # No trial here has the plan's epochs, so none is `default`: nothing to pair with, and the
     # paper's tables stay empty rather than mix settings.
@@ -182,9 +184,21 @@ def test_recorded_settings_run_end_to_end_and_compare_paired_by_seed(tmp_path):
     ablation = {r["settings"]: r for r in rows("@anomaly_ablation") if "epochs" not in r["settings"]}
     assert ablation["default"]["seeds"] == 2 and ablation["default"]["pairs"] is None
     assert {r["pairs"] for s, r in ablation.items() if s != "default"} == {2}
+    # Each setting is compared with the trials that differ from it in that setting alone.
+    assert {s: r["reference"] for s, r in ablation.items()} == {
+        "default": None, "snapshot_rule=val_loss": "default", "snapshot_rule=last": "default",
+        "scaling=train_half": "default", "snapshot_rule=val_loss, scaling=train_half": "snapshot_rule=val_loss",
+        "snapshot_rule=last, scaling=train_half": "snapshot_rule=last"}
+    f1 = {(r["scaling"], r["snapshot_rule"], r["seed"]): r["f1"]
+          for r in rows("select scaling, snapshot_rule, seed, f1 from trials where epochs <> 6")}
+    assert ablation["snapshot_rule=last, scaling=train_half"]["f1_minus_reference"] == pytest.approx(
+        sum(f1["train_half", "last", k] - f1[None, "last", k] for k in (0, 1)) / 2, abs=1e-4)
     assert ablation["default"]["f1"] == pytest.approx(
         next(r["f1_mean"] for r in rows("@anomaly_summary") if r["point"] == "paper point"), abs=1e-4)
     assert next(r["seeds"] for r in rows("@anomaly_summary") if r["point"] == "paper point") == 2
+    # Each seed's three rule trials trained alike: the selection counts one of them per seed.
     selection = {r["rule"]: r for r in rows("@anomaly_selection")}
-    assert ablation["snapshot_rule=val_f1"]["f1"] == pytest.approx(selection["best validation F1"]["f1"], abs=1e-4)
+    assert {r["seeds"] for r in selection.values()} == {2}
+    assert ablation["default"]["f1"] == pytest.approx(selection["best validation F1"]["f1"], abs=1e-4)
+    assert ablation["snapshot_rule=val_loss"]["f1"] == pytest.approx(selection["lowest validation loss"]["f1"], abs=1e-4)
     assert ablation["snapshot_rule=last"]["f1"] == pytest.approx(selection["last"]["f1"], abs=1e-4)

@@ -91,23 +91,27 @@ def expected_distortion(model: VAE, x: Tensor, mu: Tensor, sigma: Tensor, metric
     return 0.5 * (metric(x, model.decode(mu + sigma), reduction) + metric(x, model.decode(mu - sigma), reduction))
 
 
-def score_lx(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> Tensor:
-    """L_x in conventional code form with beta = 1/lambda (1/lambda2 for the decomposed form):
-    lambda * E_q[D(x, x_hat)] + KL, per sample. exp(-L_x) is proportional to the paper's
-    density estimate exp(-L_x/beta) (eq. 20); it is also the anomaly score."""
+def lx_terms(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> tuple[Tensor, Tensor]:
+    """The two terms of L_x per sample (paper eq. 20, conventional code form with beta = 1/lambda,
+    1/lambda2 for the decomposed form): lambda * E_q[D(x, x_hat)] and the KL divergence."""
     mu, logvar = model.encode(x)
     sigma = (0.5 * logvar).exp()
-    kl = kl_per_dim(mu, logvar).sum(dim=1)
-    return expected_distortion(model, x, mu, sigma, metric, cfg.reduction) / cfg.beta + kl
+    distortion = expected_distortion(model, x, mu, sigma, metric, cfg.reduction) / cfg.beta
+    return distortion, kl_per_dim(mu, logvar).sum(dim=1)
+
+
+def score_lx(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> Tensor:
+    """L_x = lambda * E_q[D(x, x_hat)] + KL, per sample. exp(-L_x) is proportional to the paper's
+    density estimate exp(-L_x/beta) (eq. 20); it is also the anomaly score."""
+    distortion, kl = lx_terms(model, x, cfg, metric)
+    return distortion + kl
 
 
 def anomaly_score(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> Tensor:
     """The anomaly trial's score per sample (``cfg.score``): L_x (``score_lx``, the default), or
     with ``recon`` L_x less its KL term, lambda2 * E_q[D(x, x_hat)], the reconstruction part alone."""
-    if cfg.score == "recon":
-        mu, logvar = model.encode(x)
-        return expected_distortion(model, x, mu, (0.5 * logvar).exp(), metric, cfg.reduction) / cfg.beta
-    return score_lx(model, x, cfg, metric)
+    distortion, kl = lx_terms(model, x, cfg, metric)
+    return distortion if cfg.score == "recon" else distortion + kl
 
 
 def pearson_on_raw(log_a: np.ndarray, log_b: np.ndarray) -> Optional[float]:

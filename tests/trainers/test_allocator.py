@@ -52,6 +52,8 @@ def faults_per_step(mode: str) -> float:
 def test_a_warm_fused_step_makes_no_page_faults():
     kept, default = faults_per_step("keep"), faults_per_step("default")
     # Measured here, six runs: a median of 0 faults per step kept, 2,848 to 4,768 with glibc's
-    # defaults, which map the step's large buffers afresh.
+    # defaults, which map the step's large buffers afresh. How many the defaults make depends on
+    # the machine's state too: once, with another sweep running beside the suite, a median of 1.
+    # So only the kept side has a bound.
     assert kept < 20
-    assert default > 200
+    assert kept <= default

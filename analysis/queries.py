@@ -16,7 +16,8 @@ is written in the SQL and a newly registered study is summarised like the others
   (``scaling=train_half, epochs=8000``; :data:`isosweep.studies.ANOMALY_SETTINGS`). The tables of
   the paper's protocol read ``settings = 'default'``; ``@anomaly_ablation`` compares the others.
   ``training_settings`` is the same label without the snapshot rule: the queries of the snapshots'
-  curves (``@anomaly_selection``, ``@anomaly_snapshots``) read ``training_settings = 'default'``.
+  curves (``@anomaly_selection``, ``@anomaly_snapshots``) read ``anomaly_runs``: one trial per seed
+  with ``training_settings = 'default'``.
 
 :func:`named_query` supplies the tables a query reads as common table expressions, so the SQL
 stays runnable by name.
@@ -126,6 +127,16 @@ def anomaly_trials_sql() -> str:
     WHERE t.study IN ({studies})"""
 
 
+ANOMALY_RUNS_SQL = """SELECT * FROM anomaly_trials
+    WHERE training_settings = 'default' AND status = 'ok'
+    QUALIFY row_number() OVER (PARTITION BY study, budget, dataset, lam1, lam2, seed
+                               ORDER BY settings <> 'default', settings) = 1"""
+"""The ``anomaly_runs`` table: one finished trial per seed of each grid point trained as the plan
+trains it. The snapshot rule changes nothing in training, so a seed's trials that differ in it
+alone record the same snapshots: one of them counts (the planned rule's, if any), and a store of
+trials run under another rule reads the same in the queries of the snapshots' curves."""
+
+
 REGISTRY_TABLES: dict[str, Callable[[], str]] = {
     "studies": lambda: _values_sql(STUDIES_COLUMNS, [(s.name, s.records_as or s.name, s.summary)
                                                      for s in STUDIES.values()]),
@@ -133,14 +144,24 @@ REGISTRY_TABLES: dict[str, Callable[[], str]] = {
     "paper_points": lambda: _values_sql(PAPER_POINT_COLUMNS, [(d, p["lam1"], p["lam2"])
                                                               for d, p in ANOMALY_PAPER_POINT.items()]),
     "anomaly_trials": anomaly_trials_sql,
+    "anomaly_runs": lambda: ANOMALY_RUNS_SQL,
 }
-"""The tables a named query may read besides the store's views, each built from the registry."""
+"""The tables a named query may read besides the store's views, each built from the registry; a
+table may read one listed before it."""
 
 
 def with_registry(sql: str) -> str:
     """``sql`` with the registry tables it reads defined as its first common table expressions."""
     code = _strip_comments(sql)
-    used = [name for name in REGISTRY_TABLES if re.search(rf"\b{name}\b", code, re.IGNORECASE)]
+    used: list[str] = []
+    while True:  # the tables the SQL reads, and those they read in turn
+        reading = [code, *(REGISTRY_TABLES[n]() for n in used)]
+        more = [name for name in REGISTRY_TABLES if name not in used
+                and any(re.search(rf"\b{name}\b", text, re.IGNORECASE) for text in reading)]
+        if not more:
+            break
+        used += more
+    used = [name for name in REGISTRY_TABLES if name in used]  # a table before those that read it
     if not used:
         return sql
     ctes = ",\n".join(f"{name} AS (\n    {REGISTRY_TABLES[name]()}\n)" for name in used)

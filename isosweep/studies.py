@@ -58,9 +58,10 @@ class Axis:
 # the allowed values, or ``int`` for a positive whole number. Several values cross like an axis.
 Setting = tuple[Any, ...] | type
 SETTINGS: dict[str, Setting] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
-ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int}
+ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int, "snapshots": int}
 """The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
-tested against: split protocol, scaling, snapshot rule, score, output activation and epochs."""
+tested against: split protocol, scaling, snapshot rule and how many snapshots it chooses from,
+score, output activation and epochs."""
 
 
 @dataclass(frozen=True)

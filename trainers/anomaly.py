@@ -191,7 +191,10 @@ def mean_distance_scores(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
     """The epochs (1-based counts of finished epochs) after which a snapshot is taken: every
-    1/``snapshots`` of the training, the last one at the end."""
+    1/``snapshots`` of the training, the last one at the end; every epoch where ``snapshots`` is
+    at least ``epochs`` (a smoke run of 2 epochs keeps 2 of its 10)."""
+    if snapshots >= epochs:  # also bounds the work for a huge count given on the command line
+        return list(range(1, epochs + 1))
     return sorted({max(1, (epochs * i) // snapshots) for i in range(1, snapshots + 1)})
 
 

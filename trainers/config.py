@@ -201,7 +201,8 @@ class TrialConfig:
 
     def fusion_key(self) -> tuple[Any, ...]:
         """What must be equal for trials to share one vectorised model and training schedule
-        (``isosweep.trainers.fused``): the architecture, the budget and the optimiser's schedule."""
+        (``isosweep.trainers.fused``): the architecture, the budget, the optimiser's schedule and the
+        epochs at which a bundle stops to measure its members (``snapshots``)."""
         return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
                 self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric,
-                self.iterations, self.arch, self.lr, self.lr_schedule, self.output_activation)
+                self.iterations, self.arch, self.lr, self.lr_schedule, self.output_activation, self.snapshots)

@@ -145,6 +145,8 @@ PROTOCOL_DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("output_activation", "linear", "not stated", "the wording leaves it open; `sigmoid` and `leaky_relu` "
      "are recorded settings"),
     ("epochs", "the paper's: 600, 600, 40000, 30000", "the same", "`epochs=N` runs another count"),
+    ("snapshots", "10, one every 1/10 of the epochs", "not stated", "METHOD.md's choice; `snapshots=N` lets "
+     "the rule choose among N (F1 is not monotone in training time)"),
 )
 """Where this project's anomaly protocol may differ from the paper's (METHOD.md 5.3): the setting,
 ours, the paper's, and why ours; each can be run the other way as a recorded setting."""

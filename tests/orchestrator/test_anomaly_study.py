@@ -124,12 +124,18 @@ def test_settings_cross_like_axes_and_bad_ones_are_one_line(tmp_path, capsys):
     assert {(c.scaling, c.snapshot_rule) for c in configs} == {
         (s, r) for s in (None, "train_half") for r in (None, "val_f1", "last")}
     assert {c.epochs for c in configs} == {9}
+    # The snapshot count is a setting too; members that stop at other epochs never share a bundle.
+    counted = study.configs("paper", seeds=1, where=parse_where(study, "dataset=kddcup,snapshots=10|100"))
+    assert [c.snapshots for c in counted] == [10, 100] and counted[0].key == study.configs(
+        "paper", seeds=1, where=parse_where(study, "dataset=kddcup"))[0].key
+    assert counted[0].fusion_key() != counted[1].fusion_key()
     # The defaults named explicitly are the plan's own trials.
     plain = study.configs("smoke", seeds=2, where=parse_where(study, "dataset=thyroid"))
     named = study.configs("smoke", seeds=2, where=parse_where(study, "dataset=thyroid,score=lx,split=held_out"))
     assert [c.key for c in named] == [c.key for c in plain]
     for text, needle in [("scaling=minmax", "choose one of all_rows, train_half"),
                          ("epochs=0", "epochs must be at least 1"), ("epochs=many", "takes whole numbers"),
+                         ("snapshots=0", "snapshots must be at least 1"),
                          ("split=paper", "set snapshot_rule to 'last'")]:
         store = tmp_path / "never"
         assert main(["run", "anomaly-paper", "--where", f"dataset=thyroid,{text}", "--store", str(store),

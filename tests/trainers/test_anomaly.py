@@ -78,6 +78,8 @@ def test_snapshot_epochs():
     assert snapshot_epochs(40000, 10) == list(range(4000, 40001, 4000))
     assert snapshot_epochs(4, 10) == [1, 2, 3, 4]
     assert snapshot_epochs(25, 10) == [2, 5, 7, 10, 12, 15, 17, 20, 22, 25]
+    assert snapshot_epochs(600, 100) == list(range(6, 601, 6))
+    assert snapshot_epochs(3, 10 ** 15) == [1, 2, 3]  # a huge count from --where costs nothing
 
 
 def _smoke_config(dataset="thyroid", **changes):

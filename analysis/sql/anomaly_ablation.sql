@@ -43,10 +43,11 @@ SELECT p.budget, p.dataset, p.lam1, p.lam2, p.settings, p.seeds,
        round(p.f + tf.t * p.f_sd / sqrt(p.seeds), 4) AS f1_ci_high,
        q.reference,
        q.pairs,
-       round(q.diff, 4) AS f1_minus_reference,
+       -- A difference that rounds to zero prints as 0, not -0 (+ 0.0 turns -0.0 into 0.0).
+       round(q.diff, 4) + 0.0 AS f1_minus_reference,
        round(q.diff_sd, 4) AS diff_sd,
-       round(q.diff - td.t * q.diff_sd / sqrt(q.pairs), 4) AS diff_ci_low,
-       round(q.diff + td.t * q.diff_sd / sqrt(q.pairs), 4) AS diff_ci_high,
+       round(q.diff - td.t * q.diff_sd / sqrt(q.pairs), 4) + 0.0 AS diff_ci_low,
+       round(q.diff + td.t * q.diff_sd / sqrt(q.pairs), 4) + 0.0 AS diff_ci_high,
        CASE WHEN q.pairs IS NULL OR q.pairs < 2 THEN NULL
             WHEN q.diff - td.t * q.diff_sd / sqrt(q.pairs) > 0 THEN 'up'
             WHEN q.diff + td.t * q.diff_sd / sqrt(q.pairs) < 0 THEN 'down'

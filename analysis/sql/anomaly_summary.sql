@@ -47,6 +47,6 @@ SELECT k.budget, k.dataset, k.point, k.lam1, k.lam2, k.seeds, k.epochs, k.compar
        round(k.snapshot_epoch, 0) AS snapshot_epoch,
        c.paper_f1_cited,
        c.radogaga_f1_cited,
-       round(k.f - c.paper_f1_cited, 3) AS f1_minus_paper
+       round(k.f - c.paper_f1_cited, 3) + 0.0 AS f1_minus_paper  -- + 0.0: never -0
 FROM picked k JOIN cited c USING (dataset)
 ORDER BY k.budget, k.dataset, k.point DESC

@@ -1,8 +1,9 @@
 """Named summary queries: SQL kept in ``analysis/sql/<name>.sql``, runnable as ``isosweep query @name``.
 
-Besides the store's views (``trials``, ``dims``, ``curves``, ``points``), a named query may read
-three tables made from the study registry (``isosweep.studies``), so that no study's name or grid
-is written in the SQL and a newly registered study is summarised like the others:
+Besides the store's views (``trials``, ``dims``, ``curves``, ``points``), every query (named or
+not) may read the views made from the study registry (``isosweep.studies``; :data:`REGISTRY_TABLES`,
+defined on each connection by ``isosweep.analysis.db.connect``), so that no study's name or grid is
+written in the SQL and a newly registered study is summarised like the others:
 
 - ``studies``: one row per registered study: ``plan`` (its registry name), ``study`` (the name
   its trials are recorded as: the same, except for a study that picks points of another) and
@@ -19,8 +20,7 @@ is written in the SQL and a newly registered study is summarised like the others
   curves (``@anomaly_selection``, ``@anomaly_snapshots``) read ``anomaly_runs``: one trial per seed
   with ``training_settings = 'default'``.
 
-:func:`named_query` supplies the tables a query reads as common table expressions, so the SQL
-stays runnable by name.
+A query's own common table expression of one of these names takes its place in that query.
 """
 
 from __future__ import annotations
@@ -41,25 +41,17 @@ PLANNED_COLUMNS: tuple[tuple[str, str], ...] = (
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 """What a named query's name may be: the stem of a file in ``analysis/sql/``."""
 
-_LEADING_WITH = re.compile(r"\A((?:\s|--[^\n]*\n)*)WITH\b", re.IGNORECASE)
-
-
 def query_names() -> list[str]:
     return sorted(p.name[:-4] for p in resources.files("isosweep.analysis").joinpath("sql").iterdir() if p.name.endswith(".sql"))
 
 
 def named_query(name: str) -> str:
-    """The SQL of the named query, with the registry tables it reads; KeyError naming the known
-    ones otherwise."""
+    """The SQL of the named query; KeyError naming the known ones otherwise."""
     # A name, never a path: `@/any/file` or `@../x` must not run a .sql file from elsewhere.
     path = resources.files("isosweep.analysis").joinpath("sql", f"{name}.sql")
     if not _NAME.fullmatch(name) or not path.is_file():
         raise KeyError(f"unknown named query @{name}; known: {', '.join('@' + n for n in query_names())}")
-    return with_registry(path.read_text())
-
-
-def _strip_comments(sql: str) -> str:
-    return re.sub(r"--[^\n]*", "", sql)
+    return path.read_text()
 
 
 def _literal(value: Any) -> str:
@@ -146,26 +138,5 @@ REGISTRY_TABLES: dict[str, Callable[[], str]] = {
     "anomaly_trials": anomaly_trials_sql,
     "anomaly_runs": lambda: ANOMALY_RUNS_SQL,
 }
-"""The tables a named query may read besides the store's views, each built from the registry; a
-table may read one listed before it."""
-
-
-def with_registry(sql: str) -> str:
-    """``sql`` with the registry tables it reads defined as its first common table expressions."""
-    code = _strip_comments(sql)
-    used: list[str] = []
-    while True:  # the tables the SQL reads, and those they read in turn
-        reading = [code, *(REGISTRY_TABLES[n]() for n in used)]
-        more = [name for name in REGISTRY_TABLES if name not in used
-                and any(re.search(rf"\b{name}\b", text, re.IGNORECASE) for text in reading)]
-        if not more:
-            break
-        used += more
-    used = [name for name in REGISTRY_TABLES if name in used]  # a table before those that read it
-    if not used:
-        return sql
-    ctes = ",\n".join(f"{name} AS (\n    {REGISTRY_TABLES[name]()}\n)" for name in used)
-    match = _LEADING_WITH.match(sql)
-    if match:
-        return f"{match.group(1)}WITH {ctes},{sql[match.end():]}"
-    return f"WITH {ctes}\n{sql}"
+"""The views every query may read besides the store's, each a SELECT built from the registry; a
+view may read the store's views and those listed before it."""

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from isosweep.analysis.document import Document, Figure, Note, Section, Table, to_html, to_markdown
-from isosweep.analysis.queries import named_query, planned_rows, with_registry
+from isosweep.analysis.queries import planned_rows
 from isosweep.analysis.report import build_document, check_out_dir
 from isosweep.analysis.sections import SECTION_SETS, sections_for
 from isosweep.analysis.sections.common import missing_summary, overview
@@ -169,12 +169,18 @@ def test_planned_grid_comes_from_the_registry():
     rows = planned_rows()
     toy = [r for r in rows if r[0] == "toy" and r[2] == "smoke"]
     assert len(toy) == len(STUDIES["toy"].configs("smoke", seeds=1)) == 90
-    # A query that starts with its own WITH gets `planned` as one more common table expression.
-    sql = with_registry("-- note\nWITH x AS (SELECT 1) SELECT count(*) FROM planned, x")
-    import duckdb
 
-    assert duckdb.sql(sql).fetchall()[0][0] == len(rows)
-    assert "planned AS" in named_query("missing_points") and "planned AS" not in named_query("toy_dims")
+
+def test_registry_views_are_read_by_any_query(smoke_store):
+    """The registry's views are there for a query typed by hand as for a named one; a query's own
+    table expression of the same name takes the view's place."""
+    from isosweep.analysis.db import run_query
+
+    assert run_query(str(smoke_store), "WITH x AS (SELECT 1) SELECT count(*) FROM planned, x").rows == [(len(planned_rows()),)]
+    assert run_query(str(smoke_store), "WITH planned AS (SELECT 7 AS n) SELECT n FROM planned").rows == [(7,)]
+    counts = run_query(str(smoke_store), "SELECT (SELECT count(*) FROM studies WHERE plan = 'anomaly-paper'), "
+                       "(SELECT count(*) FROM paper_points), (SELECT count(*) FROM anomaly_trials)").rows
+    assert counts == [(1, 4, 0)]  # the smoke store holds toy trials only
 
 
 # -- bad input --------------------------------------------------------------------------------------

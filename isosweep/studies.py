@@ -57,6 +57,8 @@ class Axis:
 # Settings that are not axes but that a user may set per run with --where (recorded per trial):
 # the allowed values, or ``int`` for a positive whole number. Several values cross like an axis.
 Setting = tuple[Any, ...] | type
+INT_SETTING_MAX = 2 ** 31 - 1
+"""The largest whole-number setting: the store's columns for them are 32-bit integers."""
 SETTINGS: dict[str, Setting] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
 ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int, "snapshots": int}
 """The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
@@ -427,6 +429,9 @@ def _setting_values(key: str, raw: str, values: list[str], allowed: Setting) -> 
             raise UsageError(f"--where {key}={raw!r}: {key} takes whole numbers, e.g. {key}=4000|8000") from None
         if any(n < 1 for n in numbers):
             raise UsageError(f"--where {key}={raw!r}: {key} must be at least 1")
+        if any(n > INT_SETTING_MAX for n in numbers):
+            # The store records it as a 32-bit integer: refuse now, not after the training.
+            raise UsageError(f"--where {key}={raw!r}: {key} must be at most {INT_SETTING_MAX:,}")
         return numbers
     assert isinstance(allowed, tuple)
     unknown = [v for v in values if v not in allowed]

@@ -136,6 +136,7 @@ def test_settings_cross_like_axes_and_bad_ones_are_one_line(tmp_path, capsys):
     for text, needle in [("scaling=minmax", "choose one of all_rows, train_half"),
                          ("epochs=0", "epochs must be at least 1"), ("epochs=many", "takes whole numbers"),
                          ("snapshots=0", "snapshots must be at least 1"),
+                         ("epochs=4000000000", "epochs must be at most 2,147,483,647"),
                          ("split=paper", "set snapshot_rule to 'last'")]:
         store = tmp_path / "never"
         assert main(["run", "anomaly-paper", "--where", f"dataset=thyroid,{text}", "--store", str(store),

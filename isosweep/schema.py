@@ -89,6 +89,7 @@ TRIALS = pa.schema(
         ("split", pa.string()),
         ("scaling", pa.string()),
         ("output_activation", pa.string()),
+        ("batch_order", pa.string()),
         ("science_version", pa.int32()),
         ("config_json", pa.string()),
         # Provenance.

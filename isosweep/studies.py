@@ -63,7 +63,7 @@ SETTINGS: dict[str, Setting] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHED
 ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int, "snapshots": int}
 """The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
 tested against: split protocol, scaling, snapshot rule and how many snapshots it chooses from,
-score, output activation and epochs."""
+score, output activation, the order of the training rows and epochs."""
 
 
 @dataclass(frozen=True)

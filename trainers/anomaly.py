@@ -437,6 +437,7 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
         groups.extend(ordered[starts[i]:starts[i + 1]] for i in range(count))
     units = [_Unit(members, cfgs, [counts[k] for k in members], input_dim, dtype, device) for members in groups]
     gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
+    shuffled = [c.batch_order is None for c in cfgs]
     curves: list[list[dict[str, Any]]] = [[] for _ in cfgs]
     best: list[Optional[Snapshot]] = [None] * k_members
     diverged: list[Optional[str]] = [None] * k_members
@@ -460,8 +461,8 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                 group["lr"] = lr
             if unit.single is not None:
                 unit.single.train()
-            _train_epoch(unit, gens, offsets, zero_row, diverged, x_store, latent, bs, sums if last else None,
-                         dtype, device)
+            _train_epoch(unit, gens, offsets, zero_row, diverged, shuffled, x_store, latent, bs,
+                         sums if last else None, dtype, device)
         if not last:
             continue
 
@@ -529,10 +530,11 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _train_epoch(unit: _Unit, gens: Sequence[torch.Generator], offsets: Sequence[int], zero_row: int,
-                 diverged: Sequence[Optional[str]], x_store: Tensor, latent: int, bs: int,
-                 sums: Optional[list[Tensor]], dtype: torch.dtype, device: torch.device) -> None:
-    """One epoch of one unit. ``sums`` (a snapshot epoch): add each member's summed curve terms
-    over its own rows."""
+                 diverged: Sequence[Optional[str]], shuffled: Sequence[bool], x_store: Tensor, latent: int,
+                 bs: int, sums: Optional[list[Tensor]], dtype: torch.dtype, device: torch.device) -> None:
+    """One epoch of one unit. ``shuffled[k]``: member k walks its rows in a new permutation
+    (``TrialConfig.batch_order``), else in its split's order. ``sums`` (a snapshot epoch): add each
+    member's summed curve terms over its own rows."""
     width = unit.width
     index = torch.full((len(unit.members), width), zero_row, dtype=torch.long)
     noise = torch.zeros(len(unit.members), width, latent, dtype=dtype)
@@ -541,8 +543,12 @@ def _train_epoch(unit: _Unit, gens: Sequence[torch.Generator], offsets: Sequence
             continue  # frozen: reads the zero row with zero noise
         n = unit.counts[j]
         # The draws of a trial trained alone, in its order: the permutation (none when one batch
-        # holds every row: the order within it changes nothing), then each batch's noise.
+        # holds every row: the order within it changes nothing), then each batch's noise. A fixed
+        # order draws the permutation too and leaves it unused, so that its noise is the shuffled
+        # trial's: the two differ in their order alone.
         order = torch.randperm(n, generator=gens[k]) if n > bs else torch.arange(n)
+        if not shuffled[k]:
+            order = torch.arange(n)
         index[j, :n] = order + offsets[k]
         for start in range(0, n, bs):
             rows = min(bs, n - start)

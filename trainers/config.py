@@ -31,6 +31,7 @@ ANOMALY_CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("held_out", "paper"),
     "scaling": ("all_rows", "train_half"),
     "output_activation": ("linear", "sigmoid", "leaky_relu"),
+    "batch_order": ("shuffled", "fixed"),
 }
 
 
@@ -118,6 +119,11 @@ class TrialConfig:
     output_activation: str | None = None
     """Activation after the decoder's last layer: None (``linear``, METHOD.md 5.3's choice), ``sigmoid``
     (inputs are min-max scaled to [0, 1]) or ``leaky_relu``."""
+    batch_order: str | None = None
+    """Order of the anomaly training rows in each epoch: None (``shuffled``: a new permutation every
+    epoch, drawn from the trial's seed) or ``fixed`` (the split's order, the same every epoch, as the
+    paper's predecessor code walks its rows; METHOD.md 5.3). The split's order is itself random per
+    seed, so ``fixed`` is one shuffle kept for the whole run. Both draw the same noise."""
 
     def __post_init__(self) -> None:
         # Canonical types, so that lam=100 and lam=100.0 give the same key.

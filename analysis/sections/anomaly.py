@@ -148,6 +148,9 @@ PROTOCOL_DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
      "(KDDCup's F1 still rises at 600 epochs: 0.947 at 1,200 for one seed, against 0.926 at 600)"),
     ("snapshots", "10, one every 1/10 of the epochs", "not stated", "METHOD.md's choice; `snapshots=N` lets "
      "the rule choose among N (F1 is not monotone in training time)"),
+    ("batch_order", "a new permutation of the training rows every epoch", "not stated; its predecessor's code "
+     "walks the rows in one fixed order", "the usual choice; `batch_order=fixed` keeps the split's order, with "
+     "the same noise"),
 )
 """Where this project's anomaly protocol may differ from the paper's (METHOD.md 5.3): the setting,
 ours, the paper's, and why ours; each can be run the other way as a recorded setting."""

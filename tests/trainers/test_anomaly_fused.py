@@ -28,6 +28,7 @@ BATCH = 64
 MEMBERS = [(0, 6000.0, 18000.0, 250), (1, 12000.0, 6000.0, 240), (2, 30000.0, 24000.0, 180),
            (0, 24000.0, 12000.0, 250), (3, 6000.0, 6000.0, 250), (4, 18000.0, 30000.0, 170)]
 DIVERGING = 4
+FIXED_ORDER = 3
 
 
 def _base() -> TrialConfig:
@@ -50,7 +51,9 @@ def _bundle() -> tuple[list[TrialConfig], list[AnomalySplit]]:
     base, data = _base(), _data()
     cfgs, splits, by_seed = [], [], {}
     for seed, lam1, lam2, rows in MEMBERS:
-        cfgs.append(replace(base, seed=seed, lam1=lam1, lam2=lam2))
+        # Member 3 walks its rows in the split's order (``batch_order``), in a unit of shuffled ones.
+        order = "fixed" if len(cfgs) == FIXED_ORDER else None
+        cfgs.append(replace(base, seed=seed, lam1=lam1, lam2=lam2, batch_order=order))
         if seed not in by_seed:
             split = split_rows(data, seed, base.val_fraction)
             fit = split.fit[:rows].copy()

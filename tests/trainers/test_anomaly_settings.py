@@ -1,5 +1,5 @@
 """The anomaly trial's recorded settings (``TrialConfig``: split, scaling, snapshot_rule, score,
-output_activation; METHOD.md 5.3): each is part of the key only when it differs from its default,
+output_activation, batch_order; METHOD.md 5.3): each is part of the key only when it differs from its default,
 each does what its docstring says, and the rules that do not change training pick exactly the
 snapshot that the curves of a default trial point to."""
 
@@ -19,6 +19,8 @@ from isosweep.trainers.fused import StackedVAE
 from isosweep.trainers.measure import anomaly_score, kl_per_dim, score_lx
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.models import build_model
+from isosweep.trainers.objective import objective_terms
+from isosweep.trainers.training import loop_seed
 
 RATIO = 0.1
 
@@ -165,3 +167,40 @@ def test_a_paper_split_member_keeps_its_last_snapshot_without_validation_rows():
     assert member.outcome is not None, member.diverged
     assert member.outcome.best.epoch == 6 and member.outcome.best.val_loss is None
     assert all(c["val_loss"] is None and c["val_f1"] is None for c in member.outcome.curves)
+
+
+def test_a_fixed_batch_order_walks_the_split_in_order_with_the_shuffled_noise():
+    """``batch_order=fixed`` trains batch by batch on the split's rows in their order, every epoch,
+    with the noise a shuffled trial of the seed draws; it bundles with shuffled members."""
+    torch.set_num_threads(1)
+    raw = _raw_data()
+    data = LabelledData("t", minmax(raw.x), raw.anomaly, RATIO)
+    fixed = _base(epochs=3, batch_size=64, lr=1e-2, snapshot_rule="last", batch_order="fixed")
+    shuffled = replace(fixed, batch_order=None)
+    assert fixed.key != shuffled.key and fixed.fusion_key() == shuffled.fusion_key()
+    split = split_rows(data, fixed.seed, fixed.val_fraction)
+    got_fixed, got_shuffled = train_anomaly_bundle([fixed, shuffled], [split, split], [RATIO] * 2, dtype=torch.float64)
+
+    # The same training written out: the split's rows in order, the permutation drawn and unused.
+    x = torch.as_tensor(split.fit, dtype=torch.float64)
+    n, bs = x.shape[0], fixed.batch_size
+    assert n > 2 * bs
+    model = build_model(x.shape[1], fixed.hidden, fixed.latent_dim, fixed.activation, fixed.seed,
+                        fixed.output_activation).double()
+    optimiser = torch.optim.Adam(model.parameters(), lr=fixed.lr)
+    gen = torch.Generator().manual_seed(loop_seed(fixed.seed))
+    metric = get_metric(fixed.loss)
+    for _ in range(fixed.epochs):
+        torch.randperm(n, generator=gen)
+        noise = [torch.randn(min(bs, n - s), fixed.latent_dim, generator=gen, dtype=torch.float64)
+                 for s in range(0, n, bs)]
+        for eps, s in zip(noise, range(0, n, bs)):
+            loss = objective_terms(model, x[s:s + bs], eps, fixed, metric,
+                                   get_metric(fixed.transform_metric or fixed.loss))["loss"].mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(got_fixed.outcome.model.state_dict()[name], value, rtol=1e-9, atol=1e-12)
+    assert any(not torch.allclose(got_shuffled.outcome.model.state_dict()[name], value, rtol=1e-4)
+               for name, value in model.state_dict().items())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from isosweep.errors import UsageError
+from isosweep.schema import TRIALS
 from isosweep.trainers.config import ANOMALY_CHOICES, LR_SCHEDULES, REDUCTIONS, TrialConfig
 from isosweep.trainers.kinds import DataCheck
 from isosweep.trainers.kinds import check_data as check_kind_data
@@ -57,8 +58,14 @@ class Axis:
 # Settings that are not axes but that a user may set per run with --where (recorded per trial):
 # the allowed values, or ``int`` for a positive whole number. Several values cross like an axis.
 Setting = tuple[Any, ...] | type
-INT_SETTING_MAX = 2 ** 31 - 1
-"""The largest whole-number setting: the store's columns for them are 32-bit integers."""
+
+
+def int_setting_max(key: str) -> int:
+    """The largest value of the whole-number setting ``key`` that its store column holds (a signed
+    integer of the width ``isosweep.schema.TRIALS`` gives it)."""
+    return 2 ** (TRIALS.field(key).type.bit_width - 1) - 1
+
+
 SETTINGS: dict[str, Setting] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
 ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int, "snapshots": int}
 """The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
@@ -429,9 +436,10 @@ def _setting_values(key: str, raw: str, values: list[str], allowed: Setting) -> 
             raise UsageError(f"--where {key}={raw!r}: {key} takes whole numbers, e.g. {key}=4000|8000") from None
         if any(n < 1 for n in numbers):
             raise UsageError(f"--where {key}={raw!r}: {key} must be at least 1")
-        if any(n > INT_SETTING_MAX for n in numbers):
-            # The store records it as a 32-bit integer: refuse now, not after the training.
-            raise UsageError(f"--where {key}={raw!r}: {key} must be at most {INT_SETTING_MAX:,}")
+        most = int_setting_max(key)
+        if any(n > most for n in numbers):
+            # The store could not record it: refuse now, not after the training.
+            raise UsageError(f"--where {key}={raw!r}: {key} must be at most {most:,}")
         return numbers
     assert isinstance(allowed, tuple)
     unknown = [v for v in values if v not in allowed]

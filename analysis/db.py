@@ -1,6 +1,7 @@
 """DuckDB over a results store: the views ``trials``, ``dims``, ``curves`` and ``points``, and
 beside them the views made from the study registry (``studies``, ``planned``, ``paper_points``,
-``anomaly_trials``, ``anomaly_runs``: ``isosweep.analysis.queries.REGISTRY_TABLES``).
+``anomaly_trials``, ``anomaly_runs``: ``isosweep.analysis.queries.REGISTRY_TABLES``, built once per
+state of the registry by ``registry_views``).
 
 Each view reads every Parquet file of its table (per-trial and compacted) and is completed by the
 schema module's typed empty table, so every documented column exists with its type even over an
@@ -23,7 +24,7 @@ from typing import Any, Callable, Optional, Sequence
 import duckdb
 import pyarrow as pa
 
-from isosweep.analysis.queries import REGISTRY_TABLES
+from isosweep.analysis.queries import registry_views
 from isosweep.errors import UsageError, first_line
 from isosweep.interrupts import deferred_interrupt
 from isosweep.schema import TABLES
@@ -137,8 +138,8 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
             )
             SELECT {', '.join(f's."{c}"' for c in TABLES[table].names)}
             FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id IS NOT DISTINCT FROM c.run_id AND s.__file = c.__file""")
-    for name, select in REGISTRY_TABLES.items():  # in order: a view may read one made before it
-        con.execute(f"CREATE VIEW {name} AS {select()}")
+    for name, select in registry_views().items():  # in order: a view may read one made before it
+        con.execute(f"CREATE VIEW {name} AS {select}")
     _lock_down(con, store, Store(store_url).root)
     return con
 

@@ -140,3 +140,20 @@ REGISTRY_TABLES: dict[str, Callable[[], str]] = {
 }
 """The views every query may read besides the store's, each a SELECT built from the registry; a
 view may read the store's views and those listed before it."""
+
+_built: tuple[tuple[Any, ...], dict[str, str]] = ((), {})
+"""The registry the views were last built from (its studies, held so that none is collected while
+compared) and their SQL."""
+
+
+def registry_views() -> dict[str, str]:
+    """The SQL of :data:`REGISTRY_TABLES`, built once per state of the registry: a report opens a
+    connection per query, and building the planned grid points takes tens of milliseconds. A study
+    registered or removed since (``isosweep.studies.register_study``) builds them anew."""
+    global _built
+    studies = tuple(STUDIES.values())
+    seen, views = _built
+    if len(seen) != len(studies) or any(a is not b for a, b in zip(seen, studies)) or not views:
+        views = {name: select() for name, select in REGISTRY_TABLES.items()}
+        _built = (studies, views)
+    return views

@@ -72,3 +72,20 @@ def test_registering_twice_or_naming_an_unknown_study_is_refused(toy_pair):
         register_study(toy_pair)
     with pytest.raises(ValueError, match="not registered"):
         register_study(Study("orphan", "d", (), {}, TOY_BUDGETS, companions=("nowhere",)))
+
+
+def test_the_registry_views_are_built_once_and_again_when_the_registry_changes():
+    from isosweep.analysis.queries import registry_views
+
+    before = registry_views()
+    assert registry_views() is before  # a report's many connections share one build
+    assert f"'{NAME}'" not in before["studies"]
+    study = Study(NAME, "a study registered by a test", (Axis("dataset", ("mix",)),),
+                  {**STUDIES["toy"].fixed, "loss": "se", "lam": 10.0, "latent_dim": 2}, TOY_BUDGETS)
+    register_study(study)
+    try:
+        views = registry_views()
+        assert f"'{NAME}'" in views["studies"] and f"'{NAME}'" in views["planned"]
+    finally:
+        unregister_study(NAME)
+    assert f"'{NAME}'" not in registry_views()["studies"]

@@ -54,15 +54,19 @@ _IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def _activation_backward(grad: Tensor, out: Tensor, activation: str) -> Tensor:
-    """The gradient through ``activation``, from the activation's output ``out``: a (leaky) ReLU's
-    output has its input's sign, and tanh' = 1 - tanh^2."""
+def _activation_backward_(grad: Tensor, out: Tensor, activation: str) -> Tensor:
+    """The gradient through ``activation``, from the activation's output ``out``, written over
+    ``grad`` (a buffer the caller owns): a (leaky) ReLU's output has its input's sign, and
+    tanh' = 1 - tanh^2. In place: a fresh output is one more buffer of the activations' size to
+    write and to keep in cache. Measured on this project's 2-core CPU (one thread, 13 stacked
+    Thyroid members, 100 epochs): the leaky ReLU's backward took 826 ms out of place and 237 ms in
+    place, and the whole training 7.5 s and 6.0 s."""
     if activation == "leaky_relu":
-        return torch.ops.aten.leaky_relu_backward(grad, out, LEAKY_SLOPE, True)
+        return torch.ops.aten.leaky_relu_backward.grad_input(grad, out, LEAKY_SLOPE, True, grad_input=grad)
     if activation == "relu":
-        return torch.ops.aten.threshold_backward(grad, out, 0.0)
+        return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
     if activation == "tanh":
-        return torch.ops.aten.tanh_backward(grad, out)
+        return torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad)
     raise ValueError(f"no stacked backward for activation {activation!r}")
 
 
@@ -103,7 +107,7 @@ class _FeatureMajorChain(torch.autograd.Function):
             grads[2 * i] = torch.bmm(grad, inputs[i].transpose(1, 2))
             grads[2 * i + 1] = grad.sum(dim=2, keepdim=True)
             if i > 0:
-                grad = _activation_backward(torch.bmm(weights[i].transpose(1, 2), grad), inputs[i], ctx.activation)
+                grad = _activation_backward_(torch.bmm(weights[i].transpose(1, 2), grad), inputs[i], ctx.activation)
             elif ctx.needs_input_grad[0]:
                 grad_input = torch.bmm(weights[0].transpose(1, 2), grad)
         return (grad_input, None, *grads)

@@ -13,18 +13,22 @@ It prints member-samples per second (members x epochs x training rows / seconds)
 the projected wall times, on the device, of the toy ablation at the paper budget (90 x 500 epochs
 x 50,000 rows) and of the paper's whole anomaly grid (4 data sets x 25 points x 20 seeds at the
 paper's epochs). The grid's projection trains, for each data set found under ``--data-root``, one
-bundle of the size ``--fuse auto`` would give it on this device for ``--grid-epochs`` epochs.
+bundle of the size ``--fuse auto`` would give it on this device, after a warm-up, for ``--grid-epochs``
+epochs and for a fifth of that (their difference is the cost of an epoch, the rest that of a
+snapshot). ``--json PATH`` writes the headline figures as JSON.
 
 ``--device cpu`` runs the device paths on the CPU (no GPU needed): the script's own check, whose
 numbers are CPU numbers.
 
     .venv/bin/python benchmarks/gpu.py --data-root /path/to/data [--device cuda|cpu] [--epochs 2]
-        [--seeds 2] [--sample 3] [--grid-datasets thyroid,arrhythmia,kddcup,kddcup_rev] [--skip-cpu]
+        [--seeds 2] [--sample 3] [--grid-datasets thyroid,arrhythmia,kddcup,kddcup_rev] [--grid-epochs 25]
+        [--skip-cpu] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import replace
@@ -48,16 +52,45 @@ def _timed(run: Callable[[], None], where: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def toy_paths(cfgs: Sequence[TrialConfig], where: torch.device, sample: int) -> tuple[float, float]:
-    """Seconds to train ``cfgs`` fused, and one at a time (``sample`` trials, scaled)."""
+def toy_paths(cfgs: Sequence[TrialConfig], where: torch.device, sample: int,
+              capture: bool = False) -> tuple[float, float]:
+    """Seconds to train ``cfgs`` fused (each epoch a replayed CUDA graph where ``capture``), and
+    one at a time (``sample`` trials, scaled)."""
     from isosweep.trainers.data import make_data
     from isosweep.trainers.fused import train_bundle
 
     datas = [make_data(c) for c in cfgs]
-    train_bundle(cfgs[:2], datas[:2], where=where)  # warm-up: kernels, allocator, lazy imports
-    fused = _timed(lambda: train_bundle(cfgs, datas, where=where), where)
+    train_bundle(cfgs[:2], datas[:2], where=where, capture=capture)  # warm-up: kernels, allocator, lazy imports
+    fused = _timed(lambda: train_bundle(cfgs, datas, where=where, capture=capture), where)
     alone = _timed(lambda: [train_bundle([c], [d], where=where) for c, d in zip(cfgs[:sample], datas[:sample])], where)
     return fused, alone * len(cfgs) / sample
+
+
+def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: bool) -> dict[str, float]:
+    """One more epoch of the fused toy bundle under ``torch.profiler``: ms per optimiser step,
+    kernel launches per step (the CUDA runtime's launch calls, a graph replay counting one), and
+    the GPU busy fraction (the kernels' summed device time over the epoch's wall time). On a CPU
+    only the ms per step is measured."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from isosweep.trainers.data import make_data
+    from isosweep.trainers.fused import train_bundle
+
+    one = [replace(c, epochs=1) for c in cfgs]
+    datas = [make_data(c) for c in one]
+    train_bundle(one, datas, where=where, capture=capture)  # warm-up
+    steps = -(-one[0].n_train // one[0].batch_size)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if where.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        wall = _timed(lambda: train_bundle(one, datas, where=where, capture=capture), where)
+    events = prof.key_averages()
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC",
+                                                         "cudaGraphLaunch", "cuLaunchKernelEx"))
+    kernel_us = sum(getattr(e, "self_device_time_total", 0.0) for e in events
+                    if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type))
+    # The one-epoch bundle also builds its models and reads the data: its wall time is an upper bound.
+    return {"ms_per_step": wall * 1e3 / steps, "launches_per_step": launches / steps,
+            "gpu_busy_fraction": kernel_us / 1e6 / wall if where.type == "cuda" else float("nan")}
 
 
 def anomaly_inputs(cfgs: Sequence[TrialConfig], root: str) -> tuple[list, list]:
@@ -92,29 +125,41 @@ def member_samples(cfgs: Sequence[TrialConfig], rows: Sequence[int]) -> float:
 def grid_projection(root: str, datasets: Sequence[str], where: torch.device, epochs: int,
                     budget: Optional[GpuBudget]) -> dict[str, Optional[float]]:
     """Projected seconds of each data set's paper grid (25 points x 20 seeds) on ``where``: one
-    bundle of the planner's size trained ``epochs`` epochs (one snapshot), its time per epoch
-    scaled to the paper's epochs and to the number of bundles, run one after another."""
-    from isosweep.trainers.anomaly import train_anomaly_bundle
+    bundle of the planner's size, warmed up, then trained twice with one snapshot each, for
+    ``epochs // 5`` and for ``epochs`` epochs. The difference gives the cost of an epoch; the rest
+    of the shorter run, that of a snapshot with the bundle's setup (an upper bound). Projected: the
+    paper's epochs plus its snapshots, times the number of bundles, run one after another."""
+    from isosweep.trainers.anomaly import DEFAULT_SNAPSHOTS, train_anomaly_bundle
     from isosweep.trainers.data.errors import DataError
 
     found: dict[str, Optional[float]] = {}
+    short = max(1, epochs // 5)
     for dataset in datasets:
         grid = get_study("anomaly").configs("paper", seeds=20, where={"dataset": (dataset,)})
         paper_epochs = grid[0].epochs
         k = (gpu_bundle_size(grid, budget) if budget is not None
              else bundle_size("auto", len(grid), os.cpu_count() or 1, True))
-        members = [replace(c, epochs=epochs, snapshots=1) for c in grid[:k]]
         try:
-            splits, ratios = anomaly_inputs(members, root)
+            splits, ratios = anomaly_inputs(grid[:k], root)
         except DataError as exc:
             print(f"  {dataset}: skipped ({exc})")
             found[dataset] = None
             continue
-        seconds = _timed(lambda: train_anomaly_bundle(members, splits, ratios, where=where), where)
+
+        def run(n_epochs: int) -> float:
+            members = [replace(c, epochs=n_epochs, snapshots=1) for c in grid[:k]]
+            return _timed(lambda: train_anomaly_bundle(members, splits, ratios, where=where), where)
+
+        run(1)  # warm-up: kernels, allocator
+        t_short, t_long = run(short), run(epochs)
+        per_epoch = max(0.0, (t_long - t_short) / (epochs - short)) if epochs > short else t_long / epochs
+        per_snapshot = max(0.0, t_short - short * per_epoch)
         bundles = -(-len(grid) // k)
-        found[dataset] = seconds / epochs * paper_epochs * bundles
-        print(f"  {dataset}: bundle of {k}, {epochs} epochs in {seconds:.1f} s -> {bundles} bundle(s) x "
-              f"{paper_epochs} epochs: {found[dataset] / 3600:.2f} h")
+        snapshots = grid[0].snapshots or DEFAULT_SNAPSHOTS
+        found[dataset] = (per_epoch * paper_epochs + per_snapshot * snapshots) * bundles
+        print(f"  {dataset}: bundle of {k}: {per_epoch * 1e3:.1f} ms per epoch (from {short} and {epochs} epochs), "
+              f"{per_snapshot:.2f} s per snapshot -> {bundles} bundle(s) x {paper_epochs} epochs: "
+              f"{found[dataset] / 3600:.2f} h")
     return found
 
 
@@ -127,8 +172,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--sample", type=int, default=3, help="trials timed one at a time (scaled to all)")
     parser.add_argument("--grid-datasets", default="thyroid,arrhythmia,kddcup,kddcup_rev")
-    parser.add_argument("--grid-epochs", type=int, default=2)
+    parser.add_argument("--grid-epochs", type=int, default=25, help="epochs of the longer timed run per data set")
     parser.add_argument("--skip-cpu", action="store_true", help="do not time the CPU paths")
+    parser.add_argument("--json", metavar="PATH", help="also write the headline figures to PATH as JSON")
     args = parser.parse_args()
     where = resolve(args.device)
     cpu = torch.device("cpu")
@@ -142,6 +188,9 @@ def main() -> None:
     rows: list[tuple[str, str, float]] = []
     fused, alone = toy_paths(toy, where, args.sample)
     rows += [("toy", "fused on device", fused), ("toy", "one at a time on device", alone)]
+    if where.type == "cuda":
+        captured, _ = toy_paths(toy, where, 0, capture=True)
+        rows += [("toy", "fused, captured epochs", captured)]
     if where.type != "cpu" and not args.skip_cpu:
         c_fused, c_alone = toy_paths(toy, cpu, args.sample)
         rows += [("toy", "CPU fused", c_fused), ("toy", "CPU one at a time", c_alone)]
@@ -170,9 +219,22 @@ def main() -> None:
         for path, seconds in mine.items():
             vs_cpu = f"{cpu_fused / seconds:>12.2f}x" if cpu_fused else f"{'-':>13}"
             print(f"{workload:<8} {path:<26} {seconds:>9.2f} {samples / seconds:>17,.0f} {base / seconds:>16.2f}x {vs_cpu}")
-    toy_rate = member_samples(toy, toy_rows) / dict(((w, p), s) for w, p, s in rows)[("toy", "fused on device")]
-    print(f"\nprojected on {device_name(where)}, fused: toy ablation at the paper budget "
-          f"{PAPER_TOY_MEMBER_SAMPLES / toy_rate / 3600:.2f} h")
+    timed = dict(((w, p), s) for w, p, s in rows)
+    best_toy = min(s for (w, p), s in timed.items() if w == "toy" and p != "one at a time on device" and "CPU" not in p)
+    toy_rate = member_samples(toy, toy_rows) / best_toy
+    figures: dict[str, object] = {"device": device_name(where),
+                                  "toy_fused_vs_one_at_a_time": timed[("toy", "one at a time on device")] / best_toy,
+                                  "toy_paper_projection_s": PAPER_TOY_MEMBER_SAMPLES / toy_rate}
+    print(f"\nprojected on {device_name(where)}, fastest fused path: toy ablation at the paper budget "
+          f"{figures['toy_paper_projection_s'] / 3600:.2f} h")
+    for capture in ((False, True) if where.type == "cuda" else (False,)):
+        step = toy_step_profile(toy, where, capture)
+        name = "captured" if capture else "eager"
+        print(f"toy bundle of {len(toy)}, {name}: {step['ms_per_step']:.3f} ms per step, "
+              f"{step['launches_per_step']:.1f} launches per step, GPU busy {step['gpu_busy_fraction']:.1%}")
+        figures[f"toy_{name}"] = step
+        figures["toy_launches_per_step"] = step["launches_per_step"]
+        figures["gpu_busy_fraction"] = step["gpu_busy_fraction"]
     if args.data_root:
         budget = None
         if where.type == "cuda":
@@ -183,6 +245,11 @@ def main() -> None:
         missing = [d for d, s in grid.items() if s is None]
         print(f"  whole grid of {', '.join(measured)}: {sum(measured.values()) / 3600:.2f} h"
               + (f" (not measured: {', '.join(missing)})" if missing else ""))
+        figures["anomaly_grid_projection_s"] = sum(measured.values()) if not missing else None
+        figures["anomaly_grid_per_dataset_s"] = grid
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from isosweep.trainers.capture import stacked_adam
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import data_rng
 from isosweep.trainers.data.anomaly import LabelledData, load_anomaly, minmax
@@ -198,15 +199,6 @@ def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
     return sorted({max(1, (epochs * i) // snapshots) for i in range(1, snapshots + 1)})
 
 
-def _adam(params: Any, lr: float) -> torch.optim.Adam:
-    """Adam with the fused CPU/GPU kernel where this torch has one (fewer ops per step)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr)
-
-
 @dataclass
 class Snapshot:
     """What is kept of the snapshot the trial's ``snapshot_rule`` chose."""
@@ -303,7 +295,7 @@ class _Unit:
             self.stacked = StackedVAE.from_models(self.templates, ref.activation, dtype, where, feature_major=True)
             self.params = self.stacked.parameters()
             self.losses = MemberLosses(mine, dtype, where)
-        self.optimiser = _adam(self.params, ref.lr)
+        self.optimiser = stacked_adam(self.params, ref.lr)
         self.weight = torch.ones(len(members), dtype=dtype, device=where)
         # (K, width) validity of each padded row position, and its count per batch.
         self.valid = (torch.arange(self.width).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)).to(dtype).to(where)

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from isosweep.trainers.capture import EpochProgram, can_capture, set_learning_rate, stacked_adam
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import TrialData
-from isosweep.trainers.device import DeviceLike, draw_on_cpu, resolve, to_cpu
+from isosweep.trainers.device import DeviceLike, resolve, to_cpu
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model, output_activation
 from isosweep.trainers.objective import form_weights, vae_terms
@@ -309,18 +310,25 @@ def train_bundle(
     checkpoint: Optional[Checkpoint] = None,
     dtype: torch.dtype = torch.float32,
     where: DeviceLike = None,
+    capture: bool = False,
 ) -> list[MemberOutcome]:
     """Train the members of a bundle together on device ``where`` (default the CPU); resume from
-    ``checkpoint`` when given (taken on any device: ``isosweep.trainers.device``)."""
+    ``checkpoint`` when given (taken on any device: ``isosweep.trainers.device``).
+
+    The members' rows stay on the device for the whole training; each epoch gathers them in the
+    epoch's order into a buffer that stays in place, and its steps read their batches from it, so
+    no batch travels from the host. ``capture`` (on a CUDA device): each epoch is replayed as one
+    CUDA graph (``isosweep.trainers.capture``); the results are the same."""
     check_bundle(cfgs)
     device = resolve(where)
+    capture = capture and can_capture(device)
     ref = cfgs[0]
     k_members, n, latent = len(cfgs), datas[0].train.shape[0], ref.latent_dim
     templates = [build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation)
                  for c, d in zip(cfgs, datas)]
     model = StackedVAE.from_models(templates, ref.activation, dtype, device)
     params = model.parameters()
-    optimiser = torch.optim.Adam(params, lr=ref.lr, foreach=True)
+    optimiser = stacked_adam(params, ref.lr, capturable=capture)
     losses = MemberLosses(cfgs, dtype, device)
     # The generators stay on the CPU whatever the device: the draws of a seed are the same everywhere.
     gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
@@ -333,26 +341,29 @@ def train_bundle(
         with torch.no_grad():
             for p, saved in zip(params, checkpoint["params"]):
                 p.copy_(saved)
+        lrs = [group["lr"] for group in optimiser.param_groups]
         optimiser.load_state_dict(checkpoint["optimiser"])
+        for group, lr in zip(optimiser.param_groups, lrs):
+            group["lr"] = lr  # this optimiser's own (a device tensor when captured); set each epoch
         for g, state in zip(gens, checkpoint["generators"]):
             g.set_state(state)
         for o, curve, why in zip(outcomes, checkpoint["curves"], checkpoint["diverged"]):
             o.curves, o.diverged = list(curve), why
         start_epoch, steps = int(checkpoint["epoch"]), int(checkpoint["steps"])
-        weight = checkpoint["weight"].to(device=device, dtype=dtype)
+        weight.copy_(checkpoint["weight"])
         x_all[weight == 0] = 0.0
 
-    reports = report_epochs(ref.epochs)
-    for epoch in range(start_epoch, ref.epochs):
-        for group in optimiser.param_groups:
-            group["lr"] = step_learning_rate(ref, epoch, ref.epochs)
-        # One permutation and one block of noise per member and epoch, from the member's generator:
-        # the draws are the same whether the member trains alone or in a bundle, on any device.
-        order = draw_on_cpu(torch.stack([torch.randperm(n, generator=g) for g in gens]), device)
-        noise = draw_on_cpu(torch.stack([torch.randn(n, latent, generator=g, dtype=dtype) for g in gens]), device)
-        x_epoch = torch.gather(x_all, 1, order.unsqueeze(-1).expand(-1, -1, m))
-        sums = torch.zeros(len(CURVE_TERMS), k_members, dtype=torch.float64, device=device)
-        for start in range(0, n, ref.batch_size):
+    # The epoch's inputs and outputs, in place for the whole training (what a captured epoch reads).
+    order = torch.empty(k_members, n, dtype=torch.long, device=device)
+    noise = torch.empty(k_members, n, latent, dtype=dtype, device=device)
+    x_epoch = torch.empty_like(x_all)
+    sums = torch.zeros(len(CURVE_TERMS), k_members, dtype=torch.float64, device=device)
+    starts = range(0, n, ref.batch_size)
+
+    def epoch_body() -> None:
+        torch.gather(x_all, 1, order.unsqueeze(-1).expand(-1, -1, m), out=x_epoch)
+        sums.zero_()
+        for start in starts:
             x = x_epoch[:, start:start + ref.batch_size]
             eps = noise[:, start:start + ref.batch_size]
             terms = losses.terms(model, x, eps)
@@ -360,9 +371,19 @@ def train_bundle(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            steps += 1
             with torch.no_grad():
-                sums += torch.stack([terms[t].detach().sum(dim=1) for t in CURVE_TERMS]).to(torch.float64)
+                sums.add_(torch.stack([terms[t].detach().sum(dim=1) for t in CURVE_TERMS]).to(torch.float64))
+
+    program = EpochProgram(epoch_body, params, optimiser, capture)
+    reports = report_epochs(ref.epochs)
+    for epoch in range(start_epoch, ref.epochs):
+        set_learning_rate(optimiser, step_learning_rate(ref, epoch, ref.epochs))
+        # One permutation and one block of noise per member and epoch, from the member's generator:
+        # the draws are the same whether the member trains alone or in a bundle, on any device.
+        order.copy_(torch.stack([torch.randperm(n, generator=g) for g in gens]))
+        noise.copy_(torch.stack([torch.randn(n, latent, generator=g, dtype=dtype) for g in gens]))
+        program.run()
+        steps += len(starts)
         # The one read-back of the epoch (on a GPU, the wait for its queued steps).
         means = (sums / n).T.tolist()
         for k, (o, row) in enumerate(zip(outcomes, means)):

@@ -129,3 +129,14 @@ def test_the_feature_major_layout_computes_the_batch_major_model_and_its_gradien
     for k, template in enumerate(models):
         for p, q in zip(feature.member(k, template).parameters(), template.double().parameters()):
             assert torch.equal(p, q)
+
+
+def test_capture_is_a_switch_that_changes_no_result():
+    """``capture`` asks for CUDA graphs; where the device cannot capture (here the CPU) the epoch
+    runs eagerly, with exactly the results of the default."""
+    datas = [make_data(c) for c in MEMBERS[:2]]
+    plain = train_bundle(MEMBERS[:2], datas)
+    switched = train_bundle(MEMBERS[:2], datas, capture=True)
+    for a, b in zip(plain, switched):
+        assert a.curves == b.curves
+        assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))

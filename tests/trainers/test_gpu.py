@@ -92,3 +92,33 @@ def test_a_sweep_on_a_gpu_records_the_gpus_name(tmp_path):
     rows = api.query(store, "select study, status, device from trials")
     assert len(rows) == 9 + 4 and set(rows["status"]) == {"ok"}
     assert set(rows["device"]) == {torch.cuda.get_device_name(0)}
+
+
+def test_a_captured_toy_bundle_equals_one_by_one_training_in_float64():
+    """Each epoch replayed as one CUDA graph: the same results as one-by-one eager training, a
+    diverging member frozen and recorded, and a checkpoint that resumes on the CPU."""
+    from test_fused import MEMBERS
+
+    from isosweep.trainers.data import TrialData, make_data
+    from isosweep.trainers.fused import train_bundle
+
+    datas = [make_data(c) for c in MEMBERS]
+    poisoned = TrialData(datas[1].train.copy(), datas[1].eval, datas[1].eval_log_p)
+    poisoned.train[5, 0] = np.nan
+    datas[1] = poisoned
+    saved = {}
+
+    def report(metrics, make_checkpoint):
+        if metrics["epoch"] == 6:
+            saved["checkpoint"] = make_checkpoint()
+
+    captured = train_bundle(MEMBERS, datas, report=report, dtype=torch.float64, where="cuda", capture=True)
+    assert captured[1].model is None and "epoch 1" in captured[1].diverged
+    resumed = train_bundle(MEMBERS, datas, checkpoint=saved["checkpoint"], dtype=torch.float64, where="cpu")
+    for k in (0, 2, 3):
+        (alone,) = train_bundle([MEMBERS[k]], [datas[k]], dtype=torch.float64, where="cuda")
+        assert captured[k].steps == alone.steps
+        assert [c["loss"] for c in captured[k].curves] == pytest.approx([c["loss"] for c in alone.curves], rel=RTOL)
+        for p, q, r in zip(captured[k].model.parameters(), alone.model.parameters(), resumed[k].model.parameters()):
+            torch.testing.assert_close(p, q, rtol=RTOL, atol=1e-8)
+            torch.testing.assert_close(p.cpu(), r, rtol=RTOL, atol=1e-8)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STORE ?= demo-results
 
-.PHONY: install demo test test-kernels test-slow test-gpu clean
+.PHONY: install demo test test-kernels test-slow test-gpu gpu-check clean
 
 install: $(STAMP)
 
@@ -34,6 +34,12 @@ test-slow: install
 
 test-gpu: install
 	$(BIN)/python -m pytest -q -m gpu
+
+# The device check on a GPU machine, with that machine's own python3 (no install, no Ray):
+# the gpu tests and benchmarks/gpu.py --json. GPU_DATA: a folder holding thyroid/, arrhythmia/, kddcup99/.
+GPU_DATA ?= gpu-data
+gpu-check:
+	bash benchmarks/gpu_check.sh $(GPU_DATA) gpu-check
 
 clean:
 	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache

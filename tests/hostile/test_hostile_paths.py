@@ -21,6 +21,7 @@ import isosweep
 from conftest import cli_env
 from isosweep.cli import main
 from isosweep.errors import UsageError
+from isosweep.store import Store
 from isosweep.trainers.data import data_root
 from support import make_store, snapshot
 from test_hostile_inputs import Case, run_case
@@ -147,8 +148,11 @@ def test_out_onto_a_device_node_is_refused(world: Path, tmp_path: Path, capsys) 
 
 
 def test_tilde_in_the_environment(world: Path, capsys, monkeypatch) -> None:
-    """ISOSWEEP_STORE and ISOSWEEP_DATA expand ``~`` as the flags do."""
+    """ISOSWEEP_STORE and ISOSWEEP_DATA expand ``~`` as the flags do; the store's url (which the
+    driver hands to Ray's workers and DuckDB) is the expanded path."""
     monkeypatch.setenv("HOME", str(world / "home"))
+    assert Store("~/x").url == str(world / "home" / "x") and Store("~").url == str(world / "home")
+    assert Store("./~/x").url == "./~/x" and Store("a~b").url == "a~b"  # a ~ elsewhere is a character
     monkeypatch.chdir(world / "cwd")
     monkeypatch.setenv("ISOSWEEP_STORE", "~/s")
     assert main(["status"]) == 0
@@ -179,6 +183,7 @@ def test_the_api_refuses_a_report_inside_the_store(world: Path, monkeypatch, tmp
     assert len(isosweep.trials("~/s")) == 3
 
 
+@pytest.mark.slow  # a real Ray sweep of 3 trials: 40-90 s
 def test_a_run_with_a_tilde_store_writes_under_home(tmp_path: Path) -> None:
     """``run --store '~/x'`` on real Ray: the tables and Ray's state go to $HOME/x, nothing to a
     folder named ``~`` in the working folder; status and the API then see the trials."""

@@ -10,6 +10,7 @@ suite). ``HOME`` is a folder of the world, so ``~`` never reaches the real home 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -208,3 +209,21 @@ def test_a_run_with_a_tilde_store_writes_under_home(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, timeout=300)
     assert counted.stdout.strip() == "3", counted.stderr
     assert os.listdir(cwd) == []
+
+
+def test_a_report_to_a_tilde_folder_goes_under_home(world: Path, capsys, monkeypatch, tmp_path: Path) -> None:
+    """``report --out '~/rep'`` writes $HOME/rep, and again over its own regular files; nothing
+    else changes."""
+    monkeypatch.setenv("HOME", str(world / "home"))
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path))
+    monkeypatch.chdir(world / "cwd")
+    before = snapshot(world)
+    for _ in range(2):
+        assert main(["report", "toy", "--store", str(world / "store"), "--out", "~/rep"]) == 0
+        assert capsys.readouterr().out.startswith(f"{world / 'home' / 'rep'}: report.md, report.html")
+    after = snapshot(world)
+    written = sorted(p for p in after if p not in before)
+    assert str(world / "home" / "rep" / "report.md") in written
+    assert all(p.startswith(str(world / "home" / "rep")) for p in written), written
+    assert {p: after[p] for p in before} == before
+    shutil.rmtree(world / "home" / "rep")

@@ -23,6 +23,8 @@ from isosweep.analysis.document import (FIGURES_DIR, TABLES_DIR, Document, Note,
 from isosweep.analysis.queries import named_query
 from isosweep.analysis.sections import sections_for
 from isosweep.errors import UsageError, first_line
+from isosweep.paths import expand_home, inside, not_a_regular_file
+from isosweep.store import Store
 from isosweep.studies import Study, get_study
 
 _ATTEMPTS = 3
@@ -47,9 +49,14 @@ def default_out(study: str) -> str:
     return f"report-{study}"
 
 
-def check_out_dir(out: str | os.PathLike[str]) -> Path:
-    """The output folder, if it is (or can be made) a writable folder; UsageError otherwise."""
-    path = Path(out).expanduser().absolute()
+def check_out_dir(out: str | os.PathLike[str], store: Optional[Store] = None) -> Path:
+    """The output folder, if it is (or can be made) a writable folder outside ``store`` where every
+    file the report writes is absent or a regular file; UsageError otherwise."""
+    path = Path(expand_home(os.fspath(out), "--out")).absolute()
+    if store is not None and store.local and inside(str(path), store.root):
+        # A report written among the store's tables would change what the store answers.
+        raise UsageError(f"--out {str(out)!r} is inside the store {store.url!r}, which only sweeps write; "
+                         "choose a folder outside it")
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file, not a folder; pass a folder for the report")
     existing = path
@@ -63,7 +70,26 @@ def check_out_dir(out: str | os.PathLike[str]) -> Path:
         if (path / sub).exists() and not (path / sub).is_dir():
             raise UsageError(f"--out {str(out)!r} holds a file named {sub!r} where the report puts a folder; "
                              "pass another folder")
+        if (path / sub).is_symlink():
+            # Stale figures and tables are removed from these folders: never from a linked one.
+            raise UsageError(f"--out {str(out)!r}: its {sub!r} is a symbolic link, where the report removes stale "
+                             "files and writes new ones; pass another folder")
+    for name in _report_files(path):
+        found = not_a_regular_file(str(path / name))
+        if found is not None:
+            raise UsageError(f"--out {str(out)!r}: its {name!r} is {found}, which the report never replaces nor "
+                             "writes through; remove it or pass another folder")
     return path
+
+
+def _report_files(path: Path) -> list[str]:
+    """The names (relative to ``path``) of the files a report there may write or remove: its
+    pages, and every figure and table already there."""
+    names = ["report.md", "report.html"]
+    for sub, suffix in ((FIGURES_DIR, ".png"), (TABLES_DIR, ".csv")):
+        if (path / sub).is_dir():
+            names += [f"{sub}/{e.name}" for e in os.scandir(path / sub) if e.name.endswith(suffix)]
+    return sorted(names)
 
 
 def choose_budget(con: duckdb.DuckDBPyConnection, study: Study, store_url: str, requested: Optional[str]) -> str:
@@ -150,7 +176,7 @@ def make_report(store_url: str, study_name: str, out: Optional[str] = None,
                 budget: Optional[str] = None) -> ReportResult:
     """Check the input, build the report of ``study_name`` and write it to ``out``."""
     study = get_study(study_name)
-    path = check_out_dir(out if out is not None else default_out(study.name))
+    path = check_out_dir(out if out is not None else default_out(study.name), Store(store_url))
     doc, chosen = build_document(store_url, study.name, budget)
     try:
         write_report(doc, path)

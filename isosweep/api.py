@@ -283,7 +283,8 @@ def report(study: str, store: StoreLike, out: Optional[StoreLike] = None, budget
 
     The folder (default ``report-STUDY`` in the current folder) gets ``report.md``, a
     self-contained ``report.html``, ``figures/*.png`` and ``tables/*.csv``. ``budget`` defaults
-    to the largest budget with an ok trial. Bad input raises UsageError before anything is written.
+    to the largest budget with an ok trial. Bad input (``out`` inside the store, or where a report
+    file would replace a link, a device or a folder) raises UsageError before anything is written.
 
     >>> folder = isosweep.report("toy", "demo-results", out="demo-report")
     >>> (folder / "report.html").exists()
@@ -295,7 +296,7 @@ def report(study: str, store: StoreLike, out: Optional[StoreLike] = None, budget
     chosen = get_study(study)
     if budget is not None:
         chosen.budget(budget)
-    url = _open(store).url
+    opened = _open(store)
     folder = os.fspath(out) if out is not None else default_out(chosen.name)
-    check_out_dir(folder)
-    return make_report(url, chosen.name, folder, budget).out
+    check_out_dir(folder, opened)  # never inside the store, as `isosweep report` refuses it too
+    return make_report(opened.url, chosen.name, folder, budget).out

@@ -20,9 +20,10 @@ from isosweep.orchestrator.address import check_address
 from isosweep.errors import UsageError, first_line
 from isosweep.interrupts import deferred_interrupt
 from isosweep.orchestrator.plan import make_plan, parse_fuse
+from isosweep.paths import expand_home, inside, not_a_regular_file
 from isosweep.analysis.db import DEFAULT_TIMEOUT_S, QueryResult
 from isosweep.store import Store, default_store_url, replace_file
-from isosweep.studies import STUDIES, Study, check_inputs, get_study, parse_where
+from isosweep.studies import STUDIES, Study, check_inputs, get_study, int_setting_max, parse_where
 from isosweep.orchestrator.userdata import load_user_data, stage
 from isosweep.trainers.data import data_root
 from isosweep.trainers.kinds import kind_of
@@ -49,14 +50,34 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _positive_int(text: str) -> int:
+LARGEST_INT = 2 ** 63 - 1
+"""The largest whole number an option takes: Ray, Arrow and DuckDB hold them in 64 bits, and a
+larger one would fail there, mid-sweep, with an OverflowError."""
+
+
+def _whole_number(text: str, least: int, most: int = LARGEST_INT) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {least}")
+    if value > most:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {most:,}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
+
+
+def _seed_count(text: str) -> int:
+    """--seeds N runs seeds 0..N-1, each of which the store's ``seed`` column must hold."""
+    return _whole_number(text, 1, int_setting_max("seed") + 1)
 
 
 def _non_negative_float(text: str) -> float:
@@ -103,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     run.add_argument("--store", default=None, help="folder or fsspec URL (default $ISOSWEEP_STORE or ./results)")
     run.add_argument("--name", type=_sweep_name, default=None, help="sweep name (default STUDY-BUDGET)")
-    run.add_argument("--where", default=None, help="restrict or extend axes: K=V,K=V1|V2 (e.g. 'dataset=mix,lam=10|100')")
-    run.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default: the budget's)")
+    run.add_argument("--where", action="append", default=None,
+                     help="restrict or extend axes: K=V,K=V1|V2 (e.g. 'dataset=mix,lam=10|100'); may be given "
+                          "several times, which adds up the keys (a key named twice is refused: list its values once, K=V1|V2)")
+    run.add_argument("--seeds", type=_seed_count, default=None, help="number of seeds 0..N-1 (default: the budget's)")
     run.add_argument("--max-trials", type=_positive_int, default=MAX_TRIALS,
                      help=f"refuse to plan more trials than this (default {MAX_TRIALS:,})")
     run.add_argument("--fuse", default="auto", help="trials per bundle: auto | off | N (default auto)")
@@ -112,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GPUs per trial, may be fractional (default 0; image studies: 1 where the cluster has a GPU)")
     run.add_argument("--cpus-per-trial", type=_positive_int, default=1)
     run.add_argument("--max-concurrent", type=_positive_int, default=None)
-    run.add_argument("--max-failures", type=int, default=2, help="Ray retries of a failed bundle (default 2)")
+    run.add_argument("--max-failures", type=_non_negative_int, default=2, help="Ray retries of a failed bundle (default 2)")
     run.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
     run.add_argument("--data-root", default=None, help="folder or URL of the real data sets (default $ISOSWEEP_DATA)")
     run.add_argument("--data", default=None, help="study custom: your CSV or Parquet file (path or URL) of feature columns")
@@ -146,14 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help="SQL text, or @name for a named query (e.g. @toy_summary)")
     query.add_argument("--store", default=None)
     query.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown", "parquet"))
-    query.add_argument("--out", default=None, help="write to this file instead of stdout (never inside the store)")
+    query.add_argument("--out", default=None, help="write to this file instead of stdout (never inside the store; "
+                       "a symbolic link, device or folder there is refused, never replaced)")
     query.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
                        help=f"stop the query after this many seconds (default {DEFAULT_TIMEOUT_S:g})")
 
     report = sub.add_parser("report", help="a study's summary tables and figures: report.md, report.html, PNG, CSV")
     report.add_argument("study")
     report.add_argument("--store", default=None)
-    report.add_argument("--out", default=None, help="output folder (default report-STUDY in the current folder)")
+    report.add_argument("--out", default=None, help="output folder (default report-STUDY in the current folder; never "
+                        "inside the store; a symbolic link, device or folder where a report file goes is refused)")
     report.add_argument("--budget", default=None, help="budget to report (default: the largest with an ok trial)")
     return parser
 
@@ -195,12 +220,6 @@ def _check_size(planned: int, limit: int, what: str) -> None:
                          f"or raise the limit with --max-trials {planned}")
 
 
-def _inside(path: str, folder: str) -> bool:
-    """Whether local ``path`` is ``folder`` or below it, symbolic links resolved."""
-    real, base = os.path.realpath(path), os.path.realpath(folder)
-    return real == base or real.startswith(base.rstrip("/") + "/")
-
-
 def _check_out_file(out: str, store: Store) -> None:
     """``--out`` of a query: a local file path whose folder exists, never inside the store (a query
     result written over a trial file would change what the store answers)."""
@@ -209,13 +228,23 @@ def _check_out_file(out: str, store: Store) -> None:
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise UsageError(f"--out {out!r}: folder {folder} does not exist; create it first or choose another path")
-    if store.local and _inside(out, store.root):
+    if store.local and inside(out, store.root):
         raise UsageError(f"--out {out!r} is inside the store {store.url!r}, which only sweeps write; "
                          "choose a path outside it")
-    if os.path.isdir(out):
-        raise UsageError(f"--out {out!r} is a folder; give a file path, e.g. {os.path.join(out, 'result.csv')}")
+    _check_out_target(out)
     if not os.access(folder, os.W_OK):
         raise UsageError(f"--out {out!r}: folder {folder} is not writable; choose another path")
+
+
+def _check_out_target(out: str) -> None:
+    """``--out`` of a query: absent or a regular file, which the result replaces whole. A link,
+    a device (``/dev/full``) or a folder there is refused, never replaced nor written through."""
+    if os.path.isdir(out):
+        raise UsageError(f"--out {out!r} is a folder; give a file path, e.g. {os.path.join(out, 'result.csv')}")
+    found = not_a_regular_file(out)
+    if found is not None:
+        raise UsageError(f"--out {out!r} is {found}, which isosweep never replaces nor writes through; "
+                         "give the path of a regular file (or leave out --out and redirect stdout)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -223,8 +252,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     study.budget(args.budget)
     where = parse_where(study, args.where)
     fuse = parse_fuse(args.fuse)
-    if args.max_failures < 0:
-        raise UsageError("--max-failures must be >= 0")
     check_address(args.address)
     if args.search is not None or args.num_samples is not None or args.lam_range is not None:
         return _run_search(args, study, where)
@@ -464,10 +491,12 @@ def _write_query_result(args: argparse.Namespace, result: QueryResult) -> int:
 
             buf = io.BytesIO()
             pq.write_table(result.table, buf)
+            _check_out_target(args.out)  # again: the query ran meanwhile
             replace_file(args.out, buf.getvalue())  # whole or not at all: a file already there survives a failure
             return 0
         text = FORMATTERS[args.format](result.columns, result.rows)
         if args.out:
+            _check_out_target(args.out)  # again: the query ran meanwhile
             replace_file(args.out, (text + "\n").encode())
         else:
             print(text)
@@ -494,9 +523,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         study.budget(args.budget)
     store = _open_store(args.store, for_writing=False, must_exist=True)
     out = args.out if args.out is not None else default_out(study.name)
-    if store.local and "://" not in out and _inside(out, store.root):
-        raise UsageError(f"--out {out!r} is inside the store {store.url!r}, which only sweeps write; choose a folder outside it")
-    check_out_dir(out)
+    check_out_dir(out, store)
     result = make_report(store.url, study.name, out, args.budget)
     doc = result.document
     print(f"{result.out}: report.md, report.html, {len(doc.figures())} figure(s), {len(doc.tables())} table(s) "
@@ -525,6 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = args.command
+        if getattr(args, "out", None):
+            # `~` as a shell expands it (the store's and the data root's are expanded where they
+            # are opened): every check and write below sees the folder the user meant.
+            args.out = expand_home(args.out, "--out")
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"isosweep: error: {exc}", file=sys.stderr)

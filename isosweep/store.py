@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from isosweep.errors import UsageError
+from isosweep.paths import expand_home
 from isosweep.schema import TABLES, WRITE_ORDER
 from isosweep.trainers.config import SCIENCE_VERSION
 from isosweep.trainers.records import TrialResult
@@ -141,7 +142,9 @@ class Store:
     """A results store at a local path or fsspec URL."""
 
     def __init__(self, url: str, before_commit: Optional[CommitHook] = None):
-        self.url = url
+        # ``~/x`` means the home folder's x for every part of a run: fsspec would expand it but the
+        # workers, DuckDB and the messages see ``url``, so the url itself is expanded, once, here.
+        self.url = url = expand_home(url, "store")
         self.before_commit = before_commit
         self.corrupt: list[str] = []
         """Files found unreadable by the last ``trial_states`` call."""

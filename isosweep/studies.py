@@ -448,15 +448,20 @@ def _setting_values(key: str, raw: str, values: list[str], allowed: Setting) -> 
     return tuple(dict.fromkeys(values))
 
 
-def parse_where(study: Study, text: str | None) -> dict[str, tuple[Any, ...]]:
-    """Parse ``K=V,K=V|V`` into typed values, checking keys and values against the study."""
+def parse_where(study: Study, text: str | Sequence[str] | None) -> dict[str, tuple[Any, ...]]:
+    """Parse ``K=V,K=V|V`` into typed values, checking keys and values against the study.
+
+    ``text`` may be the texts of several ``--where`` flags: their keys add up, as if they were
+    one text joined by commas, and a key named in two of them is refused like a key named twice
+    in one (a later value silently replacing an earlier one would run other trials than asked)."""
     out: dict[str, tuple[Any, ...]] = {}
     if text is None:
         return out
-    if not text.strip():
+    texts = [text] if isinstance(text, str) else list(text)
+    if not texts or any(not t.strip() for t in texts):
         # An empty --where (a shell variable that was not set) must not silently mean "everything".
         raise UsageError("--where is empty; leave it out to run every trial, or write e.g. --where 'dataset=mix,lam=10|100'")
-    for part in text.split(","):
+    for part in (p for t in texts for p in t.split(",")):
         if "=" not in part:
             raise UsageError(f"--where part {part!r} is not K=V; write e.g. --where 'dataset=mix,lam=10|100'")
         key, raw = (s.strip() for s in part.split("=", 1))
@@ -476,6 +481,10 @@ def parse_where(study: Study, text: str | None) -> dict[str, tuple[Any, ...]]:
                 raise UsageError(f"--where seed={raw!r}: seeds are non-negative integers") from None
             if any(s < 0 for s in seeds):
                 raise UsageError(f"--where seed={raw!r}: seeds are non-negative integers")
+            most = int_setting_max("seed")
+            if any(s > most for s in seeds):
+                # The store could not record it: refuse now, not after the training.
+                raise UsageError(f"--where seed={raw!r}: seeds must be at most {most:,}")
             out[key] = seeds
         elif key in study.all_settings():
             out[key] = _setting_values(key, raw, values, study.all_settings()[key])

@@ -43,13 +43,15 @@ DATA_ROOT_ENV = "ISOSWEEP_DATA"
 def data_root(explicit: Optional[str] = None) -> Optional[str]:
     """The folder or fsspec URL that holds real data sets: ``--data-root``, else $ISOSWEEP_DATA.
 
-    A relative local folder is made absolute here, in the driver: the user meant it from where
-    they typed it, and Ray's workers run in folders of their own."""
+    A relative local folder is made absolute (and a leading ``~`` expanded) here, in the driver:
+    the user meant it from where they typed it, and Ray's workers run in folders of their own."""
     import os
+
+    from isosweep.paths import expand_home
 
     root = explicit or os.environ.get(DATA_ROOT_ENV) or None
     if root and "://" not in root:
-        return os.path.abspath(os.path.expanduser(root))
+        return os.path.abspath(expand_home(root, "--data-root" if explicit else DATA_ROOT_ENV))
     return root
 
 

@@ -131,7 +131,14 @@ def _ends_on_full_disk(train: Callable[[dict[str, Any]], None]) -> Callable[[dic
         except Exception as exc:
             if not no_space(exc):
                 raise
-            tune.report({NO_SPACE: no_space_path(exc) or config["store"], "member": 0, "trial_key": ""})
+            objective: dict[str, float] = {}
+            if "templates" in config:
+                from isosweep.orchestrator.search import OBJECTIVE
+
+                # Tune requires the searcher's metric in every result; the stopped point's value
+                # is never used again (the next run rebuilds the search's history from the store).
+                objective[OBJECTIVE] = 0.0
+            tune.report({NO_SPACE: no_space_path(exc) or config["store"], "member": 0, "trial_key": "", **objective})
     return trainable
 
 

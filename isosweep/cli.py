@@ -533,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # A full disk is the user's to fix, wherever the write was: one line, no traceback.
         where = no_space_path(exc) or getattr(args, "store", None) or default_store_url()
-        print(f"isosweep: error: {NoSpaceError(where)}", file=sys.stderr)
+        then = NoSpaceError.SWEEP if command in ("run", "resume") else "run the command again"
+        print(f"isosweep: error: {NoSpaceError(where, then)}", file=sys.stderr)
         return 2
     except UsageError as exc:
         print(f"isosweep: error: {exc}", file=sys.stderr)

@@ -17,9 +17,11 @@ class NoSpaceError(UsageError):
     """A write failed because its disk (or the user's quota there) is full: the user must free
     space or write elsewhere; retrying cannot help."""
 
-    def __init__(self, where: str):
-        super().__init__(f"no space left on {where}; free space there or choose another --store, "
-                         "then run the same command again (completed trials are kept)")
+    SWEEP = "start the sweep again with `isosweep run` (completed trials are kept)"
+    """What to do next after a sweep stopped (``resume`` cannot restart the Ray trials it stopped)."""
+
+    def __init__(self, where: str, then: str = SWEEP):
+        super().__init__(f"no space left on {where}; free space there or choose another --store, then {then}")
         self.where = where
 
 

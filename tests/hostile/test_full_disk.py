@@ -39,7 +39,7 @@ def _run_into_a_full_disk(disk: Path) -> tuple[Path, list[str]]:
     assert proc.returncode == 2, f"{proc.stdout}\n{proc.stderr}"
     errors = [line for line in proc.stderr.splitlines() if line.startswith("isosweep:")]
     assert errors == [f"isosweep: error: no space left on {store}; free space there or choose another --store, "
-                      "then run the same command again (completed trials are kept)"], proc.stderr
+                      "then start the sweep again with `isosweep run` (completed trials are kept)"], proc.stderr
     assert "Traceback" not in proc.stderr and "retry" not in proc.stdout
     assert _empty_files(store) == []
     assert [p for p in (store / "claims").rglob("*") if p.is_file()] == []
@@ -98,3 +98,25 @@ def test_an_empty_claim_delays_a_run_by_one_lease_at_most(tmp_path: Path, age_s:
     assert proc.returncode == 0, proc.stderr
     assert "ok 3, failed 0, diverged 0, missing 0 of 3" in proc.stdout
     assert [p for p in (store / "claims").rglob("*") if p.is_file()] == []
+
+
+def test_a_full_disk_is_told_from_other_errors() -> None:
+    """What stops a sweep at once (no retry): ENOSPC or EDQUOT, also as a message without an
+    errno (Arrow's) or behind another exception (Ray's); not any other error."""
+    import errno
+
+    from isosweep.errors import no_space, no_space_path
+
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/store/x")
+    assert no_space(full) and no_space_path(full) == "/store/x"
+    assert no_space(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)))
+    assert no_space(OSError("IOError: error writing bytes to file. Detail: [errno 28] No space left on device"))
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("a worker failed") from exc
+    except RuntimeError as wrapped:
+        assert no_space(wrapped) and no_space_path(wrapped) == "/store/x"
+    assert not no_space(PermissionError(errno.EACCES, "Permission denied", "/store/x"))
+    assert not no_space(ValueError("diverged"))

@@ -17,8 +17,8 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from isosweep.orchestrator.address import check_address
-from isosweep.errors import UsageError, first_line
-from isosweep.interrupts import deferred_interrupt
+from isosweep.errors import NoSpaceError, UsageError, first_line, no_space, no_space_path
+from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
 from isosweep.orchestrator.plan import make_plan, parse_fuse
 from isosweep.paths import expand_home, inside, not_a_regular_file
 from isosweep.analysis.db import DEFAULT_TIMEOUT_S, QueryResult
@@ -548,7 +548,9 @@ COMMANDS = {"studies": cmd_studies, "run": cmd_run, "resume": cmd_resume, "statu
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `isosweep query ... | head` ends quietly
+    stop_signals_as_ctrl_c(reset=True)  # SIGTERM and SIGHUP stop a command as Ctrl-C does
     command = None
+    args = None
     try:
         args = build_parser().parse_args(argv)
         command = args.command
@@ -557,15 +559,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             # are opened): every check and write below sees the folder the user meant.
             args.out = expand_home(args.out, "--out")
         return COMMANDS[args.command](args)
+    except OSError as exc:
+        if not no_space(exc):
+            raise
+        # A full disk is the user's to fix, wherever the write was: one line, no traceback.
+        where = no_space_path(exc) or getattr(args, "store", None) or default_store_url()
+        then = NoSpaceError.SWEEP if command in ("run", "resume") else "run the command again"
+        print(f"isosweep: error: {NoSpaceError(where, then)}", file=sys.stderr)
+        return 2
     except UsageError as exc:
         print(f"isosweep: error: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"isosweep: {exc}", file=sys.stderr)
-        return 130
+        return exit_code_for_interrupt()
     except KeyboardInterrupt:
         print(f"isosweep: {INTERRUPTED.get(command or '', 'interrupted')}", file=sys.stderr)
-        return 130
+        return exit_code_for_interrupt()
 
 
 if __name__ == "__main__":

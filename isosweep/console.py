@@ -12,12 +12,13 @@ import sys
 
 
 def main() -> int:
-    from isosweep.interrupts import deferred_interrupt
+    from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
 
+    stop_signals_as_ctrl_c()  # SIGTERM or SIGHUP while starting: the same line as Ctrl-C
     try:
         with deferred_interrupt():
             from isosweep.cli import main as run_command_line
     except KeyboardInterrupt:
         print("isosweep: interrupted while starting; nothing was done", file=sys.stderr)
-        return 130
+        return exit_code_for_interrupt()
     return run_command_line()

@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import timezone
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 from isosweep.store import Store
@@ -92,13 +93,23 @@ class Claims:
             while True:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 try:
-                    with open(path, "xb") as f:
-                        f.write(data)
-                    return True
+                    f = open(path, "xb")
                 except FileExistsError:
                     return False
                 except FileNotFoundError:
                     continue  # the key's folder was removed by a release meanwhile: make it again
+                try:
+                    with f:
+                        f.write(data)
+                except BaseException:
+                    # A failed write (a full disk) must not leave an empty claim for others to
+                    # wait on: remove it (where even that fails, it expires after one lease).
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
+                    raise
+                return True
         try:
             self.store.fs.pipe_file(path, data, mode="create")
             return True
@@ -106,14 +117,30 @@ class Claims:
             return False
 
     def _read(self, path: str) -> Optional[dict]:
-        """The JSON record at ``path``; None where there is none; {} while it is being written."""
+        """The JSON record at ``path``; None where there is none; {} where it is empty or
+        unreadable: being written (an object store shows whole objects; a disk may not yet), or
+        left so by a write that failed (a full disk)."""
         try:
             with self.store.fs.open(path, "rb") as f:
-                return json.loads(f.read())
+                record = json.loads(f.read())
         except FileNotFoundError:
             return None
         except (ValueError, OSError):
-            return {}  # being written (an object store shows whole objects; a disk may not yet)
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def _changed_within_lease(self, path: str) -> bool:
+        """Whether the file at ``path`` was written less than one lease ago (by its modification
+        time, which local disks and object stores both keep)."""
+        try:
+            modified = self.store.fs.modified(path)
+        except FileNotFoundError:
+            return False
+        except Exception:  # a file system that keeps no time: count it as just written
+            return True
+        if modified.tzinfo is None:  # fsspec's local file system gives UTC without a zone
+            modified = modified.replace(tzinfo=timezone.utc)
+        return time.time() - modified.timestamp() < self.lease_s
 
     def _alive(self, path: str) -> bool:
         """Whether the claim at ``path`` still holds: its owner's lease (or, where the owner wrote
@@ -122,16 +149,27 @@ class Claims:
         if record is None:
             return False
         if not record:
-            return True
-        expires = float(record.get("expires", 0))
+            # Being written (for a moment), or empty or damaged for good: live for one lease from
+            # its last write, then expired, so that no such file holds its key for ever.
+            return self._changed_within_lease(path)
+        try:
+            expires = float(record.get("expires", 0))
+        except (TypeError, ValueError):
+            return self._changed_within_lease(path)
         if record.get("owner"):
             lease = self._read(self._lease_path(str(record["owner"])))
             if lease:
-                expires = max(expires, float(lease.get("expires", 0)))
+                try:
+                    expires = max(expires, float(lease.get("expires", 0)))
+                except (TypeError, ValueError):
+                    pass  # a damaged lease extends nothing: the claim's own expiry holds
         if expires < time.time():
             return False
         if record.get("host") == socket.gethostname():
-            return record.get("start") is not None and _process_start(int(record["pid"])) == record["start"]
+            try:
+                return record.get("start") is not None and _process_start(int(record["pid"])) == record["start"]
+            except (KeyError, TypeError, ValueError):
+                return True  # no process to look at: the expiry above decides
         return True
 
     # -- claiming ----------------------------------------------------------------------------
@@ -190,15 +228,57 @@ class Claims:
         with self._lock:
             path = self.held.pop(key, None)
         if path is not None:
-            try:
-                self.store.fs.rm_file(path)
-            except FileNotFoundError:
-                pass
+            # The claims older than this one were dead or expired when it was made (a stopped or
+            # killed run's): they go with it, so that none outlives the run that finished the key.
+            # Their names are known (1 .. this one's), so this costs no listing.
+            generation = int(os.path.basename(path))
+            for stale in [f"{self._folder(key)}/{n}" for n in range(1, generation)] + [path]:
+                try:
+                    self.store.fs.rm_file(stale)
+                except FileNotFoundError:
+                    pass
             if self.store.local:
                 try:  # the key's folder, when no other claim is in it (object stores have no folders)
                     os.rmdir(os.path.dirname(path))
                 except OSError:
                     pass
+
+    def clear_stale(self, keys: Optional[Iterable[str]] = None) -> int:
+        """Remove the claims of ``keys`` (of every key where None) whose newest claim is dead or expired (a stopped or killed
+        run's, on keys now complete or never taken up again), and every expired lease; how many
+        claim files went. One listing of the claims folder, then only the keys found there."""
+        wanted = set(keys) if keys is not None else None
+        removed = 0
+        folders = [p for p, is_dir in self.store._entries(f"{self.store.root}/{CLAIMS}")
+                   if is_dir and os.path.basename(p) != OWNERS and (wanted is None or os.path.basename(p) in wanted)]
+        for folder in folders:
+            key = os.path.basename(folder)
+            generations = self._generations(key)
+            if not generations or self._alive(f"{folder}/{generations[-1]}"):
+                continue
+            for n in generations:
+                try:
+                    self.store.fs.rm_file(f"{folder}/{n}")
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+            if self.store.local:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+        for lease in self.store.list_files(f"{self.store.root}/{CLAIMS}/{OWNERS}", ""):
+            record = self._read(lease)
+            try:
+                expired = float(record["expires"]) < time.time() if record else not self._changed_within_lease(lease)
+            except (KeyError, TypeError, ValueError):
+                expired = not self._changed_within_lease(lease)
+            if expired:
+                try:
+                    self.store.fs.rm_file(lease)
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def close(self, keys: Optional[Iterable[str]] = None) -> None:
         """Release every claim still held, stop the heartbeat and remove the lease."""

@@ -7,6 +7,7 @@ is done: members already complete are skipped, so re-running or resuming never r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import logging
@@ -34,7 +35,8 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
-from isosweep.errors import UsageError, first_line  # noqa: E402
+from isosweep.errors import NoSpaceError, UsageError, first_line, no_space, no_space_path  # noqa: E402
+from isosweep.interrupts import stop_signals_as_ctrl_c  # noqa: E402
 from isosweep.orchestrator.claims import Claims  # noqa: E402
 from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
 from isosweep.orchestrator.plan import SweepPlan, make_plan  # noqa: E402
@@ -77,6 +79,22 @@ def _save_and_report(metrics: dict[str, Any], payload: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+def _load_checkpoint(checkpoint: Any) -> Optional[dict[str, Any]]:
+    """The payload of a bundle's Ray checkpoint; None (train from the start) where the file is
+    missing, empty or cut short, as a write into a full disk leaves it: a damaged checkpoint costs
+    the progress it held, never the run."""
+    try:
+        with checkpoint.as_directory() as d:
+            # Checkpoints hold CPU tensors (``isosweep.trainers.device.to_cpu``): any node or device resumes them.
+            return torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu")
+    except Exception as exc:
+        if no_space(exc):
+            raise
+        print(f"isosweep: warning: unreadable checkpoint {checkpoint.path} ({type(exc).__name__}: {first_line(exc)}); "
+              "its bundle trains from the start", file=sys.stderr)
+        return None
+
+
 def _units(members: list[TrialConfig]) -> list[list[TrialConfig]]:
     """What trains together: all pending members as one vectorised unit where they can fuse,
     else one member at a time."""
@@ -98,6 +116,33 @@ def _run_unit(unit: list[TrialConfig], report: Any, state: Optional[dict[str, An
     return run_bundle(unit, report, state, data_root, where)
 
 
+NO_SPACE = "no_space"
+"""The report of a worker whose write found a disk full: the file (or the store), for the driver,
+which then stops the sweep (``_NoSpaceStop``) instead of letting Ray retry into the same full disk."""
+
+
+def _ends_on_full_disk(train: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """``train``, except that a full disk ends it with a ``NO_SPACE`` report, not an exception:
+    Ray would retry an exception from the last checkpoint, whose writes fill the same disk."""
+    @functools.wraps(train)
+    def trainable(config: dict[str, Any]) -> None:
+        try:
+            train(config)
+        except Exception as exc:
+            if not no_space(exc):
+                raise
+            objective: dict[str, float] = {}
+            if "templates" in config:
+                from isosweep.orchestrator.search import OBJECTIVE
+
+                # Tune requires the searcher's metric in every result; the stopped point's value
+                # is never used again (the next run rebuilds the search's history from the store).
+                objective[OBJECTIVE] = 0.0
+            tune.report({NO_SPACE: no_space_path(exc) or config["store"], "member": 0, "trial_key": "", **objective})
+    return trainable
+
+
+@_ends_on_full_disk
 def bundle_trainable(config: dict[str, Any]) -> None:
     """Train one bundle: its members not yet complete, fused into one vectorised model where they
     can be, resuming from the bundle's checkpoint.
@@ -109,6 +154,7 @@ def bundle_trainable(config: dict[str, Any]) -> None:
     _train_members(config, [TrialConfig.from_dict(d) for d in json.loads(config["bundle"])])
 
 
+@_ends_on_full_disk
 def search_trainable(config: dict[str, Any]) -> None:
     """Evaluate one point (lambda1, lambda2) of a search: train its seeds' trials as a bundle,
     then report their mean validation F1 (``isosweep.orchestrator.search``) as the searcher's objective.
@@ -149,9 +195,7 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     restored: Optional[dict[str, Any]] = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            # Checkpoints hold CPU tensors (``isosweep.trainers.device.to_cpu``): any node or device resumes them.
-            restored = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu")
+        restored = _load_checkpoint(checkpoint)
     states = store.trial_states([m.key for m in members])
     pending = [cfg for cfg in members if not _is_done(states.get(cfg.key), config.get("force_since"))]
     where = trial_device()
@@ -178,6 +222,8 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
             try:
                 results = _run_unit(unit, report, last["state"], config.get("data_root"), where)
             except Exception as exc:
+                if no_space(exc):
+                    raise  # a retry would write into the same full disk: the sweep stops (``_ends_on_full_disk``)
                 if attempt < int(config.get("max_failures", 0)):
                     # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,
                     # which holds the unit's last progress and its attempt count.
@@ -238,6 +284,8 @@ def _merge_unit(store: Store, files: list[tuple[str, str, Any]], claims: Claims)
         return {"merged_files": report.merged_files, "merged_into": report.written_files,
                 "merged_s": time.perf_counter() - start}
     except Exception as exc:
+        if no_space(exc):
+            raise  # the sweep stops (``_ends_on_full_disk``): later writes would fail alike
         print(f"isosweep: warning: merging a unit's files failed ({type(exc).__name__}: {first_line(exc)}); "
               "the sweep's end merges them", file=sys.stderr)
         return {}
@@ -351,6 +399,8 @@ class Progress(tune.Callback):
                         for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if values.get(k) is not None)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if NO_SPACE in result:
+            return  # the sweep stops (``_NoSpaceStop``) and the command says why
         members = self.members(trial)
         member = members[result["member"]]
         if result.get("point_done"):
@@ -465,6 +515,9 @@ def start_ray(address: Optional[str]) -> None:
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError, timeouts: all mean "not there"
         raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {first_line(exc)}; "
                          "check the address (ray status on the head node prints it)") from None
+    # ray.init replaced the SIGTERM handler (with one that exits at once, and natively one that
+    # aborts with a stack dump): SIGTERM and SIGHUP stop the sweep as Ctrl-C does instead.
+    stop_signals_as_ctrl_c()
     # Per-trial result files are switched off (the store has the results), so the result grid's
     # attempt to read them would warn once per bundle.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
@@ -749,14 +802,64 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
             name=options.sweep, storage_path=storage_path, storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=sidecar["ray_max_failures"]),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            verbose=0, callbacks=[progress],
+            verbose=0, callbacks=[progress], stop=_NoSpaceStop(),
         ),
     )
+    grid = _tune_fit(tuner, store)
+    record_lost_members(grid, store, options.sweep)
+    return grid
+
+
+_FULL_DISK: list[str] = []
+"""Where the workers of the running sweep found a disk full (``_NoSpaceStop``). Module state, not
+the stopper's: Tune pickles the stopper with the experiment, and a resumed sweep runs a copy."""
+
+
+class _NoSpaceStop(tune.Stopper):
+    """Stops the whole sweep at the first worker that found a disk full (its ``NO_SPACE`` report):
+    every other bundle writes into the same store, and Ray's retries would only fill it again."""
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if NO_SPACE in result:
+            _FULL_DISK.append(str(result[NO_SPACE]))
+            return True
+        return False
+
+    def stop_all(self) -> bool:
+        return bool(_FULL_DISK)
+
+
+def _drop_checkpoints(grid: Any, store: Store) -> None:
+    """Remove the Ray checkpoints of a sweep stopped by a full disk: the one being written is cut
+    short (an empty or partial ``state.pt``), and none is of use, for Tune counts the stopped
+    trials as ended (the same ``isosweep run`` trains them again, from the store). Freeing their
+    space is also the first step of the fix."""
+    for result in grid:
+        try:
+            folders = [p for p, is_dir in store._entries(str(result.path)) if is_dir and
+                       os.path.basename(p).startswith("checkpoint_")]
+            for folder in folders:
+                store.fs.rm(folder, recursive=True)
+        except Exception:  # best effort: a checkpoint left here is still never trusted (_load_checkpoint)
+            continue
+
+
+def _tune_fit(tuner: Any, store: Store) -> Any:
+    """Run the Tuner; NoSpaceError where a worker found a disk full, KeyboardInterrupt where the
+    run was stopped (Ctrl-C, SIGTERM, SIGHUP)."""
     _STOP_SIGNAL.clear()
-    grid = tuner.fit()
+    _FULL_DISK.clear()
+    try:
+        grid = tuner.fit()
+    except Exception as exc:
+        if no_space(exc):  # the driver's own writes (Tune's experiment state)
+            raise NoSpaceError(no_space_path(exc) or store.url) from None
+        raise
+    if _FULL_DISK:
+        _drop_checkpoints(grid, store)
+        raise NoSpaceError(_FULL_DISK[0])
     if interrupted(grid):
         raise KeyboardInterrupt
-    record_lost_members(grid, store, options.sweep)
     return grid
 
 
@@ -773,6 +876,7 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
         # Every planned key, so that files left by an earlier run of these trials (one killed, or
         # one whose compaction was cut short) are merged too, even when nothing was left to run.
         compact_after_sweep(store, [c.key for c in plan.planned], options.sweep, options.compact)
+        clear_stale_claims(store, [c.key for c in plan.planned])
     return status_counts(store, [c.key for c in plan.planned])
 
 
@@ -798,6 +902,7 @@ def run_search(spec: Any, templates: list[TrialConfig], history: Any, store: Sto
         finally:
             # A search's trial keys are known only as its points are drawn: merge every per-trial file.
             compact_after_sweep(store, None, options.sweep, options.compact)
+            clear_stale_claims(store, None)
     return search_counts(store, options.sweep)
 
 
@@ -838,18 +943,27 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None,
     kind = sidecar.get("kind", "bundle")
     tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"], kind), resume_unfinished=True,
                                resume_errored=True, storage_filesystem=storage_fs)
-    _STOP_SIGNAL.clear()
     try:
-        grid = tuner.fit()
-        if interrupted(grid):
-            raise KeyboardInterrupt
+        grid = _tune_fit(tuner, store)
         record_lost_members(grid, store, sweep)
     finally:
         compact_after_sweep(store, sidecar.get("keys"), sweep, compact)
+        clear_stale_claims(store, sidecar.get("keys"))
     if kind == "search":
         counts = search_counts(store, sweep)
         return counts, sum(counts.values())
     return status_counts(store, sidecar["keys"]), len(sidecar["keys"])
+
+
+def clear_stale_claims(store: Store, keys: Optional[Sequence[str]]) -> None:
+    """Remove the dead or expired claims (a stopped or killed run's) of the sweep's keys (every
+    key where None) when the sweep ends, so that none outlives the run after the one that left it.
+    A failure is only reported: a stale claim delays a later run by one lease at most."""
+    try:
+        Claims(store).clear_stale(keys)
+    except Exception as exc:
+        print(f"isosweep: warning: clearing stale claims failed ({type(exc).__name__}: {first_line(exc)}); "
+              "they expire by themselves", file=sys.stderr)
 
 
 def compact_after_sweep(store: Store, keys: Optional[Sequence[str]], sweep: str, enabled: bool = True) -> None:
@@ -865,6 +979,8 @@ def compact_after_sweep(store: Store, keys: Optional[Sequence[str]], sweep: str,
     try:
         report = compact_sweep(store, keys, kill=compact_kill_point)
     except Exception as exc:
+        if no_space(exc):
+            raise NoSpaceError(no_space_path(exc) or store.url) from None
         print(f"isosweep: warning: merging the sweep's files failed ({type(exc).__name__}: {first_line(exc)}); its trials "
               f"are whole in their own files: run `isosweep compact --store {store.url}` to merge them", file=sys.stderr)
         return

@@ -146,3 +146,31 @@ def wait_until_still(store: Path, quiet_s: float = 5.0, limit_s: float = 120.0) 
         now = state()
         if now != last:
             last, since = now, time.monotonic()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A real file system of 3 MiB (a tmpfs mounted at a folder of ``tmp_path``), to fill up;
+    unmounted after the test. Mounting needs root: skipped elsewhere."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(folder: Path, leave_bytes: int = 0) -> None:
+    """Fill the file system of ``folder`` until at most ``leave_bytes`` are free (a file
+    ``filler`` there holds the space)."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    with open(folder / "filler", "wb") as f:
+        try:
+            f.write(b"\0" * max(0, free - leave_bytes))
+            f.flush()
+        except OSError:
+            pass  # full already

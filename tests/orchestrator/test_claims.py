@@ -3,7 +3,9 @@ holder per key, a dead or expired holder taken over, a released key claimable ag
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 
 import pytest
@@ -110,3 +112,53 @@ def test_a_holder_whose_lease_lapsed_sees_it_before_writing(store: Store) -> Non
     assert b.try_claim("k") and b.still_held("k")
     assert not a.still_held("k")
     b.close()
+
+
+@pytest.mark.parametrize("content", [b"", b"{\"owner\": ", b"[1, 2]", b"{\"expires\": \"soon\"}"],
+                         ids=["empty", "cut-short", "not-a-record", "bad-expiry"])
+def test_an_empty_or_damaged_claim_expires_after_one_lease(store: Store, content: bytes) -> None:
+    """A claim file left empty or unparsable (a write into a full disk) holds its key for one
+    lease from its last write (it may be a claim being written), then counts as expired: a worker
+    takes the key over, and its release removes the damaged file too."""
+    store.write_bytes(f"{store.root}/claims/k/1", content)
+    c = Claims(store, lease_s=3.0)
+    assert not c.try_claim("k"), "a claim written a moment ago may still be being written"
+    time.sleep(4.0)
+    assert c.try_claim("k") and c.held["k"].endswith("/k/2")
+    c.release("k")
+    assert store.list_files(f"{store.root}/claims/k", "") == []
+    c.close()
+
+
+def test_clear_stale_removes_dead_and_expired_claims_and_leases_only(store: Store) -> None:
+    """What a stopped or killed run left (a claim of a dead process, an expired one, an expired
+    lease) is removed when a later sweep ends; a live claim and a live lease stay."""
+    import socket
+
+    host = socket.gethostname()
+    _forge(store, "dead", 1, owner="x", host=host, pid=2 ** 22 + 7, start="1", expires=time.time() + 600)
+    _forge(store, "dead", 2, owner="x", host=host, pid=2 ** 22 + 7, start="1", expires=time.time() + 600)
+    _forge(store, "expired", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
+    _forge(store, "live", 1, owner="y", host="elsewhere", pid=1, start="1", expires=time.time() + 600)
+    _forge(store, "other", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
+    store.write_bytes(f"{store.root}/claims/owners/x", json.dumps({"expires": time.time() - 1}).encode())
+    store.write_bytes(f"{store.root}/claims/owners/y", json.dumps({"expires": time.time() + 600}).encode())
+    assert Claims(store).clear_stale(["dead", "expired", "live"]) == 3
+    left = {k: [p.rsplit("/", 1)[1] for p in store.list_files(f"{store.root}/claims/{k}", "")]
+            for k in ("dead", "expired", "live", "other", "owners")}
+    assert left == {"dead": [], "expired": [], "live": ["1"], "other": ["1"], "owners": ["y"]}
+
+
+def test_a_claim_whose_write_finds_the_disk_full_leaves_no_file(tiny_disk) -> None:
+    """On a full disk a claim's creation fails with the OS error, and leaves no empty claim file
+    that other workers would wait on."""
+    from conftest import fill
+
+    store = Store(str(tiny_disk / "store"))
+    os.makedirs(f"{store.root}/claims/k")
+    fill(tiny_disk)
+    c = Claims(store)
+    with pytest.raises(OSError) as caught:
+        c._create(f"{store.root}/claims/k/1")
+    assert caught.value.errno == errno.ENOSPC
+    assert os.listdir(f"{store.root}/claims/k") == []

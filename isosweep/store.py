@@ -191,6 +191,13 @@ class Store:
                             for e in it if not e.is_symlink()]
             except (FileNotFoundError, NotADirectoryError):
                 return []
+        # fsspec keeps one file system object per process and URL options, and s3fs (like other
+        # object-store file systems) keeps every listing it made in it for that object's life: a
+        # Ray worker that trains trial after trial would see the claims and the finished trials
+        # of its first look, not the files other drivers wrote since. Every listing here decides
+        # ownership or completeness, so it is always read from the store; the fresh listing then
+        # serves the reads of the files it names.
+        self.fs.invalidate_cache(directory)
         try:
             listing = self.fs.ls(directory, detail=True)
         except FileNotFoundError:

@@ -12,7 +12,10 @@ keys the worker holds (a fused bundle holds thousands). Another worker that meet
 does not train that key: it trains its other keys first, then waits (holding no claim, so two
 drivers never wait on each other) until the key is complete in the store, or until the claim's
 lease has expired or its process is gone (same host): then it claims ``n + 1`` and trains the key
-itself. The owner removes its claim after the key's ``trials`` file is written.
+itself. A key once claimed is looked up in the store again, and released untrained if another
+driver finished it after this worker's first look (its claim was then already removed). The
+owner removes its claim after the key's ``trials`` file is written. Every listing here (claims,
+finished trials) is read from the store, not from a listings cache (``Store.list_files``).
 
 Guarantee: while the owner's heartbeat runs, no other driver trains the key. A key is trained
 twice only when its owner stalls for longer than ``LEASE_S`` without dying; the stalled owner
@@ -20,7 +23,7 @@ then sees, right before it writes, that its claim is no longer the newest, and d
 so only one run writes the key's tables (unless the taker trains and writes the whole trial in the
 moment between that check and the stalled owner's writes). Cost: one small file per trained key
 (created and removed), a listing of the key's claim folder before training it and before writing
-it, one lease file per worker rewritten every ``LEASE_S / 4`` seconds, and for a killed driver's
+it, one look at the store's trials per unit claimed, one lease file per worker rewritten every ``LEASE_S / 4`` seconds, and for a killed driver's
 keys a wait of up to ``LEASE_S`` (none on the same host, where the dead process is seen).
 """
 
@@ -202,15 +205,24 @@ class Claims:
             time.sleep(self.poll_s)
 
     def units(self, pending: Sequence[T], key: Callable[[T], str], group: Callable[[list[T]], list[list[T]]],
-              done: Callable[[str], bool]) -> Iterator[list[T]]:
+              complete: Callable[[list[str]], set[str]]) -> Iterator[list[T]]:
         """The units to train of ``pending`` (grouped by ``group``): first those of the members
         claimed at once, then, one by one, each member that another worker held, once it was
         neither finished by that worker nor still claimed by it. A member finished elsewhere is
-        left out."""
+        left out. ``complete(keys)`` reads, from the store, which of ``keys`` are complete."""
         claimed = [m for m in pending if self.try_claim(key(m))]
+        # ``pending`` was read before these claims: another driver may have finished a member in
+        # between (and released its claim, so the claim was free). Once held, a key's state can
+        # no longer change under this worker, so one look now settles it.
+        finished = complete([key(m) for m in claimed]) if claimed else set()
+        for m in claimed:
+            if key(m) in finished:
+                self.release(key(m))
+        claimed = [m for m in claimed if key(m) not in finished]
         yield from group(claimed)
         for m in pending:
-            if m not in claimed and self.wait_and_claim(key(m), done):
+            if m not in claimed and key(m) not in finished \
+                    and self.wait_and_claim(key(m), lambda k: k in complete([k])):
                 yield [m]
 
     def still_held(self, key: str) -> bool:

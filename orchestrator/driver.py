@@ -196,16 +196,21 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         restored = _load_checkpoint(checkpoint)
-    states = store.trial_states([m.key for m in members])
-    pending = [cfg for cfg in members if not _is_done(states.get(cfg.key), config.get("force_since"))]
+
+    def complete(keys: list[str]) -> set[str]:
+        """Which of ``keys`` the store holds complete now (listed afresh: ``Store.list_files``)."""
+        states = store.trial_states(keys)
+        return {k for k in keys if _is_done(states.get(k), config.get("force_since"))}
+
+    done = complete([m.key for m in members])
+    pending = [cfg for cfg in members if cfg.key not in done]
     where = trial_device()
     # Claims keep a key from being trained by two drivers at once (isosweep.orchestrator.claims).
     claims = Claims(store)
     # Merge each unit's files once written (``compact.merge_written``); the keys stay claimed until then.
     merge = bool(config.get("compact", True))
     try:
-        for unit in claims.units(pending, lambda c: c.key, _units,
-                                 lambda key: _is_done(store.trial_states([key]).get(key), config.get("force_since"))):
+        for unit in claims.units(pending, lambda c: c.key, _units, complete):
             keys = [c.key for c in unit]
             resuming = restored is not None and restored["keys"] == keys
             attempt = int(restored["attempts"]) if resuming and restored else 0

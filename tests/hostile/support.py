@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from conftest import write_trial
@@ -40,3 +41,9 @@ def snapshot(*roots: Path) -> Snapshot:
                 elif q.is_file():
                     out[str(q)] = ("file", hashlib.sha256(q.read_bytes()).hexdigest())
     return out
+
+
+def trained(stdout: str) -> int:
+    """Trials a driver trained: its progress lines (`[n/total] ok KEY ...`); keys it found
+    finished by another driver have none."""
+    return len(re.findall(r"^\[\d+/\d+\] (?:ok|failed|diverged)\s", stdout, re.MULTILINE))

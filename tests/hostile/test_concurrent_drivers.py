@@ -6,7 +6,6 @@ number planned (with claims, each trained once: 30 of 30)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_env
+from support import trained
 from isosweep.analysis.db import run_query
 
 SWEEP = ("run", "toy", "--budget", "smoke", "--where", "dataset=mix")
@@ -28,12 +28,6 @@ def start_drivers(store: Path) -> list[subprocess.Popen]:
     exe = Path(sys.executable).parent / "isosweep"
     return [subprocess.Popen([str(exe), *SWEEP, "--store", str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=cli_env()) for _ in range(DRIVERS)]
-
-
-def trained(stdout: str) -> int:
-    """Trials this driver trained: its progress lines (`[n/total] ok KEY ...`); keys it found
-    finished by another driver have none."""
-    return len(re.findall(r"^\[\d+/\d+\] (?:ok|failed|diverged)\s", stdout, re.MULTILINE))
 
 
 def check_store(store: Path) -> None:

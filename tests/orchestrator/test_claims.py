@@ -10,8 +10,10 @@ import time
 
 import pytest
 
+from conftest import write_trial
 from isosweep.orchestrator.claims import Claims
 from isosweep.store import Store
+from isosweep.studies import STUDIES
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -162,3 +164,48 @@ def test_a_claim_whose_write_finds_the_disk_full_leaves_no_file(tiny_disk) -> No
         c._create(f"{store.root}/claims/k/1")
     assert caught.value.errno == errno.ENOSPC
     assert os.listdir(f"{store.root}/claims/k") == []
+
+
+def _elsewhere(store: Store) -> Store:
+    """The same store as another process sees it: a file system object of its own (fsspec gives
+    every caller in one process the same one, listings cache included)."""
+    other = Store(store.url)
+    if not store.local:
+        import fsspec
+
+        other.fs = fsspec.filesystem(other.fs.protocol[0], skip_instance_cache=True)
+    return other
+
+
+def test_claims_and_trials_written_elsewhere_are_seen_at_once(store: Store) -> None:
+    """What another driver wrote after this process first looked is seen at the next look: a
+    finished trial counts as complete, a live claim keeps the key. (On S3, a listing kept from the
+    first look would show neither, and a worker would train the key again, or retry a claim
+    that exists for ever.)"""
+    first, second = STUDIES["toy"].configs("smoke")[:2]
+    write_trial(store, first)
+    assert store.completed_keys() == {first.key}
+    elsewhere = _elsewhere(store)
+    write_trial(elsewhere, second)
+    assert store.completed_keys() == {first.key, second.key}
+
+    c = Claims(store)
+    _forge(elsewhere, "k", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
+    assert c._generations("k") == [1]
+    _forge(elsewhere, "k", 2, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() + 600)
+    assert not c.try_claim("k"), "the live claim written elsewhere holds the key"
+    c.close()
+
+
+def test_a_key_finished_before_it_was_claimed_is_released_untrained(store: Store) -> None:
+    """A worker's list of pending keys is read before it claims them: a key that another driver
+    finished (and released) in between is claimed, found complete, released, and not trained."""
+    finished, pending = STUDIES["toy"].configs("smoke")[:2]
+    c = Claims(store)
+    plan = [finished, pending]  # both pending when the worker looked
+    write_trial(_elsewhere(store), finished)  # then another driver finished one of them
+    units = list(c.units(plan, lambda cfg: cfg.key, lambda members: [members], store.completed_keys))
+    assert [[cfg.key for cfg in unit] for unit in units] == [[pending.key]]
+    assert list(c.held) == [pending.key]
+    assert store.list_files(f"{store.root}/claims/{finished.key}", "") == []
+    c.close()

@@ -66,7 +66,7 @@ def toy_paths(cfgs: Sequence[TrialConfig], where: torch.device, sample: int,
     return fused, alone * len(cfgs) / sample
 
 
-def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: bool) -> dict[str, float]:
+def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: bool) -> dict[str, Optional[float]]:
     """One more epoch of the fused toy bundle under ``torch.profiler``: ms per optimiser step,
     kernel launches per step (the CUDA runtime's launch calls, a graph replay counting one), and
     the GPU busy fraction (the kernels' summed device time over the epoch's wall time). On a CPU
@@ -90,7 +90,7 @@ def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: 
                     if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type))
     # The one-epoch bundle also builds its models and reads the data: its wall time is an upper bound.
     return {"ms_per_step": wall * 1e3 / steps, "launches_per_step": launches / steps,
-            "gpu_busy_fraction": kernel_us / 1e6 / wall if where.type == "cuda" else float("nan")}
+            "gpu_busy_fraction": kernel_us / 1e6 / wall if where.type == "cuda" else None}
 
 
 def anomaly_inputs(cfgs: Sequence[TrialConfig], root: str) -> tuple[list, list]:
@@ -231,7 +231,8 @@ def main() -> None:
         step = toy_step_profile(toy, where, capture)
         name = "captured" if capture else "eager"
         print(f"toy bundle of {len(toy)}, {name}: {step['ms_per_step']:.3f} ms per step, "
-              f"{step['launches_per_step']:.1f} launches per step, GPU busy {step['gpu_busy_fraction']:.1%}")
+              f"{step['launches_per_step']:.1f} launches per step, GPU busy "
+              + ("-" if step["gpu_busy_fraction"] is None else f"{step['gpu_busy_fraction']:.1%}"))
         figures[f"toy_{name}"] = step
         figures["toy_launches_per_step"] = step["launches_per_step"]
         figures["gpu_busy_fraction"] = step["gpu_busy_fraction"]

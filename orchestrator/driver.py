@@ -132,7 +132,7 @@ def search_trainable(config: dict[str, Any]) -> None:
 
     _train_members(config, members, objective, finished)
     # Seeds that were complete before this point started were skipped: read them from the store.
-    rows = Store(config["store"]).trial_rows(["val_f1"], [m.key for m in members])
+    rows = Store(config["store"], warn=False).trial_rows(["val_f1"], [m.key for m in members])
     for m in members:
         row = rows.get(m.key)
         values[m.key] = row["val_f1"] if row is not None and row["status"] == TrialStatus.OK.value else None
@@ -146,7 +146,7 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     adds metrics to every report, ``finished`` sees every result once it is written."""
     torch.set_num_threads(int(config.get("threads", 1)))
     faults = Faults.from_env()
-    store = Store(config["store"])
+    store = Store(config["store"], warn=False)  # the driver names unreadable files; its workers do not
     index = {cfg.key: i for i, cfg in enumerate(members)}
     restored: Optional[dict[str, Any]] = None
     checkpoint = tune.get_checkpoint()

@@ -518,8 +518,8 @@ class Store:
         held: dict[tuple[str, Any], list[int]] = {}
         files = self._files_of(table, studies, keys)
         cached = [path for path in files if path in self._counts]
-        pair = ("trial_key", "run_id")
-        read = self._read_files([path for path in files if path not in self._counts], table, pair, pair)
+        key_columns = ("trial_key", "run_id")
+        read = self._read_files([path for path in files if path not in self._counts], table, key_columns, key_columns)
         counted = [(path, self._counts[path]) for path in cached]
         for path, rows in read:
             if isinstance(rows, BaseException):

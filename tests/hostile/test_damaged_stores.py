@@ -15,9 +15,7 @@ damaged trials on a real local Ray.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +31,7 @@ from isosweep.errors import UsageError
 from isosweep.orchestrator.compact import compact
 from isosweep.store import Store
 from isosweep.studies import STUDIES, parse_where
+from isosweep.trainers.config import TrialConfig
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 WHERE = "dataset=mix,lam=100"
@@ -41,18 +40,17 @@ DIMS_PER_TRIAL = 3
 """Rows of dims that ``write_trial`` writes per trial."""
 
 
-def sweep_keys() -> list[str]:
-    """The keys of the trials that ``isosweep run toy --where dataset=mix,lam=100`` plans."""
+def sweep_configs() -> list[TrialConfig]:
+    """The trials that ``isosweep run toy --budget smoke --where dataset=mix,lam=100`` plans."""
     study = STUDIES["toy"]
-    return [c.key for c in study.configs("smoke", None, parse_where(study, WHERE))]
+    return study.configs("smoke", None, parse_where(study, WHERE))
 
 
 def fabricate(path: Path | str, compacted: bool = False) -> list[str]:
     """A finished store of the sweep's trials (one file per trial and table, or ``compacted``
     into one file per table); their keys."""
     store = Store(str(path))
-    study = STUDIES["toy"]
-    keys = [write_trial(store, cfg) for cfg in study.configs("smoke", None, parse_where(study, WHERE))]
+    keys = [write_trial(store, cfg) for cfg in sweep_configs()]
     if compacted:
         compact(store)
     return keys
@@ -111,7 +109,7 @@ def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_pa
     assert "2 already complete, 1 to run" in proc.stdout and "ok 3, failed 0, diverged 0, missing 0 of 3" in proc.stdout
     dims = isosweep.dims(str(store))
     assert dims.groupby("trial_key").size().to_dict() == {
-        **{key: DIMS_PER_TRIAL for key in keys[1:]}, victim: STUDIES["toy"].configs("smoke")[0].latent_dim}
+        **{key: DIMS_PER_TRIAL for key in keys[1:]}, victim: sweep_configs()[0].latent_dim}  # its real dims
     assert counts(store, "trials") == (3, 3)
     out = status_of(store, capsys)
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "3", "0", "0", "87", "0"]

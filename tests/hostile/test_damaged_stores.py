@@ -218,6 +218,8 @@ def test_a_foreign_parquet_file_is_unreadable_for_every_reader(tmp_path, capsys,
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "3", "0", "0", "87", "0"]
     assert f"  {foreign}" in out.splitlines()
     assert Store(str(store)).completed_keys() == set(keys)
+    report = isosweep.report("toy", str(store), out=str(tmp_path / "report"))
+    assert (report / "tables" / "trials.csv").read_text().splitlines()[1].endswith(",ok,3,3")
 
     assert main(["compact", "--store", str(store)]) == 2
     captured = capsys.readouterr()

@@ -115,7 +115,6 @@ def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_pa
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "3", "0", "0", "87", "0"]
 
 
-@pytest.mark.slow  # about 80 s: Ray trains the three trials again
 def test_random_bytes_in_a_compacted_dims_file_are_reported_and_its_trials_trained_again(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store, compacted=True)

@@ -28,7 +28,7 @@ from isosweep.analysis.queries import registry_views
 from isosweep.errors import UsageError, first_line
 from isosweep.interrupts import deferred_interrupt
 from isosweep.schema import TABLES
-from isosweep.store import Store, glob_escape
+from isosweep.store import IDENTITY, Store, glob_escape
 
 
 def _quote(text: str) -> str:
@@ -44,9 +44,13 @@ def _raw_source(store: Store, table: str) -> str:
     if not store.table_files(table):
         return f"SELECT *, NULL::VARCHAR AS __file FROM {empty}"
     pattern = f"{glob_escape(store.uri(store.table_dir(table)))}/*/*.parquet"
-    return (f"SELECT * EXCLUDE (filename), filename AS __file FROM read_parquet({_quote(pattern)}, "
+    # Rows without the identity columns (IDENTITY) come from a Parquet file that is not one of
+    # the store's tables (union_by_name gives its rows nulls there): the store's readers count
+    # such a file unreadable, and the views leave its rows out, so no count includes them.
+    identity = " AND ".join(f'"{c}" IS NOT NULL' for c in IDENTITY)
+    return (f"SELECT * FROM (SELECT * EXCLUDE (filename), filename AS __file FROM read_parquet({_quote(pattern)}, "
             f"union_by_name = true, hive_partitioning = false, filename = true) "
-            f"UNION ALL BY NAME SELECT *, NULL::VARCHAR AS __file FROM {empty}")
+            f"UNION ALL BY NAME SELECT *, NULL::VARCHAR AS __file FROM {empty}) WHERE {identity}")
 
 
 def _columns(table: str) -> str:
@@ -121,6 +125,21 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
         con.register_filesystem(store.fs)
     for table, schema in TABLES.items():
         con.register(f"__empty_{table}", schema.empty_table())
+    try:
+        _create_views(con, store)
+    except duckdb.Error as exc:
+        # Binding the views reads every file's footer: a damaged one fails here, named in one line.
+        con.close()
+        damaged = None if vanished(exc) else unreadable_file_error(exc)
+        if damaged is not None:
+            raise damaged from None
+        raise
+    _lock_down(con, store, Store(store_url).root)
+    return con
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """The views of the store's tables and of the study registry (module docstring)."""
     con.execute(f"""CREATE VIEW trials AS
         SELECT {_columns('trials')} FROM (
             SELECT *, row_number() OVER (PARTITION BY trial_key ORDER BY finished_at DESC NULLS LAST, run_id, __file) AS __pick
@@ -140,8 +159,6 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
             FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id IS NOT DISTINCT FROM c.run_id AND s.__file = c.__file""")
     for name, select in registry_views().items():  # in order: a view may read one made before it
         con.execute(f"CREATE VIEW {name} AS {select}")
-    _lock_down(con, store, Store(store_url).root)
-    return con
 
 
 READ_ONLY_HINT = "write one SELECT over the views trials, dims, curves, points (save a result with --format and --out)"
@@ -177,6 +194,26 @@ def _denied(exc: duckdb.Error) -> str:
 
 
 _FILE_IN_ERROR = re.compile(r"""(?:file|File)\s+["']?([^"'\s]+\.parquet)""")
+
+
+def vanished(exc: duckdb.Error) -> bool:
+    """Whether DuckDB failed because a file it listed is gone (a compaction merged it meanwhile):
+    building the views again from a fresh listing answers."""
+    text = str(exc)
+    return isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)) and (
+        "No files found" in text or "No such file" in text or "not found" in text.lower())
+
+
+def unreadable_file_error(exc: duckdb.Error) -> Optional[UsageError]:
+    """The one line for a DuckDB error that names a store file it could not read (damaged,
+    truncated, not Parquet), with the fix; None for any other error."""
+    if not isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)):
+        return None
+    match = _FILE_IN_ERROR.search(str(exc))
+    if match is None:
+        return None
+    return UsageError(f"store file {match.group(1)} is unreadable (damaged or partial); delete it and run the sweep "
+                      "again to recompute its trials (`isosweep status` lists every unreadable file)")
 
 
 @dataclass(frozen=True)
@@ -288,16 +325,14 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
                              "(a WHERE, fewer columns, a LIMIT)") from None
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             last = exc
-            text = str(exc)
-            if "No files found" in text or "No such file" in text or "not found" in text.lower():
+            if vanished(exc):
                 continue
             break
         finally:
             if con is not None:
                 con.close()
     assert last is not None
-    match = _FILE_IN_ERROR.search(str(last))
-    if match:
-        raise UsageError(f"store file {match.group(1)} is unreadable (damaged or partial); delete it and run the "
-                         "sweep again to recompute that trial (`isosweep status` lists the others)")
+    damaged = unreadable_file_error(last)
+    if damaged is not None:
+        raise damaged from None
     raise last

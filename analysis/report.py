@@ -17,7 +17,7 @@ from typing import Optional
 import duckdb
 
 from isosweep.analysis.context import ReportContext
-from isosweep.analysis.db import connect
+from isosweep.analysis.db import connect, unreadable_file_error, vanished
 from isosweep.analysis.document import (FIGURES_DIR, TABLES_DIR, Document, Note, check_unique_names, table_csv, to_html,
                                to_markdown)
 from isosweep.analysis.queries import named_query
@@ -134,7 +134,7 @@ def _lead(ctx: ReportContext) -> list[str]:
 def build_document(store_url: str, study_name: str, budget: Optional[str] = None) -> tuple[Document, str]:
     """The report of ``study_name`` over the store, built in memory, and the budget it shows."""
     study = get_study(study_name)
-    last: Optional[duckdb.IOException] = None
+    last: Optional[duckdb.Error] = None
     for _ in range(_ATTEMPTS):
         con = connect(store_url)
         try:
@@ -144,8 +144,13 @@ def build_document(store_url: str, study_name: str, budget: Optional[str] = None
             doc = Document(f"isosweep report: {study.name} ({chosen})", _lead(ctx), sections)
             check_unique_names(doc)
             return doc, chosen
-        except duckdb.IOException as exc:  # a file merged away by a concurrent compaction
-            last = exc
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+            damaged = None if vanished(exc) else unreadable_file_error(exc)
+            if damaged is not None:
+                raise damaged from None
+            if not (vanished(exc) or isinstance(exc, duckdb.IOException)):
+                raise
+            last = exc  # a file merged away by a concurrent compaction: read the store again
         finally:
             con.close()
     assert last is not None

@@ -22,7 +22,7 @@ from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, sto
 from isosweep.orchestrator.plan import make_plan, parse_fuse
 from isosweep.paths import expand_home, inside, not_a_regular_file
 from isosweep.analysis.db import DEFAULT_TIMEOUT_S, QueryResult
-from isosweep.store import Store, default_store_url, replace_file
+from isosweep.store import UNREADABLE_FIX, Store, default_store_url, replace_file
 from isosweep.studies import STUDIES, Study, check_inputs, get_study, int_setting_max, parse_where
 from isosweep.orchestrator.userdata import load_user_data, stage
 from isosweep.trainers.data import data_root
@@ -313,7 +313,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         raise Interrupted(_resume_hint(sweep, store)) from None
     print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
-          f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
+          + (f"damaged {counts['damaged']}, " if counts.get("damaged") else "")
+          + f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
     if study.summary is not None and counts["ok"]:
         match = {"data_hash": user.data_hash} if user is not None else {}
         _print_summary(store, args.budget, study.summary, {"study": study.records_as or study.name, **match},
@@ -399,9 +400,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     store = _open_store(args.store, for_writing=False, must_exist=True)
     states = store.trial_states()
+    damaged = sorted((s for s in states.values() if s.missing), key=lambda s: (s.study, s.budget, s.key))
     present: dict[tuple[str, str], dict[str, str]] = {}
     for key, state in states.items():
-        present.setdefault((state.study, state.budget), {})[key] = state.status
+        present.setdefault((state.study, state.budget), {})[key] = "damaged" if state.missing else state.status
     table = []
     for (study_name, budget), keys in sorted(present.items()):
         study = STUDIES.get(study_name)
@@ -410,15 +412,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             planned = {c.key for c in study.configs(budget)} if study and budget in study.budgets else set()
         statuses = list(keys.values())
+        # The damaged column is shown only where there are damaged trials.
         table.append((study_name, budget, len(planned), statuses.count("ok"), statuses.count("failed"),
-                      statuses.count("diverged"), len(planned - set(keys)), len(set(keys) - planned)))
-    print(as_table(["study", "budget", "planned", "ok", "failed", "diverged", "missing", "extra"], table))
+                      statuses.count("diverged"), *([statuses.count("damaged")] if damaged else []),
+                      len(planned - set(keys)), len(set(keys) - planned)))
+    print(as_table(["study", "budget", "planned", "ok", "failed", "diverged", *(["damaged"] if damaged else []),
+                    "missing", "extra"], table))
+    if damaged:
+        print(f"{len(damaged)} trial(s) recorded ok lack a readable table; the next `isosweep run` of their "
+              "sweep trains them again:")
+        for state in damaged[:LISTED]:
+            print(f"  {state.study} {state.budget} {state.key}: no readable {', '.join(state.missing)} rows")
+        if len(damaged) > LISTED:
+            print(f"  ... and {len(damaged) - LISTED} more")
     if store.corrupt:
-        print(f"{len(store.corrupt)} unreadable file(s), skipped above; delete them and run the sweep again "
-              "to recompute those trials:")
+        print(f"{len(store.corrupt)} unreadable file(s), skipped above; {UNREADABLE_FIX}:")
         for path in store.corrupt:
             print(f"  {store.uri(path)}")
     return 0
+
+
+LISTED = 20
+"""Damaged trials that ``status`` names one by one; it counts the rest."""
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -431,7 +446,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         raise Interrupted(_resume_hint(args.name, store)) from None
     print(f"{args.name}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
-          f"missing {counts['missing']} of {planned}", flush=True)
+          + (f"damaged {counts['damaged']}, " if counts.get("damaged") else "")
+          + f"missing {counts['missing']} of {planned}", flush=True)
     return 0 if counts["ok"] == planned else 1
 
 
@@ -442,8 +458,12 @@ def cmd_compact(args: argparse.Namespace) -> int:
     store = _open_store(args.store, for_writing=True, must_exist=True)
     report = compact(store, kill=compact_kill_point)
     print(f"compacted {report.merged_files} file(s) into {report.written_files} file(s)"
-          + (f"; kept {len(report.kept_changed)} that changed meanwhile" if report.kept_changed else "")
-          + (f"; skipped {len(report.skipped_corrupt)} unreadable: {', '.join(report.skipped_corrupt)}" if report.skipped_corrupt else ""))
+          + (f"; kept {len(report.kept_changed)} that changed meanwhile" if report.kept_changed else ""))
+    if report.skipped_corrupt:
+        # The readable files were merged; the unreadable ones stay where they are, untouched.
+        raise UsageError(f"{len(report.skipped_corrupt)} unreadable file(s) left unmerged: "
+                         f"{', '.join(store.uri(p) for p in report.skipped_corrupt)}; {UNREADABLE_FIX} "
+                         "(`isosweep status` lists them)")
     return 0
 
 

@@ -99,6 +99,12 @@ TRIALS = pa.schema(
         ("ray_version", pa.string()),
         ("device", pa.string()),
         ("hostname", pa.string()),
+        # How many rows the trial wrote to each other table (``isosweep.store.ROW_COUNTS``): the
+        # store counts an ok trial complete only when readable files hold that many of its rows.
+        # Null in rows written before these columns existed.
+        ("dims_rows", pa.int64()),
+        ("curves_rows", pa.int64()),
+        ("points_rows", pa.int64()),
     ]
 )
 
@@ -151,5 +157,6 @@ POINTS = pa.schema(
 # same run_id from one file only: so a copy left by an interrupted compaction, or rows of a trial
 # whose trials file was never written, are never seen.
 TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "dims": DIMS, "curves": CURVES, "points": POINTS}
-# The trials file is written last: a trial is complete exactly when it exists.
+# The trials file is written last: a trial is recorded once it exists, and complete (ok) once the
+# rows of its other tables that it counts (``dims_rows``, ...) are readable too.
 WRITE_ORDER = ("dims", "curves", "points", "trials")

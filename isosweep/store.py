@@ -3,8 +3,10 @@
 Layout (ARCHITECTURE.md): ``<store>/<table>/study=<study>/<trial_key>.parquet`` for the tables of
 ``isosweep.schema``, and ``<store>/artifacts/<trial_key>/<name>`` for a trial's files (images).
 Every file is written atomically (a temporary name then a rename on local
-disks; a single PUT on object stores), and a trial's ``trials`` file is written last, so a trial is
-complete exactly when that file exists and a reader never sees half a trial.
+disks; a single PUT on object stores), and a trial's ``trials`` file is written last, so a reader
+never sees half a trial. Files can still be lost or damaged afterwards (deleted by hand, a disk
+error): an ok trial is complete only while readable files hold every row its trials row counts
+(``Store.trial_states``), and the planner trains any other trial again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
@@ -43,6 +46,11 @@ zstd's is the dearest: a 76-column trials file reads in 1.5 ms with snappy again
 (pyarrow 26, this machine), which is most of the time a sweep-end compaction spends."""
 
 
+READ_THREADS = 8
+"""Files read at once: Arrow decodes without the GIL, and an object store answers each request
+after a round trip, so a sweep's thousands of small files read several times faster in parallel."""
+
+
 def default_store_url() -> str:
     return os.environ.get("ISOSWEEP_STORE", DEFAULT_STORE)
 
@@ -60,6 +68,43 @@ def glob_escape(path: str) -> str:
 
 def has_glob_chars(path: str) -> bool:
     return _GLOB_CHARS.search(path) is not None
+
+
+ROW_COUNTS = {"dims": "dims_rows", "curves": "curves_rows", "points": "points_rows"}
+"""Per table besides ``trials``: the trials column that records how many rows a trial wrote there."""
+
+ALWAYS_WRITTEN = ("dims", "curves")
+"""Tables in which every ok trial of every study has rows (its latent dims, its training curve):
+what is checked of a trials row written before ROW_COUNTS existed."""
+
+IDENTITY = ("trial_key", "study", "run_id")
+"""Columns that every row of every table has, never null. A Parquet file without them is not one
+of the store's tables (another tool's file, a foreign schema): every reader treats it as
+unreadable (``read_store_file``; the query views leave out rows without them)."""
+
+
+UNREADABLE_FIX = "delete them and run the sweep again to recompute their trials"
+"""What to do about unreadable store files: their trials count as missing or damaged, so the next
+run trains them again; the files themselves stay until deleted (nothing merges or removes them)."""
+
+_WARNED: set[str] = set()
+"""Unreadable files this process has warned of: each is named once, however often it is read."""
+
+
+class ForeignFile(Exception):
+    """A readable Parquet file that is not one of the store's tables (it lacks IDENTITY)."""
+
+
+def check_store_schema(schema: pa.Schema) -> None:
+    """ForeignFile unless ``schema`` has the IDENTITY columns."""
+    absent = [name for name in IDENTITY if name not in schema.names]
+    if absent:
+        raise ForeignFile(f"not an isosweep table: it has no column {absent[0]}")
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why a store file could not be read, in a few words, for a warning or an error line."""
+    return str(exc) if isinstance(exc, ForeignFile) else type(exc).__name__
 
 
 def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> dict[str, pa.Table]:
@@ -85,6 +130,8 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
         "science_version": SCIENCE_VERSION, "config_json": json.dumps(config, sort_keys=True), **measured,
     }
     n_points = len(next(iter(result.points.values()))) if result.points else 0
+    trial_row.update({ROW_COUNTS["dims"]: len(result.dims), ROW_COUNTS["curves"]: len(result.curves),
+                      ROW_COUNTS["points"]: n_points})
     points = {name: list(values) for name, values in result.points.items()}
     return {
         "trials": pa.Table.from_pylist([trial_row], schema=TABLES["trials"]),
@@ -119,20 +166,28 @@ def replace_file(path: str, data: bytes, before_commit: Optional[Callable[[str],
 @dataclass(frozen=True)
 class StoredTrial:
     """One trial as the store holds it: the state columns of its trials row that finished last
-    (``status`` holds the value of a ``TrialStatus`` of ``isosweep.trainers.records``)."""
+    (``status`` holds the value of a ``TrialStatus`` of ``isosweep.trainers.records``), and the
+    tables whose rows of that run no readable file holds (checked for ok trials only)."""
 
     key: str
     study: str
     budget: str
     status: str
     finished_at: Any
+    missing: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Finished ok with every table readable: the one test of "done" that the planner, the
+        workers and ``status`` share. A damaged trial is trained again by the next run."""
+        return self.status == "ok" and not self.missing
 
 
 def _instant(value: Optional[datetime]) -> datetime:
     return value or datetime.min.replace(tzinfo=timezone.utc)
 
 
-STATE_COLUMNS = ("trial_key", "study", "budget", "status", "finished_at")
+STATE_COLUMNS = ("trial_key", "study", "run_id", "budget", "status", "finished_at")
 
 CommitHook = Callable[[str], None]
 """Called with a file's final path after its bytes are written and before they become visible."""
@@ -141,13 +196,18 @@ CommitHook = Callable[[str], None]
 class Store:
     """A results store at a local path or fsspec URL."""
 
-    def __init__(self, url: str, before_commit: Optional[CommitHook] = None):
+    def __init__(self, url: str, before_commit: Optional[CommitHook] = None, warn: bool = True):
         # ``~/x`` means the home folder's x for every part of a run: fsspec would expand it but the
         # workers, DuckDB and the messages see ``url``, so the url itself is expanded, once, here.
         self.url = url = expand_home(url, "store")
         self.before_commit = before_commit
+        self.warn = warn
+        """Whether an unreadable file is named on stderr when found (the driver's readers do; a
+        Ray worker's would repeat it in the driver's output, late and out of order)."""
         self.corrupt: list[str] = []
         """Files found unreadable by the last ``trial_states`` call."""
+        self._counts: dict[str, dict[tuple[str, Any], int]] = {}
+        """Per compacted file read by ``trial_states``: its rows per (trial_key, run_id)."""
         try:
             self.fs, root = fsspec.core.url_to_fs(url)
         except (ImportError, ValueError) as exc:
@@ -334,7 +394,8 @@ class Store:
     # -- reading -----------------------------------------------------------------------------
     def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, StoredTrial]:
         """The recorded state of every trial in the store (or of ``keys``): per key, the trials
-        row that finished last. Unreadable files are skipped and listed in ``self.corrupt``."""
+        row that finished last, and for an ok one the tables it lacks (``StoredTrial.missing``).
+        Unreadable files are skipped and listed in ``self.corrupt``."""
         wanted = set(keys) if keys is not None else None
         for _ in range(5):
             try:
@@ -346,8 +407,12 @@ class Store:
         return self._trial_states(wanted)
 
     def _trial_states(self, wanted: Optional[set[str]]) -> dict[str, StoredTrial]:
-        rows = self._newest_rows(wanted, STATE_COLUMNS)
-        return {key: StoredTrial(key, r["study"], r["budget"], r["status"], r["finished_at"]) for key, r in rows.items()}
+        # The trials rows first, then the other tables: a trial's other files are written (and
+        # merged) before its trials file, so they are in place by the time its row is read.
+        rows = self._newest_rows(wanted, [*STATE_COLUMNS, *ROW_COUNTS.values()])
+        missing = self._missing_tables(rows, whole=wanted is None)
+        return {key: StoredTrial(key, r["study"], r["budget"], r["status"], r["finished_at"], missing.get(key, ()))
+                for key, r in rows.items()}
 
     def trial_rows(self, columns: Iterable[str], keys: Optional[Iterable[str]] = None) -> dict[str, dict[str, Any]]:
         """Per key (all, or ``keys``), the ``columns`` of the trials row that finished last.
@@ -361,33 +426,160 @@ class Store:
                 continue  # merged away by a compaction: list again (see trial_states)
         return self._newest_rows(wanted, columns)
 
+    def completed_keys(self, keys: Optional[Iterable[str]] = None) -> set[str]:
+        """Keys of complete trials (``StoredTrial.complete``): failed, diverged and damaged ones
+        are run again."""
+        return {k for k, s in self.trial_states(keys).items() if s.complete}
+
+    def _files_of(self, table: str, studies: Optional[Iterable[str]], wanted: Optional[set[str]]) -> list[str]:
+        """The files of ``table`` (of ``studies``, or all) that may hold rows of ``wanted`` keys
+        (all where None): every compacted file, and the per-trial files of those keys."""
+        chosen = None if studies is None else {f"study={study}" for study in studies}
+        # Listed and filtered, not joined: a study name read from a file is never made a path.
+        dirs = [d for d in self.study_dirs(table) if chosen is None or os.path.basename(d) in chosen]
+        files = []
+        for directory in dirs:
+            for path in self.list_files(directory, ".parquet"):
+                stem = os.path.basename(path)[: -len(".parquet")]
+                if wanted is None or stem in wanted or stem.startswith(COMPACT_PREFIX):
+                    files.append(path)
+        return files
+
+    def _read_files(self, paths: Sequence[str], table: str, columns: Sequence[str],
+                    dictionary: Sequence[str] = ()) -> list[tuple[str, Any]]:
+        """(path, rows or the exception that made it unreadable) of each file (``read_store_file``),
+        read in parallel (an object store answers each read after a round trip).
+        FileNotFoundError if one vanished."""
+        def read(path: str) -> tuple[str, Any]:
+            try:
+                return path, read_store_file(self, path, table, columns, dictionary)
+            except FileNotFoundError:
+                raise
+            except Exception as exc:  # a damaged or foreign file must not hide the rest of the store
+                return path, exc
+
+        if len(paths) <= 1:
+            return [read(path) for path in paths]
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            return list(pool.map(read, paths))
+
+    def _unreadable(self, path: str, exc: BaseException) -> None:
+        """Note an unreadable file in ``self.corrupt`` and say so once on stderr, with the fix."""
+        if path in self.corrupt:
+            return
+        self.corrupt.append(path)
+        if path in _WARNED or not self.warn:
+            return
+        _WARNED.add(path)
+        print(f"isosweep: warning: skipping unreadable file {self.uri(path)} ({unreadable_reason(exc)}); "
+              "delete it and run the sweep again to recompute its trials", file=sys.stderr)
+
     def _newest_rows(self, wanted: Optional[set[str]], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
         self.corrupt = []
-        for path in self.table_files("trials"):
-            stem = os.path.basename(path)[: -len(".parquet")]
-            if wanted is not None and stem not in wanted and not stem.startswith(COMPACT_PREFIX):
-                continue
-            try:
-                with self.fs.open(path, "rb") as f:
-                    # Single-threaded: Arrow's reader threads can abort the CLI at interpreter exit.
-                    table = pq.read_table(f, columns=list(columns), use_threads=False)
-            except FileNotFoundError:
-                raise
-            except Exception as exc:  # a damaged file must not hide the rest of the store
-                self.corrupt.append(path)
-                print(f"isosweep: warning: skipping unreadable file {self.uri(path)} ({type(exc).__name__}); "
-                      "delete it and run the sweep again to recompute that trial", file=sys.stderr)
+        for path, table in self._read_files(self._files_of("trials", None, wanted), "trials", columns):
+            if isinstance(table, BaseException):
+                self._unreadable(path, table)
                 continue
             for row in table.to_pylist():
                 key = row["trial_key"]
                 if wanted is not None and key not in wanted:
                     continue
+                if any(row[name] is None for name in IDENTITY):
+                    continue  # not a row isosweep wrote (see IDENTITY): the query views leave it out too
                 old = rows.get(key)
                 if old is None or _instant(row["finished_at"]) > _instant(old["finished_at"]):
                     rows[key] = row
         return rows
 
-    def completed_keys(self, keys: Optional[Iterable[str]] = None) -> set[str]:
-        """Keys whose trial finished with status ``ok`` (failed and diverged ones are retried)."""
-        return {k for k, s in self.trial_states(keys).items() if s.status == "ok"}
+    def _missing_tables(self, rows: Mapping[str, Mapping[str, Any]], whole: bool) -> dict[str, tuple[str, ...]]:
+        """Per ok trial of ``rows`` that is damaged, the tables in which no readable file holds
+        its run's rows in the number its trials row records (ROW_COUNTS; where that is null, a
+        row written by an older version: any rows at all, in ALWAYS_WRITTEN). ``whole``: read
+        every file of those tables, so that ``self.corrupt`` lists every unreadable one (else
+        only the files that may hold rows of ``rows``)."""
+        missing: dict[str, list[str]] = {}
+        for table, column in ROW_COUNTS.items():
+            expected: dict[tuple[str, Any], Optional[int]] = {}
+            for key, row in rows.items():
+                if row["status"] != "ok":
+                    continue
+                count = row.get(column)
+                if count is None and table in ALWAYS_WRITTEN:
+                    expected[(key, row["run_id"])] = None
+                elif count:
+                    expected[(key, row["run_id"])] = int(count)
+            if not expected and not whole:
+                continue
+            keys = {key for key, _ in expected}
+            held = self._held_rows(table, None if whole else {rows[key]["study"] for key in keys}, None if whole else keys)
+            for pair, count in expected.items():
+                found = held.get(pair, ())
+                if not any(n == count if count is not None else n > 0 for n in found):
+                    missing.setdefault(pair[0], []).append(table)
+        return {key: tuple(tables) for key, tables in missing.items()}
+
+    def _held_rows(self, table: str, studies: Optional[Iterable[str]],
+                   keys: Optional[set[str]]) -> dict[tuple[str, Any], list[int]]:
+        """Per (trial_key, run_id) pair (of ``keys``; all where None), the number of its rows in
+        each readable file of ``table`` (of ``studies``; all where None) that holds it. Only the
+        two key columns are read, and a compacted file's counts are kept for the life of this
+        Store: its name is new at every write, so its content never changes."""
+        held: dict[tuple[str, Any], list[int]] = {}
+        files = self._files_of(table, studies, keys)
+        cached = [path for path in files if path in self._counts]
+        key_columns = ("trial_key", "run_id")
+        read = self._read_files([path for path in files if path not in self._counts], table, key_columns, key_columns)
+        counted = [(path, self._counts[path]) for path in cached]
+        for path, rows in read:
+            if isinstance(rows, BaseException):
+                self._unreadable(path, rows)
+                continue
+            counts = _pair_counts(rows)
+            if os.path.basename(path).startswith(COMPACT_PREFIX):
+                self._counts[path] = counts
+            counted.append((path, counts))
+        for _, counts in counted:
+            for pair, n in counts.items():
+                if keys is None or pair[0] in keys:
+                    held.setdefault(pair, []).append(n)
+        return held
+
+
+def _pair_counts(rows: pa.Table) -> dict[tuple[str, Any], int]:
+    """Rows per (trial_key, run_id) pair of a table of those two columns."""
+    if not rows.num_rows:
+        return {}
+    grouped = rows.group_by(["trial_key", "run_id"]).aggregate([([], "count_all")])
+    return dict(zip(zip(grouped["trial_key"].to_pylist(), grouped["run_id"].to_pylist()),
+                    grouped["count_all"].to_pylist()))
+
+
+def read_store_file(store: Store, path: str, table: str, columns: Optional[Sequence[str]] = None,
+                    dictionary: Sequence[str] = ()) -> pa.Table:
+    """The ``columns`` (all where None) of one file of ``table``: columns the file lacks (it was
+    written before they existed) come back null; those in ``dictionary`` come dictionary-encoded
+    (a compacted file's trial_key column reads 30x faster so: 30 ms for 768,000 rows). Raises
+    FileNotFoundError when the file is gone; ForeignFile when it is not one of the store's
+    tables; any other exception when it is damaged."""
+    def read(f: Any) -> pa.Table:
+        # ParquetFile.read, not pq.read_table: the latter sets up a dataset scan per call, which
+        # costs more than reading a one-row file.
+        parquet = pq.ParquetFile(f, read_dictionary=list(dictionary) or None)
+        check_store_schema(parquet.schema_arrow)
+        names = set(parquet.schema_arrow.names)
+        wanted = list(columns) if columns is not None else list(parquet.schema_arrow.names)
+        # Single-threaded: Arrow's reader threads can abort the CLI at interpreter exit.
+        rows = parquet.read(columns=[c for c in wanted if c in names], use_threads=False)
+        schema = TABLES[table]
+        for name in wanted:
+            if name not in names:
+                kind = schema.field(name).type if name in schema.names else pa.null()
+                rows = rows.append_column(name, pa.nulls(rows.num_rows, kind))
+        return rows.select(wanted)
+
+    if store.local:
+        # Arrow's own file reads skip fsspec's Python layer (and the GIL).
+        return read(path)
+    with store.fs.open(path, "rb") as f:
+        return read(f)

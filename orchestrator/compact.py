@@ -38,10 +38,9 @@ from typing import Callable, Iterable, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from isosweep.schema import TABLES, WRITE_ORDER
-from isosweep.store import COMPACT_PREFIX, Store
+from isosweep.store import COMPACT_PREFIX, READ_THREADS, Store, read_store_file
 
 KillPoint = Callable[[str], None]
 
@@ -81,25 +80,16 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-READ_THREADS = 8
-"""Files read at once: Arrow decodes without the GIL, and an object store answers each request
-after a round trip, so a sweep's thousands of small files read several times faster in parallel."""
-
-
-def _read(store: Store, path: str) -> tuple[str, Optional[tuple], Optional[pa.Table]]:
-    """(path, signature, table); table None when the file is gone (merged away meanwhile by another
-    compaction: its rows are elsewhere), signature None too when it cannot be read."""
+def _read(store: Store, path: str, table_name: str) -> tuple[str, Optional[tuple], Optional[pa.Table]]:
+    """(path, signature, rows in the table's schema); rows None when the file is gone (merged away
+    meanwhile by another compaction: its rows are elsewhere), signature None too when it cannot
+    be read: damaged, or not one of the store's tables (``isosweep.store.read_store_file``)."""
     try:
         signature = _signature(store, path)
-        # ParquetFile.read, not pq.read_table: the latter sets up a dataset scan per call, which
-        # costs more than reading a one-row file; on a disk, Arrow's own file reads skip the GIL.
-        if store.local:
-            return path, signature, pq.ParquetFile(path).read(use_threads=False)
-        with store.fs.open(path, "rb") as f:
-            return path, signature, pq.ParquetFile(f).read(use_threads=False)
+        return path, signature, _conform(read_store_file(store, path, table_name), TABLES[table_name])
     except FileNotFoundError:
         return path, (), None
-    except Exception:
+    except Exception:  # left where it is, and reported: never merged, never removed
         return path, None, None
 
 
@@ -107,14 +97,15 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
                 kill: Optional[KillPoint] = None) -> None:
     """Merge ``files`` of one (table, study) folder into one new compacted file and remove them
     (steps 1-3 of the module docstring). Compacted inputs are read first, so a pair found in
-    both an old compacted file and a per-trial copy is taken from the compacted file."""
-    schema = TABLES[table_name]
+    both an old compacted file and a per-trial copy is taken from the compacted file. A file that
+    cannot be read is left in place and listed in ``report.skipped_corrupt``: the rows of the
+    others are merged, and the trials whose rows it held count as damaged (``isosweep.store``)."""
     files = sorted(files, key=lambda p: (not is_compacted(p), p))
     seen: set[str] = set()
     parts: list[pa.Table] = []
     inputs: list[tuple[str, Optional[tuple]]] = []
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        read = list(pool.map(lambda path: _read(store, path), files))
+        read = list(pool.map(lambda path: _read(store, path, table_name), files))
     for path, signature, table in read:
         if table is None:
             if signature is None:
@@ -126,7 +117,7 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
         seen.update(fresh)
         if len(fresh) < len(unique):  # some pairs were taken from an earlier file
             table = table.filter(pc.is_in(pairs, pa.array(fresh, pa.string())))
-        parts.append(_conform(table, schema))
+        parts.append(table)
         inputs.append((path, signature))
     if not inputs or (len(inputs) == 1 and is_compacted(inputs[0][0])):
         return  # nothing to gain: one compacted file rewritten as itself

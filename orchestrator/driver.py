@@ -40,7 +40,7 @@ from isosweep.interrupts import stop_signals_as_ctrl_c  # noqa: E402
 from isosweep.orchestrator.claims import Claims  # noqa: E402
 from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
 from isosweep.orchestrator.plan import SweepPlan, make_plan  # noqa: E402
-from isosweep.store import Store  # noqa: E402
+from isosweep.store import UNREADABLE_FIX, Store  # noqa: E402
 from isosweep.trainers.config import TrialConfig  # noqa: E402
 from isosweep.trainers.records import TrialResult, TrialStatus  # noqa: E402
 from isosweep.trainers.kinds import fusable  # noqa: E402
@@ -66,7 +66,9 @@ def run_provenance() -> dict[str, Any]:
 # -- worker side ------------------------------------------------------------------------------
 
 def _is_done(state: Any, force_since: Optional[str]) -> bool:
-    if state is None or state.status != TrialStatus.OK.value:
+    """Whether a member needs no training: complete in the store (``StoredTrial.complete``: ok,
+    with every table readable), and under ``--force`` finished since the sweep began."""
+    if state is None or not state.complete:
         return False
     if force_since is None:
         return True
@@ -176,7 +178,7 @@ def search_trainable(config: dict[str, Any]) -> None:
 
     _train_members(config, members, objective, finished)
     # Seeds that were complete before this point started were skipped: read them from the store.
-    rows = Store(config["store"]).trial_rows(["val_f1"], [m.key for m in members])
+    rows = Store(config["store"], warn=False).trial_rows(["val_f1"], [m.key for m in members])
     for m in members:
         row = rows.get(m.key)
         values[m.key] = row["val_f1"] if row is not None and row["status"] == TrialStatus.OK.value else None
@@ -190,7 +192,7 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
     adds metrics to every report, ``finished`` sees every result once it is written."""
     torch.set_num_threads(int(config.get("threads", 1)))
     faults = Faults.from_env()
-    store = Store(config["store"])
+    store = Store(config["store"], warn=False)  # the driver names unreadable files; its workers do not
     index = {cfg.key: i for i, cfg in enumerate(members)}
     restored: Optional[dict[str, Any]] = None
     checkpoint = tune.get_checkpoint()
@@ -992,13 +994,20 @@ def compact_after_sweep(store: Store, keys: Optional[Sequence[str]], sweep: str,
     if report.written_files:
         print(f"{sweep}: merged {report.merged_files} per-trial and compacted file(s) into {report.written_files} "
               f"in {time.perf_counter() - start:.1f}s", flush=True)
+    if report.skipped_corrupt:
+        print(f"isosweep: warning: {len(report.skipped_corrupt)} unreadable file(s) left unmerged: "
+              f"{', '.join(store.uri(p) for p in report.skipped_corrupt)}; {UNREADABLE_FIX} "
+              "(`isosweep status` lists them)", file=sys.stderr)
 
 
 def status_counts(store: Store, keys: list[str]) -> dict[str, int]:
+    """How many of ``keys`` the store holds per status; ``damaged``: recorded ok, but a table of
+    theirs is missing or unreadable (``StoredTrial.missing``), so the next run trains them again."""
     states = store.trial_states(keys)
-    counts = {"ok": 0, "failed": 0, "diverged": 0, "missing": 0}
+    counts = {"ok": 0, "failed": 0, "diverged": 0, "damaged": 0, "missing": 0}
     for key in keys:
-        status = states[key].status if key in states else "missing"
+        state = states.get(key)
+        status = "missing" if state is None else "damaged" if state.missing else state.status
         counts[status] = counts.get(status, 0) + 1
     return counts
 

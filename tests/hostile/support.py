@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
+import time
 from pathlib import Path
 
 from conftest import write_trial
@@ -47,3 +49,20 @@ def trained(stdout: str) -> int:
     """Trials a driver trained: its progress lines (`[n/total] ok KEY ...`); keys it found
     finished by another driver have none."""
     return len(re.findall(r"^\[\d+/\d+\] (?:ok|failed|diverged)\s", stdout, re.MULTILINE))
+
+
+def start_run_until(command: list[str], progress: str, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    """Start an ``isosweep run`` as a process group of its own and read its output until the line
+    that begins with ``progress`` (``"[2/"``: the second trial done), at most 300 s: the process
+    (still running) and the lines read so far."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith(progress) or not line:
+            break
+    return proc, lines

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import cli_env
-from support import snapshot
+from support import snapshot, start_run_until
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 
@@ -41,17 +40,8 @@ def test_ctrl_c_during_a_run_names_isosweep_resume(tmp_path: Path) -> None:
     are done: exit 130 and one line that says how to finish, `isosweep resume NAME --store S`;
     then that command finishes the sweep."""
     store = tmp_path / "store"
-    proc = subprocess.Popen([EXE, "run", "toy", "--where", "dataset=mix", "--fuse", "off", "--store", str(store)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
-                            start_new_session=True)
-    assert proc.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if line.startswith("[2/"):
-            break
+    proc, lines = start_run_until([EXE, "run", "toy", "--where", "dataset=mix", "--fuse", "off", "--store", str(store)],
+                                  "[2/", cli_env())
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     out = "".join(lines) + out

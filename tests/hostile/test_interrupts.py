@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env
+from support import start_run_until
 from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
 
 EXE = str(Path(sys.executable).parent / "isosweep")
@@ -107,16 +108,7 @@ def test_a_run_stopped_by_sigterm_or_sighup_says_how_to_finish(tmp_path: Path, s
     claim of the stopped run is left."""
     store = tmp_path / "store"
     command = [EXE, "run", "toy", "--where", "dataset=mix,lam=100", "--fuse", "off", "--store", str(store)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
-                            start_new_session=True)
-    assert proc.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if line.startswith("[1/") or not line:
-            break
+    proc, lines = start_run_until(command, "[1/", cli_env())
     proc.send_signal(stop)
     out, err = proc.communicate(timeout=300)
     out = "".join(lines) + out

@@ -18,15 +18,15 @@ from support import make_store, snapshot
 @pytest.fixture
 def siblings(tmp_path):
     """``x/sA``: a complete little store; ``x/s*``, ``x/s?`` and ``x/s[A]`` (names that, as globs,
-    match ``sA``): each one trial file copied from sA, as in the issue."""
+    match ``sA``): each one complete trial copied from sA (its file of every table), as in the issue."""
     parent = tmp_path / "x"
     keys = make_store(parent / "sA", trials=6)
     victims = {}
     for name in ("s*", "s?", "s[A]"):
-        dest = parent / name / "trials" / "study=toy"
-        dest.mkdir(parents=True)
-        src = parent / "sA" / "trials" / "study=toy" / f"{keys[0]}.parquet"
-        shutil.copy(src, dest / src.name)
+        for src in (parent / "sA").glob(f"*/study=toy/{keys[0]}.parquet"):
+            dest = parent / name / src.relative_to(parent / "sA")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dest)
         victims[name] = parent / name
     return parent, keys, victims
 

@@ -130,7 +130,7 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         # Binding the views reads every file's footer: a damaged one fails here, named in one line.
         con.close()
-        damaged = None if vanished(exc) else unreadable_file_error(exc)
+        damaged = unreadable_file_error(exc)
         if damaged is not None:
             raise damaged from None
         raise
@@ -206,8 +206,9 @@ def vanished(exc: duckdb.Error) -> bool:
 
 def unreadable_file_error(exc: duckdb.Error) -> Optional[UsageError]:
     """The one line for a DuckDB error that names a store file it could not read (damaged,
-    truncated, not Parquet), with the fix; None for any other error."""
-    if not isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)):
+    truncated, not Parquet), with the fix; None for any other error, and for a file that is only
+    gone (``vanished``: read the store again)."""
+    if not isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)) or vanished(exc):
         return None
     match = _FILE_IN_ERROR.search(str(exc))
     if match is None:

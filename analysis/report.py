@@ -145,7 +145,7 @@ def build_document(store_url: str, study_name: str, budget: Optional[str] = None
             check_unique_names(doc)
             return doc, chosen
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            damaged = None if vanished(exc) else unreadable_file_error(exc)
+            damaged = unreadable_file_error(exc)
             if damaged is not None:
                 raise damaged from None
             if not (vanished(exc) or isinstance(exc, duckdb.IOException)):

@@ -6,7 +6,7 @@
 #     bash benchmarks/gpu_check.sh DATA_ROOT [OUT_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-data="${1:?usage: gpu_check.sh DATA_ROOT [OUT_DIR] (DATA_ROOT holds thyroid/, arrhythmia/, kddcup/)}"
+data="${1:?usage: gpu_check.sh DATA_ROOT [OUT_DIR] (DATA_ROOT holds thyroid/, arrhythmia/, kddcup99/)}"
 out="${2:-gpu-check}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 ISOSWEEP_DATA="$data"

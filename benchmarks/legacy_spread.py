@@ -4,9 +4,15 @@ Retrains every ok trial of the legacy store (``tests/fixtures/legacy-store``) on
 ``ATEN_CPU_CAPABILITY`` = default, avx2, avx512, each with 1 and 2 torch threads, each variant
 in a fresh process (the capability is read when torch starts). Prints, per variant, the largest
 relative difference from the stored value and where it is, then the largest over all variants.
-That number sets ``RTOL`` in ``tests/legacy_retrain.py``.
+That number sets ``RTOL`` in ``tests/legacy_retrain.py``, from below.
+
+``--mutations`` measures the bound from above instead: every trial retrained with each of the
+smallest real changes (``MUTATIONS``: one more epoch, a learning rate 1 % higher, another seed),
+and, per change, the smallest over the trials of the largest relative difference of a float
+result: a tolerance must stay below it to tell that change from the stored result.
 
     .venv/bin/python benchmarks/legacy_spread.py [--capabilities default,avx2,avx512] [--threads 1,2]
+    .venv/bin/python benchmarks/legacy_spread.py --mutations
 """
 
 from __future__ import annotations
@@ -35,12 +41,34 @@ def _worker(threads: int) -> None:
     print(json.dumps(out))
 
 
+def _mutations() -> None:
+    """Per mutation: the trial it moves least, and by how much (its largest float difference)."""
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(TESTS))
+    from legacy_retrain import MUTATIONS, config_of, float_differences, mutated, ok_trials, retrain, trial_id
+
+    for mutation in MUTATIONS:
+        moved = []
+        for row in ok_trials():
+            diffs = float_differences(retrain(mutated(config_of(row), mutation)), row)
+            column = max(diffs, key=lambda k: diffs[k], default="-")
+            moved.append((diffs.get(column, 0.0), trial_id(row), column))
+        least = min(moved)
+        print(f"{mutation:<26} moves every trial by at least {least[0]:.2e} (least: {least[1]} {least[2]})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capabilities", default="default,avx2,avx512")
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--mutations", action="store_true", help="measure the smallest real changes instead")
     parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.mutations:
+        _mutations()
+        return 0
     if args.worker_threads is not None:
         _worker(args.worker_threads)
         return 0

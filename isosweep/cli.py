@@ -312,9 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         counts = driver.run_sweep(plan, store, options)
     except KeyboardInterrupt:
         raise Interrupted(_resume_hint(sweep, store)) from None
-    print(f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
-          + (f"damaged {counts['damaged']}, " if counts.get("damaged") else "")
-          + f"missing {counts['missing']} of {len(plan.planned)}", flush=True)
+    print(_counts_line(sweep, counts, len(plan.planned)), flush=True)
     if study.summary is not None and counts["ok"]:
         match = {"data_hash": user.data_hash} if user is not None else {}
         _print_summary(store, args.budget, study.summary, {"study": study.records_as or study.name, **match},
@@ -390,6 +388,13 @@ def _print_summary(store: Store, budget: str, name: str, match: dict[str, Any],
     print(as_table(result.columns, result.rows))
 
 
+def _counts_line(sweep: str, counts: dict[str, int], planned: int) -> str:
+    """The closing line of a run or resume: the planned trials' states (damaged ones only where any)."""
+    damaged = f"damaged {counts['damaged']}, " if counts.get("damaged") else ""
+    return (f"{sweep}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, {damaged}"
+            f"missing {counts['missing']} of {planned}")
+
+
 def _resume_hint(sweep: str, store: Store) -> str:
     return (f"interrupted; completed trials are kept: finish the sweep with `isosweep resume {sweep} --store {store.url}` "
             "(or run the same command again)")
@@ -403,7 +408,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     damaged = sorted((s for s in states.values() if s.missing), key=lambda s: (s.study, s.budget, s.key))
     present: dict[tuple[str, str], dict[str, str]] = {}
     for key, state in states.items():
-        present.setdefault((state.study, state.budget), {})[key] = "damaged" if state.missing else state.status
+        present.setdefault((state.study, state.budget), {})[key] = state.state
     table = []
     for (study_name, budget), keys in sorted(present.items()):
         study = STUDIES.get(study_name)
@@ -445,9 +450,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         counts, planned = driver.resume_sweep(store, args.name, args.address, compact=not args.no_compact)
     except KeyboardInterrupt:
         raise Interrupted(_resume_hint(args.name, store)) from None
-    print(f"{args.name}: ok {counts['ok']}, failed {counts['failed']}, diverged {counts['diverged']}, "
-          + (f"damaged {counts['damaged']}, " if counts.get("damaged") else "")
-          + f"missing {counts['missing']} of {planned}", flush=True)
+    print(_counts_line(args.name, counts, planned), flush=True)
     return 0 if counts["ok"] == planned else 1
 
 

@@ -177,6 +177,12 @@ class StoredTrial:
     missing: tuple[str, ...] = ()
 
     @property
+    def state(self) -> str:
+        """What ``status`` and a run's counts call it: ``damaged`` for an ok trial missing a
+        table, else its recorded status."""
+        return "damaged" if self.missing else self.status
+
+    @property
     def complete(self) -> bool:
         """Finished ok with every table readable: the one test of "done" that the planner, the
         workers and ``status`` share. A damaged trial is trained again by the next run."""
@@ -230,8 +236,11 @@ class Store:
 
     def study_dirs(self, table: str) -> list[str]:
         """The ``study=<study>`` folders of ``table``."""
-        return sorted(p for p, is_dir in self._entries(self.table_dir(table))
-                      if is_dir and os.path.basename(p).startswith("study="))
+        return [p for p in self.list_folders(self.table_dir(table)) if os.path.basename(p).startswith("study=")]
+
+    def list_folders(self, directory: str) -> list[str]:
+        """The folders directly in ``directory``; none where it does not exist."""
+        return sorted(p for p, is_dir in self._entries(directory) if is_dir)
 
     def list_files(self, directory: str, suffix: str) -> list[str]:
         """The files directly in ``directory`` whose names end with ``suffix``, hidden ones (the

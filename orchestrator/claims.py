@@ -60,6 +60,15 @@ def _process_start(pid: int) -> Optional[str]:
         return None
 
 
+def _expiry(record: Optional[dict]) -> Optional[float]:
+    """The expiry time a claim or lease record holds; None where there is no record, or it holds
+    none that reads as a number (being written, or damaged: the file's age then decides)."""
+    try:
+        return float(record["expires"]) if record else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class Claims:
     """The claims of one worker process (one Ray trial) on a store."""
 
@@ -151,21 +160,15 @@ class Claims:
         record = self._read(path)
         if record is None:
             return False
-        if not record:
+        expires = _expiry(record)
+        if expires is None:
             # Being written (for a moment), or empty or damaged for good: live for one lease from
             # its last write, then expired, so that no such file holds its key for ever.
             return self._changed_within_lease(path)
-        try:
-            expires = float(record.get("expires", 0))
-        except (TypeError, ValueError):
-            return self._changed_within_lease(path)
         if record.get("owner"):
-            lease = self._read(self._lease_path(str(record["owner"])))
-            if lease:
-                try:
-                    expires = max(expires, float(lease.get("expires", 0)))
-                except (TypeError, ValueError):
-                    pass  # a damaged lease extends nothing: the claim's own expiry holds
+            # A damaged lease extends nothing: the claim's own expiry holds.
+            lease = _expiry(self._read(self._lease_path(str(record["owner"]))))
+            expires = max(expires, lease if lease is not None else expires)
         if expires < time.time():
             return False
         if record.get("host") == socket.gethostname():
@@ -261,8 +264,8 @@ class Claims:
         claim files went. One listing of the claims folder, then only the keys found there."""
         wanted = set(keys) if keys is not None else None
         removed = 0
-        folders = [p for p, is_dir in self.store._entries(f"{self.store.root}/{CLAIMS}")
-                   if is_dir and os.path.basename(p) != OWNERS and (wanted is None or os.path.basename(p) in wanted)]
+        folders = [p for p in self.store.list_folders(f"{self.store.root}/{CLAIMS}")
+                   if os.path.basename(p) != OWNERS and (wanted is None or os.path.basename(p) in wanted)]
         for folder in folders:
             key = os.path.basename(folder)
             generations = self._generations(key)
@@ -280,12 +283,8 @@ class Claims:
                 except OSError:
                     pass
         for lease in self.store.list_files(f"{self.store.root}/{CLAIMS}/{OWNERS}", ""):
-            record = self._read(lease)
-            try:
-                expired = float(record["expires"]) < time.time() if record else not self._changed_within_lease(lease)
-            except (KeyError, TypeError, ValueError):
-                expired = not self._changed_within_lease(lease)
-            if expired:
+            expires = _expiry(self._read(lease))
+            if expires < time.time() if expires is not None else not self._changed_within_lease(lease):
                 try:
                     self.store.fs.rm_file(lease)
                 except FileNotFoundError:

@@ -843,8 +843,7 @@ def _drop_checkpoints(grid: Any, store: Store) -> None:
     space is also the first step of the fix."""
     for result in grid:
         try:
-            folders = [p for p, is_dir in store._entries(str(result.path)) if is_dir and
-                       os.path.basename(p).startswith("checkpoint_")]
+            folders = [p for p in store.list_folders(str(result.path)) if os.path.basename(p).startswith("checkpoint_")]
             for folder in folders:
                 store.fs.rm(folder, recursive=True)
         except Exception:  # best effort: a checkpoint left here is still never trusted (_load_checkpoint)
@@ -1007,7 +1006,7 @@ def status_counts(store: Store, keys: list[str]) -> dict[str, int]:
     counts = {"ok": 0, "failed": 0, "diverged": 0, "damaged": 0, "missing": 0}
     for key in keys:
         state = states.get(key)
-        status = "missing" if state is None else "damaged" if state.missing else state.status
+        status = "missing" if state is None else state.state
         counts[status] = counts.get(status, 0) + 1
     return counts
 

@@ -12,6 +12,7 @@ compared with a relative tolerance, ``RTOL``, set from the measured spread (see 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, replace
@@ -40,15 +41,18 @@ Set from two measurements on an Intel Xeon with AVX-512 (16 trials each):
   (``ATEN_CPU_CAPABILITY`` = default, avx2 and avx512, each with 1 and 2 torch threads): the
   largest relative difference from the stored value was 7.1e-5 (``dprime_sd`` of a MNIST
   dimension, default kernels, 1 thread);
-- the smallest real change, ``MUTATIONS``: a learning rate 1 % higher moved some result of every
-  trial by at least 1.3e-3 relative (a Thyroid trial's ``kl_mean``).
+- the smallest real change, ``MUTATIONS``, ``benchmarks/legacy_spread.py --mutations``: a learning
+  rate 1 % higher moved some float result of every trial by at least 1.3e-3 relative (a Thyroid
+  trial's ``kl_mean``); one more epoch by at least 0.17, another seed by at least 0.85.
 3e-4 is about their geometric mean: 4x above the spread, 4x below the smallest change.
 ``test_each_mutation_fails_the_comparison`` keeps the second margin honest."""
 ATOL = 1e-9
 """Absolute tolerance, for values that are zero up to rounding."""
 
 
+@functools.lru_cache(maxsize=None)
 def _table(name: str) -> pa.Table:
+    """All rows of one table of the legacy store (read once per process)."""
     return pa.concat_tables([pq.read_table(p) for p in sorted((STORE / name).rglob("*.parquet"))],
                             promote_options="default")
 
@@ -128,6 +132,12 @@ def differences(new: Retrained, row: dict[str, Any]) -> dict[str, float]:
         for k, v in a.items():
             out[f"dims.{k}[{a['dim']}]"] = relative_difference(v, b.get(k))
     return {k: d for k, d in out.items() if d > 0}
+
+
+def float_differences(new: Retrained, row: dict[str, Any]) -> dict[str, float]:
+    """``differences`` of the float results alone (finite): what a tolerance decides, as opposed
+    to a count such as ``steps`` that tells two runs apart whatever the tolerance."""
+    return {k: d for k, d in differences(new, row).items() if math.isfinite(d)}
 
 
 def mutated(cfg: TrialConfig, mutation: str) -> TrialConfig:

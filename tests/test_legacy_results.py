@@ -8,11 +8,9 @@ moves any result (training, measurement, data draws) fails here, and must raise
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from legacy_retrain import (MUTATIONS, NOT_RESULTS, RTOL, config_of, differences, mutated, ok_trials, retrain,
+from legacy_retrain import (MUTATIONS, RTOL, config_of, differences, float_differences, mutated, ok_trials, retrain,
                             trial_id)
 
 TRIALS = ok_trials()
@@ -51,8 +49,7 @@ def test_each_mutation_fails_the_comparison(row, mutation):
     """The smallest real change of a trial moves its results beyond ``RTOL``: the float results
     alone, not only a count such as ``steps`` that trivially tells the runs apart."""
     new = _retrain_or_skip(mutated(config_of(row), mutation))
-    floats = {k: d for k, d in differences(new, row).items()
-              if math.isfinite(d) and k.split("[")[0].removeprefix("dims.") not in NOT_RESULTS}
+    floats = float_differences(new, row)
     assert floats and max(floats.values()) > RTOL, (mutation, max(floats.items(), key=lambda kv: kv[1], default=None))
 
 

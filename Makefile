@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STORE ?= demo-results
 
-.PHONY: install demo test test-kernels test-slow test-gpu gpu-check clean
+.PHONY: install demo test test-all test-kernels test-slow test-gpu lint gpu-check clean
 
 install: $(STAMP)
 
@@ -28,6 +28,14 @@ test: install
 test-kernels: install
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -q tests/test_legacy_results.py
 	ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q tests/test_legacy_results.py
+
+# ruff (lint and format) over the checkout; mypy over the package as installed (staged as plain
+# files: mypy cannot follow the editable install's package-dir mapping).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	bash .ci/stage_package.sh build/typecheck
+	cd build/typecheck && ../../$(BIN)/mypy -p isosweep
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

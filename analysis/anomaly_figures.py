@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,13 @@ def _cell_text(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float, float]] = None,
-               best_point: Optional[tuple[float, float]] = None,
-               searched: Optional[pd.DataFrame] = None) -> Figure:
+def f1_heatmap(
+    grid: pd.DataFrame,
+    title: str,
+    paper_point: tuple[float, float] | None = None,
+    best_point: tuple[float, float] | None = None,
+    searched: pd.DataFrame | None = None,
+) -> Figure:
     """Mean test F1 over seeds on the (lambda1, lambda2) grid of one data set, each cell labelled
     with its value; the paper's point framed in black, the grid point with the best mean validation
     F1 marked with a star. A second panel shows the mean validation F1 (what selection sees). Where
@@ -36,15 +40,16 @@ def f1_heatmap(grid: pd.DataFrame, title: str, paper_point: Optional[tuple[float
         return fig
     lam1 = sorted(grid["lam1"].unique())
     lam2 = sorted(grid["lam2"].unique())
-    for ax, column, label in ((axes[0], "f1", "test F1 (mean over seeds)"),
-                              (axes[1], "val_f1", "validation F1 (mean over seeds)")):
+    for ax, column, label in (
+        (axes[0], "f1", "test F1 (mean over seeds)"),
+        (axes[1], "val_f1", "validation F1 (mean over seeds)"),
+    ):
         values = np.full((len(lam2), len(lam1)), np.nan)
         for row in grid.itertuples(index=False):
             values[lam2.index(row.lam2), lam1.index(row.lam1)] = getattr(row, column)
         finite = values[np.isfinite(values)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        image = ax.imshow(values, origin="lower", cmap="viridis", vmin=low, vmax=max(high, low + 1e-6),
-                          aspect="auto")
+        image = ax.imshow(values, origin="lower", cmap="viridis", vmin=low, vmax=max(high, low + 1e-6), aspect="auto")
         for i in range(len(lam2)):
             for j in range(len(lam1)):
                 text = _cell_text(values[i, j])
@@ -76,13 +81,37 @@ def _search_panel(fig: Figure, ax, searched: pd.DataFrame, lam1: Sequence[float]
     dashed rectangle, the search's choice (val_rank 1) as a diamond."""
     from matplotlib.patches import Rectangle
 
-    image = ax.scatter(searched["lam1"], searched["lam2"], c=searched["val_f1"], cmap="viridis", s=36,
-                       edgecolors="black", linewidths=0.5)
+    image = ax.scatter(
+        searched["lam1"],
+        searched["lam2"],
+        c=searched["val_f1"],
+        cmap="viridis",
+        s=36,
+        edgecolors="black",
+        linewidths=0.5,
+    )
     chosen = searched[searched["val_rank"] == 1]
-    ax.scatter(chosen["lam1"], chosen["lam2"], s=120, marker="D", facecolors="none", edgecolors="#d62728",
-               linewidths=1.6, label="search's choice (best validation F1)")
-    ax.add_patch(Rectangle((min(lam1), min(lam2)), max(lam1) - min(lam1), max(lam2) - min(lam2), fill=False,
-                           linestyle="--", edgecolor="#555", label="the grid's extent"))
+    ax.scatter(
+        chosen["lam1"],
+        chosen["lam2"],
+        s=120,
+        marker="D",
+        facecolors="none",
+        edgecolors="#d62728",
+        linewidths=1.6,
+        label="search's choice (best validation F1)",
+    )
+    ax.add_patch(
+        Rectangle(
+            (min(lam1), min(lam2)),
+            max(lam1) - min(lam1),
+            max(lam2) - min(lam2),
+            fill=False,
+            linestyle="--",
+            edgecolor="#555",
+            label="the grid's extent",
+        )
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("lambda1")

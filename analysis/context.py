@@ -7,8 +7,9 @@ the named queries of ``analysis/sql``, restricted to the report's study, budget 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -35,8 +36,12 @@ class ReportContext:
 
     def selection(self, **overrides: Any) -> dict[str, Any]:
         """The report's filter values, with ``overrides`` (None drops a filter, others add one)."""
-        values: dict[str, Any] = {"plan": self.study.name, "study": self.recorded_as, "budget": self.budget,
-                                  **self.settings}
+        values: dict[str, Any] = {
+            "plan": self.study.name,
+            "study": self.recorded_as,
+            "budget": self.budget,
+            **self.settings,
+        }
         values.update(overrides)
         return {k: v for k, v in values.items() if v is not None}
 
@@ -58,8 +63,9 @@ class ReportContext:
             where = " AND ".join(f'"{c}" = ?' for c, _ in used) or "TRUE"
             exclude = f" EXCLUDE ({', '.join(c for c, _ in used)})" if used else ""
             table = f"__summary_{len(self._cache)}"
-            self.con.execute(f"CREATE TEMP TABLE {table} AS SELECT *{exclude} FROM ({sql}) AS q WHERE {where}",
-                             [v for _, v in used])
+            self.con.execute(
+                f"CREATE TEMP TABLE {table} AS SELECT *{exclude} FROM ({sql}) AS q WHERE {where}", [v for _, v in used]
+            )
             self._cache[key] = self.con.table(table)
         return self._cache[key]
 
@@ -78,7 +84,7 @@ class ReportContext:
         return self.study.axis_values(axis, self.budget) if axis is not None else ()
 
 
-SectionFn = Callable[[ReportContext], Optional[Section]]
+SectionFn = Callable[[ReportContext], Section | None]
 
 
 def sort_frame(df: pd.DataFrame, study: Study) -> pd.DataFrame:
@@ -92,7 +98,9 @@ def sort_frame(df: pd.DataFrame, study: Study) -> pd.DataFrame:
         axis = study.axis(column)
         if axis is not None and axis.kind is str:
             order = {v: i for i, v in enumerate(axis.values)}
-            sorters[column] = lambda s, order=order: s.map(lambda v: (order.get(v, len(order)), str(v)))
+            sorters[column] = lambda s, order=order: s.map(
+                lambda value, order=order: (order.get(value, len(order)), str(value))
+            )
     if not keys or df.empty:
         return df.reset_index(drop=True)
 

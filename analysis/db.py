@@ -18,8 +18,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -48,9 +49,11 @@ def _raw_source(store: Store, table: str) -> str:
     # the store's tables (union_by_name gives its rows nulls there): the store's readers count
     # such a file unreadable, and the views leave its rows out, so no count includes them.
     identity = " AND ".join(f'"{c}" IS NOT NULL' for c in IDENTITY)
-    return (f"SELECT * FROM (SELECT * EXCLUDE (filename), filename AS __file FROM read_parquet({_quote(pattern)}, "
-            f"union_by_name = true, hive_partitioning = false, filename = true) "
-            f"UNION ALL BY NAME SELECT *, NULL::VARCHAR AS __file FROM {empty}) WHERE {identity}")
+    return (
+        f"SELECT * FROM (SELECT * EXCLUDE (filename), filename AS __file FROM read_parquet({_quote(pattern)}, "
+        f"union_by_name = true, hive_partitioning = false, filename = true) "
+        f"UNION ALL BY NAME SELECT *, NULL::VARCHAR AS __file FROM {empty}) WHERE {identity}"
+    )
 
 
 def _columns(table: str) -> str:
@@ -86,8 +89,10 @@ def _check_no_links(store: Store) -> None:
         links = store.links_below(store.table_dir(table))
         if links:
             rel = os.path.relpath(links[0], store.root)
-            raise UsageError(f"store {store.url!r} holds a symbolic link, {rel}, which isosweep query does not follow "
-                             f"(it could lead outside the store); remove it, or copy what it points to into the store")
+            raise UsageError(
+                f"store {store.url!r} holds a symbolic link, {rel}, which isosweep query does not follow "
+                f"(it could lead outside the store); remove it, or copy what it points to into the store"
+            )
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, store: Store, given: str) -> None:
@@ -141,9 +146,9 @@ def connect(store_url: str) -> duckdb.DuckDBPyConnection:
 def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """The views of the store's tables and of the study registry (module docstring)."""
     con.execute(f"""CREATE VIEW trials AS
-        SELECT {_columns('trials')} FROM (
+        SELECT {_columns("trials")} FROM (
             SELECT *, row_number() OVER (PARTITION BY trial_key ORDER BY finished_at DESC NULLS LAST, run_id, __file) AS __pick
-            FROM ({_raw_source(store, 'trials')})
+            FROM ({_raw_source(store, "trials")})
         ) WHERE __pick = 1""")
     for table in TABLES:
         if table == "trials":
@@ -155,7 +160,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
                 FROM src s JOIN trials t ON s.trial_key = t.trial_key AND s.run_id IS NOT DISTINCT FROM t.run_id
                 GROUP BY ALL
             )
-            SELECT {', '.join(f's."{c}"' for c in TABLES[table].names)}
+            SELECT {", ".join(f's."{c}"' for c in TABLES[table].names)}
             FROM src s JOIN chosen c ON s.trial_key = c.trial_key AND s.run_id IS NOT DISTINCT FROM c.run_id AND s.__file = c.__file""")
     for name, select in registry_views().items():  # in order: a view may read one made before it
         con.execute(f"CREATE VIEW {name} AS {select}")
@@ -179,8 +184,10 @@ def check_read_only(sql: str) -> None:
         raise UsageError(f"the query holds {len(statements)} statements; isosweep query runs one: {READ_ONLY_HINT}")
     kind = statements[0].type
     if kind == duckdb.StatementType.MULTI:
-        raise UsageError("isosweep query is read-only and refuses statements that create objects, such as a PIVOT "
-                         "without an IN list; name the pivot's values (PIVOT ... ON col IN (v1, v2) USING ...)")
+        raise UsageError(
+            "isosweep query is read-only and refuses statements that create objects, such as a PIVOT "
+            "without an IN list; name the pivot's values (PIVOT ... ON col IN (v1, v2) USING ...)"
+        )
     if kind != duckdb.StatementType.SELECT:
         raise UsageError(f"isosweep query is read-only and refuses {kind.name} statements; {READ_ONLY_HINT}")
 
@@ -201,10 +208,11 @@ def vanished(exc: duckdb.Error) -> bool:
     building the views again from a fresh listing answers."""
     text = str(exc)
     return isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)) and (
-        "No files found" in text or "No such file" in text or "not found" in text.lower())
+        "No files found" in text or "No such file" in text or "not found" in text.lower()
+    )
 
 
-def unreadable_file_error(exc: duckdb.Error) -> Optional[UsageError]:
+def unreadable_file_error(exc: duckdb.Error) -> UsageError | None:
     """The one line for a DuckDB error that names a store file it could not read (damaged,
     truncated, not Parquet), with the fix; None for any other error, and for a file that is only
     gone (``vanished``: read the store again)."""
@@ -213,8 +221,10 @@ def unreadable_file_error(exc: duckdb.Error) -> Optional[UsageError]:
     match = _FILE_IN_ERROR.search(str(exc))
     if match is None:
         return None
-    return UsageError(f"store file {match.group(1)} is unreadable (damaged or partial); delete it and run the sweep "
-                      "again to recompute its trials (`isosweep status` lists every unreadable file)")
+    return UsageError(
+        f"store file {match.group(1)} is unreadable (damaged or partial); delete it and run the sweep "
+        "again to recompute its trials (`isosweep status` lists every unreadable file)"
+    )
 
 
 @dataclass(frozen=True)
@@ -223,7 +233,7 @@ class QueryResult:
 
     columns: list[str]
     rows: list[tuple]
-    table: Optional[pa.Table] = None
+    table: pa.Table | None = None
 
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -236,7 +246,7 @@ class _TimedOut(Exception):
     """The query ran past its time limit and was interrupted."""
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Optional[Sequence[Any]], as_arrow: bool) -> QueryResult:
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None, as_arrow: bool) -> QueryResult:
     if as_arrow:
         table = con.sql(sql, params=params).to_arrow_table()
         return QueryResult(table.column_names, [], table)
@@ -255,8 +265,9 @@ def _interrupt_until_done(con: duckdb.DuckDBPyConnection, done: threading.Event)
         con.interrupt()
 
 
-def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], deadline: Optional[float],
-             stop: threading.Event) -> QueryResult:
+def _bounded(
+    con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], deadline: float | None, stop: threading.Event
+) -> QueryResult:
     """``work()`` (a query on ``con``) run in a helper thread while this one waits, so that both a
     deadline and Ctrl-C (``stop``, set by :func:`deferred_interrupt`) stop it: DuckDB runs a query
     without giving Python's signal handlers a turn, so a query run here directly would ignore
@@ -293,8 +304,9 @@ def _bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], QueryResult], de
     return outcome["result"]
 
 
-def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, as_arrow: bool = False,
-              timeout: Optional[float] = None) -> QueryResult:
+def run_query(
+    store_url: str, sql: str, params: Sequence[Any] | None = None, as_arrow: bool = False, timeout: float | None = None
+) -> QueryResult:
     """Run ``sql`` over the store's views and fetch the whole result.
 
     A file removed while the query ran (a compaction merged it) makes DuckDB fail: the views are
@@ -304,26 +316,30 @@ def run_query(store_url: str, sql: str, params: Optional[Sequence[Any]] = None, 
     """
     check_read_only(sql)
     deadline = None if timeout is None else time.monotonic() + timeout
-    last: Optional[duckdb.Error] = None
+    last: duckdb.Error | None = None
     for _ in range(3):
-        con: Optional[duckdb.DuckDBPyConnection] = None
+        con: duckdb.DuckDBPyConnection | None = None
         try:
             # Ctrl-C is held back, then acted on where stopping is clean: see isosweep.interrupts.
             with deferred_interrupt() as stop:
                 con = connect(store_url)  # builds the views, which read every file's schema
                 if stop.is_set():
                     raise KeyboardInterrupt
-                bound = con
-                return _bounded(con, lambda: _fetch(bound, sql, params, as_arrow), deadline, stop)
+                return _bounded(con, lambda bound=con: _fetch(bound, sql, params, as_arrow), deadline, stop)
         except _TimedOut:
-            raise UsageError(f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "
-                             "(a WHERE, a LIMIT) or allow more time with --timeout SECONDS") from None
+            raise UsageError(
+                f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "
+                "(a WHERE, a LIMIT) or allow more time with --timeout SECONDS"
+            ) from None
         except duckdb.PermissionException as exc:
-            raise UsageError(f"isosweep query reads only the files of store {store_url!r}: "
-                             f"{_denied(exc)}; {READ_ONLY_HINT}") from None
+            raise UsageError(
+                f"isosweep query reads only the files of store {store_url!r}: {_denied(exc)}; {READ_ONLY_HINT}"
+            ) from None
         except duckdb.OutOfMemoryException as exc:
-            raise UsageError(f"the query needs more memory than DuckDB may use ({first_line(exc)}); narrow it "
-                             "(a WHERE, fewer columns, a LIMIT)") from None
+            raise UsageError(
+                f"the query needs more memory than DuckDB may use ({first_line(exc)}); narrow it "
+                "(a WHERE, fewer columns, a LIMIT)"
+            ) from None
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             last = exc
             if vanished(exc):

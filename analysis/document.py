@@ -12,9 +12,10 @@ import csv
 import html
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence, Union
+from typing import Any
 
 import pandas as pd
 
@@ -55,7 +56,7 @@ class Note:
     warning: bool = False
 
 
-Block = Union[Note, Table, Figure]
+Block = Note | Table | Figure
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Section:
     def note(self, text: str, warning: bool = False) -> None:
         self.blocks.append(Note(text, warning))
 
-    def add(self, block: Union[Table, Figure]) -> None:
+    def add(self, block: Table | Figure) -> None:
         self.blocks.append(block)
 
 
@@ -88,6 +89,7 @@ class Document:
 
 
 # -- cells ----------------------------------------------------------------------------------------
+
 
 def display_cell(value: Any) -> str:
     """A cell as a reader sees it: 4 significant digits, empty for missing values."""
@@ -118,13 +120,13 @@ def table_csv(table: Table) -> str:
 
 # -- markdown -------------------------------------------------------------------------------------
 
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
 def _md_table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(_md_escape(c) for c in table.columns) + " |",
-             "|" + "---|" * len(table.columns)]
+    lines = ["| " + " | ".join(_md_escape(c) for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(_md_escape(display_cell(v)) for v in row) + " |" for row in table.rows]
     return lines
 
@@ -177,36 +179,48 @@ def _anchor(i: int) -> str:
 
 def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(display_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in table.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(display_cell(v))}</td>" for v in row) + "</tr>" for row in table.rows
+    )
     source = f" <code>isosweep query @{html.escape(table.source)}</code>" if table.source else ""
     caption = f"<caption>{html.escape(table.caption)}{source}</caption>"
     if not table.rows:
         body = f'<tr><td colspan="{len(table.columns)}">(no rows)</td></tr>'
-    element = (f'<table id="t-{html.escape(table.name)}">{caption}<thead><tr>{head}</tr></thead>'
-               f"<tbody>{body}</tbody></table>")
+    element = (
+        f'<table id="t-{html.escape(table.name)}">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
     if table.fold_above and len(table.rows) > table.fold_above:
-        return (f"<details><summary>{html.escape(table.caption)} ({len(table.rows)} rows; click to show)</summary>"
-                f"{element}</details>")
+        return (
+            f"<details><summary>{html.escape(table.caption)} ({len(table.rows)} rows; click to show)</summary>"
+            f"{element}</details>"
+        )
     return element
 
 
 def _html_figure(figure: Figure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
     caption = html.escape(figure.caption)
-    return (f'<figure id="f-{html.escape(figure.name)}"><img src="data:image/png;base64,{data}" '
-            f'alt="{caption}"><figcaption>{caption}</figcaption></figure>')
+    return (
+        f'<figure id="f-{html.escape(figure.name)}"><img src="data:image/png;base64,{data}" '
+        f'alt="{caption}"><figcaption>{caption}</figcaption></figure>'
+    )
 
 
 def to_html(doc: Document) -> str:
     """The report as one self-contained HTML page."""
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(doc.title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(doc.title)}</h1>",
+    ]
     parts += [f"<p>{html.escape(line)}</p>" for line in doc.lead]
     if len(doc.sections) > 1:
-        parts.append("<nav>" + "".join(f'<a href="#{_anchor(i)}">{html.escape(s.title)}</a>'
-                                       for i, s in enumerate(doc.sections)) + "</nav>")
+        parts.append(
+            "<nav>"
+            + "".join(f'<a href="#{_anchor(i)}">{html.escape(s.title)}</a>' for i, s in enumerate(doc.sections))
+            + "</nav>"
+        )
     for i, section in enumerate(doc.sections):
         parts.append(f'<section id="{_anchor(i)}"><h2>{html.escape(section.title)}</h2>')
         for block in section.blocks:
@@ -235,6 +249,7 @@ def check_unique_names(doc: Document) -> None:
 
 def plain_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
     """Rows as tuples of plain Python values (NumPy scalars converted)."""
+
     def plain(v: Any) -> Any:
         if v is pd.NA:  # the missing value of pandas' nullable columns (integers with a NULL)
             return None
@@ -247,8 +262,9 @@ def plain_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
     return tuple(tuple(plain(v) for v in row) for row in rows)
 
 
-def frame_table(name: str, caption: str, df: pd.DataFrame, columns: Sequence[str] | None, source: str,
-                fold_above: int = 0) -> Table:
+def frame_table(
+    name: str, caption: str, df: pd.DataFrame, columns: Sequence[str] | None, source: str, fold_above: int = 0
+) -> Table:
     """A table of the DataFrame's ``columns`` (those it has, in that order; None: all of them)."""
     present = [c for c in (columns if columns is not None else df.columns) if c in df.columns]
     return Table(name, caption, tuple(present), plain_rows(df[present].itertuples(index=False)), source, fold_above)

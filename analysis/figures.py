@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import duckdb
 import numpy as np
@@ -44,8 +44,9 @@ def _new_figure(width: float, height: float, rows: int = 1) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     top = 0.55 if rows == 1 else 0.6
-    fig.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height, top=1 - top / height,
-                        wspace=0.28, hspace=0.42)
+    fig.subplots_adjust(
+        left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height, top=1 - top / height, wspace=0.28, hspace=0.42
+    )
     return fig
 
 
@@ -74,8 +75,10 @@ def _positive_only(values: pd.Series) -> pd.Series:
 
 # -- figures 13-21: one data set and loss against lambda ------------------------------------------
 
-def lambda_panels(dims: duckdb.DuckDBPyRelation | pd.DataFrame, corr: duckdb.DuckDBPyRelation | pd.DataFrame,
-                  title: str) -> Figure:
+
+def lambda_panels(
+    dims: duckdb.DuckDBPyRelation | pd.DataFrame, corr: duckdb.DuckDBPyRelation | pd.DataFrame, title: str
+) -> Figure:
     """Three panels against lambda (log axis) for one data set and loss (paper figures 13-21).
 
     Left: mean norm ``(2/beta) sigma_j^2 D'_j`` of each dimension (by rank of mean sigma^-2), with a
@@ -145,8 +148,13 @@ def lambda_panels(dims: duckdb.DuckDBPyRelation | pd.DataFrame, corr: duckdb.Duc
 
 # -- figure 22: ratios at one lambda across data sets and losses ----------------------------------
 
-def ratios_across(dims: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
-                  datasets: Sequence[str] = DATASETS, losses: Sequence[str] = LOSSES) -> Figure:
+
+def ratios_across(
+    dims: duckdb.DuckDBPyRelation | pd.DataFrame,
+    title: str,
+    datasets: Sequence[str] = DATASETS,
+    losses: Sequence[str] = LOSSES,
+) -> Figure:
     """Variance ratios of every dimension at one lambda, grouped by data set and loss (figure 22).
 
     ``dims`` has columns dataset, loss, rank, var_ratio (one lambda); dotted lines: 1, 4, 16.
@@ -158,8 +166,12 @@ def ratios_across(dims: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
     if d.empty:
         _empty(ax)
         return fig
-    groups = [(ds, lo) for ds in ordered(d["dataset"], datasets) for lo in ordered(d["loss"], losses)
-              if ((d["dataset"] == ds) & (d["loss"] == lo)).any()]
+    groups = [
+        (ds, lo)
+        for ds in ordered(d["dataset"], datasets)
+        for lo in ordered(d["loss"], losses)
+        if ((d["dataset"] == ds) & (d["loss"] == lo)).any()
+    ]
     ranks = sorted(int(r) for r in d["rank"].unique())
     width = 0.8 / max(1, len(ranks))
     for i, rank in enumerate(ranks):
@@ -182,7 +194,10 @@ def ratios_across(dims: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
 
 # -- figures 23, 24: rate-distortion against beta -------------------------------------------------
 
-def _loss_panels(d: pd.DataFrame, title: str, losses: Sequence[str]) -> tuple[Figure, list[tuple[Axes, str, pd.DataFrame]]]:
+
+def _loss_panels(
+    d: pd.DataFrame, title: str, losses: Sequence[str]
+) -> tuple[Figure, list[tuple[Axes, str, pd.DataFrame]]]:
     """A figure of one panel per loss present in ``d`` (an empty panel where none is), and each
     panel's axes, loss and rows."""
     present = ordered(d["loss"], losses) if not d.empty else []
@@ -194,8 +209,12 @@ def _loss_panels(d: pd.DataFrame, title: str, losses: Sequence[str]) -> tuple[Fi
     return fig, [(ax, loss, d[d["loss"] == loss]) for ax, loss in zip(axes, present)]
 
 
-def coding_loss_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
-                        datasets: Sequence[str] = DATASETS, losses: Sequence[str] = LOSSES) -> Figure:
+def coding_loss_vs_beta(
+    rd: duckdb.DuckDBPyRelation | pd.DataFrame,
+    title: str,
+    datasets: Sequence[str] = DATASETS,
+    losses: Sequence[str] = LOSSES,
+) -> Figure:
     """Coding loss ``D(x_breve, x_hat)`` against beta = 1/lambda, one panel per loss (figure 23).
 
     Solid: measured, one line per data set; dashed: the theory ``n_active * beta / 2``.
@@ -218,8 +237,12 @@ def coding_loss_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
     return fig
 
 
-def transform_ratio_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
-                            datasets: Sequence[str] = DATASETS, losses: Sequence[str] = LOSSES) -> Figure:
+def transform_ratio_vs_beta(
+    rd: duckdb.DuckDBPyRelation | pd.DataFrame,
+    title: str,
+    datasets: Sequence[str] = DATASETS,
+    losses: Sequence[str] = LOSSES,
+) -> Figure:
     """Transform loss over coding loss against beta, one panel per loss (figure 24).
 
     Dashed black where known: the squared-error theory ``21 beta / 16`` on the toy sources.
@@ -244,6 +267,7 @@ def transform_ratio_vs_beta(rd: duckdb.DuckDBPyRelation | pd.DataFrame, title: s
 
 # -- figures 3, 10: p(x) against the estimates ----------------------------------------------------
 
+
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
@@ -251,8 +275,9 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
-def density_scatter(points: duckdb.DuckDBPyRelation | pd.DataFrame, title: str,
-                    losses: Sequence[str] = LOSSES) -> Figure:
+def density_scatter(
+    points: duckdb.DuckDBPyRelation | pd.DataFrame, title: str, losses: Sequence[str] = LOSSES
+) -> Figure:
     """True density p(x) against each of the five estimates, one row per loss (figures 3, 10).
 
     Values are ``exp(log-value - max)`` per trial, so each axis runs up to 1; R is Pearson's

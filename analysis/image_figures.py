@@ -9,7 +9,6 @@ it. Drawn on the Agg canvas (no pyplot, no display).
 from __future__ import annotations
 
 import io
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ from isosweep.analysis.figures import _empty, _new_figure, _wide
 ACTIVE, INACTIVE, NORM = "#1f77b4", "#c7c7c7", "#d62728"
 
 
-def bottleneck_figure(dims: pd.DataFrame, title: str, traversal: Optional[bytes]) -> Figure:
+def bottleneck_figure(dims: pd.DataFrame, title: str, traversal: bytes | None) -> Figure:
     """``dims``: one trial's rows of ``image_dims`` (rank, active, sigma_inv2_mean, norm_mean,
     norm_sd); ``traversal``: the PNG of its traversal grid, or None (then a note in its place)."""
     d = dims.sort_values("rank")
@@ -38,11 +37,23 @@ def bottleneck_figure(dims: pd.DataFrame, title: str, traversal: Optional[bytes]
         ax.bar(x, d["sigma_inv2_mean"].to_numpy(float), width=0.8, color=colors)
         if _wide(d["sigma_inv2_mean"]):  # a log axis where the values span decades (trained models)
             ax.set_yscale("log")
-        ax.set(xlabel="latent dimension, by rank of mean sigma^-2", ylabel="mean sigma^-2 (bars; grey: inactive)",
-               xlim=(0.3, len(d) + 0.7))
+        ax.set(
+            xlabel="latent dimension, by rank of mean sigma^-2",
+            ylabel="mean sigma^-2 (bars; grey: inactive)",
+            xlim=(0.3, len(d) + 0.7),
+        )
         norm = ax.twinx()
-        norm.errorbar(x, d["norm_mean"].to_numpy(float), yerr=d["norm_sd"].to_numpy(float), fmt="o", ms=3,
-                      color=NORM, ecolor=NORM, elinewidth=0.8, capsize=1.5)
+        norm.errorbar(
+            x,
+            d["norm_mean"].to_numpy(float),
+            yerr=d["norm_sd"].to_numpy(float),
+            fmt="o",
+            ms=3,
+            color=NORM,
+            ecolor=NORM,
+            elinewidth=0.8,
+            capsize=1.5,
+        )
         norm.axhline(1.0, ls="--", color="#555", lw=1)
         top = float(np.nanmax((d["norm_mean"] + d["norm_sd"]).to_numpy(float))) if len(d) else 1.0
         norm.set_ylim(0.0, max(1.5, top * 1.05))

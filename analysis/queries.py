@@ -26,23 +26,36 @@ A query's own common table expression of one of these names takes its place in t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from isosweep.studies import ANOMALY_PAPER_POINT, ANOMALY_SETTINGS, STUDIES
 
 PLANNED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("plan", "VARCHAR"), ("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"), ("loss", "VARCHAR"),
-    ("form", "VARCHAR"), ("lam", "DOUBLE"), ("lam1", "DOUBLE"), ("lam2", "DOUBLE"),
-    ("latent_dim", "INTEGER"), ("reduction", "VARCHAR"), ("lr_schedule", "VARCHAR"),
+    ("plan", "VARCHAR"),
+    ("study", "VARCHAR"),
+    ("budget", "VARCHAR"),
+    ("dataset", "VARCHAR"),
+    ("loss", "VARCHAR"),
+    ("form", "VARCHAR"),
+    ("lam", "DOUBLE"),
+    ("lam1", "DOUBLE"),
+    ("lam2", "DOUBLE"),
+    ("latent_dim", "INTEGER"),
+    ("reduction", "VARCHAR"),
+    ("lr_schedule", "VARCHAR"),
 )
 """Columns of ``planned``: the fields that tell one grid point of a study from another."""
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 """What a named query's name may be: the stem of a file in ``analysis/sql/``."""
 
+
 def query_names() -> list[str]:
-    return sorted(p.name[:-4] for p in resources.files("isosweep.analysis").joinpath("sql").iterdir() if p.name.endswith(".sql"))
+    return sorted(
+        p.name[:-4] for p in resources.files("isosweep.analysis").joinpath("sql").iterdir() if p.name.endswith(".sql")
+    )
 
 
 def named_query(name: str) -> str:
@@ -89,17 +102,29 @@ def planned_rows() -> list[tuple[Any, ...]]:
 STUDIES_COLUMNS: tuple[tuple[str, str], ...] = (("plan", "VARCHAR"), ("study", "VARCHAR"), ("summary", "VARCHAR"))
 PAPER_POINT_COLUMNS: tuple[tuple[str, str], ...] = (("dataset", "VARCHAR"), ("lam1", "DOUBLE"), ("lam2", "DOUBLE"))
 
+
 def anomaly_trials_sql() -> str:
     """The ``anomaly_trials`` table: anomaly trials with their ``settings`` label, which names each
     recorded setting (``isosweep.studies.ANOMALY_SETTINGS``) whose value differs from the one the
     trial's study plans at its budget for its data set (``default`` where none does)."""
     anomaly = [s for s in STUDIES.values() if s.summary == "anomaly_summary"]
     names = list(ANOMALY_SETTINGS)
-    plan = sorted({(study.records_as or study.name, budget, c.dataset, *(getattr(c, n) for n in names))
-                   for study in anomaly for budget in study.budgets for c in study.configs(budget, seeds=1)},
-                  key=repr)
-    columns = (("study", "VARCHAR"), ("budget", "VARCHAR"), ("dataset", "VARCHAR"),
-               *((n, "INTEGER" if ANOMALY_SETTINGS[n] is int else "VARCHAR") for n in names))
+    plan = sorted(
+        {
+            (study.records_as or study.name, budget, c.dataset, *(getattr(c, n) for n in names))
+            for study in anomaly
+            for budget in study.budgets
+            for c in study.configs(budget, seeds=1)
+        },
+        key=repr,
+    )
+    columns = (
+        ("study", "VARCHAR"),
+        ("budget", "VARCHAR"),
+        ("dataset", "VARCHAR"),
+        *((n, "INTEGER" if ANOMALY_SETTINGS[n] is int else "VARCHAR") for n in names),
+    )
+
     # A null setting is its default, the first of its choices: named by that where the plan differs.
     def named(n: str) -> str:
         allowed = ANOMALY_SETTINGS[n]
@@ -130,11 +155,13 @@ trials run under another rule reads the same in the queries of the snapshots' cu
 
 
 REGISTRY_TABLES: dict[str, Callable[[], str]] = {
-    "studies": lambda: _values_sql(STUDIES_COLUMNS, [(s.name, s.records_as or s.name, s.summary)
-                                                     for s in STUDIES.values()]),
+    "studies": lambda: _values_sql(
+        STUDIES_COLUMNS, [(s.name, s.records_as or s.name, s.summary) for s in STUDIES.values()]
+    ),
     "planned": lambda: _values_sql(PLANNED_COLUMNS, planned_rows()),
-    "paper_points": lambda: _values_sql(PAPER_POINT_COLUMNS, [(d, p["lam1"], p["lam2"])
-                                                              for d, p in ANOMALY_PAPER_POINT.items()]),
+    "paper_points": lambda: _values_sql(
+        PAPER_POINT_COLUMNS, [(d, p["lam1"], p["lam2"]) for d, p in ANOMALY_PAPER_POINT.items()]
+    ),
     "anomaly_trials": anomaly_trials_sql,
     "anomaly_runs": lambda: ANOMALY_RUNS_SQL,
 }

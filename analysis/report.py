@@ -12,14 +12,21 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
 import duckdb
 
 from isosweep.analysis.context import ReportContext
 from isosweep.analysis.db import connect, unreadable_file_error, vanished
-from isosweep.analysis.document import (FIGURES_DIR, TABLES_DIR, Document, Note, check_unique_names, table_csv, to_html,
-                               to_markdown)
+from isosweep.analysis.document import (
+    FIGURES_DIR,
+    TABLES_DIR,
+    Document,
+    Note,
+    check_unique_names,
+    table_csv,
+    to_html,
+    to_markdown,
+)
 from isosweep.analysis.queries import named_query
 from isosweep.analysis.sections import sections_for
 from isosweep.errors import UsageError, first_line
@@ -49,14 +56,15 @@ def default_out(study: str) -> str:
     return f"report-{study}"
 
 
-def check_out_dir(out: str | os.PathLike[str], store: Optional[Store] = None) -> Path:
+def check_out_dir(out: str | os.PathLike[str], store: Store | None = None) -> Path:
     """The output folder, if it is (or can be made) a writable folder outside ``store`` where every
     file the report writes is absent or a regular file; UsageError otherwise."""
     path = Path(expand_home(os.fspath(out), "--out")).absolute()
     if store is not None and store.local and inside(str(path), store.root):
         # A report written among the store's tables would change what the store answers.
-        raise UsageError(f"--out {str(out)!r} is inside the store {store.url!r}, which only sweeps write; "
-                         "choose a folder outside it")
+        raise UsageError(
+            f"--out {str(out)!r} is inside the store {store.url!r}, which only sweeps write; choose a folder outside it"
+        )
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file, not a folder; pass a folder for the report")
     existing = path
@@ -68,17 +76,22 @@ def check_out_dir(out: str | os.PathLike[str], store: Optional[Store] = None) ->
         raise UsageError(f"--out {str(out)!r} is not writable ({existing} does not allow writing); pass another folder")
     for sub in (FIGURES_DIR, TABLES_DIR):
         if (path / sub).exists() and not (path / sub).is_dir():
-            raise UsageError(f"--out {str(out)!r} holds a file named {sub!r} where the report puts a folder; "
-                             "pass another folder")
+            raise UsageError(
+                f"--out {str(out)!r} holds a file named {sub!r} where the report puts a folder; pass another folder"
+            )
         if (path / sub).is_symlink():
             # Stale figures and tables are removed from these folders: never from a linked one.
-            raise UsageError(f"--out {str(out)!r}: its {sub!r} is a symbolic link, where the report removes stale "
-                             "files and writes new ones; pass another folder")
+            raise UsageError(
+                f"--out {str(out)!r}: its {sub!r} is a symbolic link, where the report removes stale "
+                "files and writes new ones; pass another folder"
+            )
     for name in _report_files(path):
         found = not_a_regular_file(str(path / name))
         if found is not None:
-            raise UsageError(f"--out {str(out)!r}: its {name!r} is {found}, which the report never replaces nor "
-                             "writes through; remove it or pass another folder")
+            raise UsageError(
+                f"--out {str(out)!r}: its {name!r} is {found}, which the report never replaces nor "
+                "writes through; remove it or pass another folder"
+            )
     return path
 
 
@@ -92,20 +105,26 @@ def _report_files(path: Path) -> list[str]:
     return sorted(names)
 
 
-def choose_budget(con: duckdb.DuckDBPyConnection, study: Study, store_url: str, requested: Optional[str]) -> str:
+def choose_budget(con: duckdb.DuckDBPyConnection, study: Study, store_url: str, requested: str | None) -> str:
     """The budget to report: ``requested``, else the largest with an ok trial, else the largest present."""
     if requested is not None:
         study.budget(requested)
-    rows = con.execute(f"SELECT budget, status, trials FROM ({named_query('study_overview')}) WHERE study = ?",
-                       [study.records_as or study.name]).fetchall()
+    rows = con.execute(
+        f"SELECT budget, status, trials FROM ({named_query('study_overview')}) WHERE study = ?",
+        [study.records_as or study.name],
+    ).fetchall()
     present = {budget for budget, _, _ in rows}
     if not present:
-        raise UsageError(f"store {store_url!r} has no trials of study {study.name!r}; run "
-                         f"`isosweep run {study.name} --store {store_url}` first")
+        raise UsageError(
+            f"store {store_url!r} has no trials of study {study.name!r}; run "
+            f"`isosweep run {study.name} --store {store_url}` first"
+        )
     if requested is not None:
         if requested not in present:
-            raise UsageError(f"store {store_url!r} has no trials of study {study.name!r} at budget {requested!r}; "
-                             f"it has: {', '.join(sorted(present))}")
+            raise UsageError(
+                f"store {store_url!r} has no trials of study {study.name!r} at budget {requested!r}; "
+                f"it has: {', '.join(sorted(present))}"
+            )
         return requested
     order = list(study.budgets)
     rank = {b: i for i, b in enumerate(order)}
@@ -125,16 +144,18 @@ def _lead(ctx: ReportContext) -> list[str]:
     spec = ", ".join(f"{k} {v}" for k, v in budget.settings.items()) if budget else ""
     settings = ", ".join(f"{k} {v}" for k, v in ctx.settings.items())
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return [f"Study {ctx.study.name}: {ctx.study.description}.",
-            f"Store {ctx.store_url}; budget {ctx.budget}" + (f" ({spec})" if spec else "") + f"; {settings}.",
-            f"Generated {stamp}. Every table is a named query: `isosweep query @NAME --store STORE` gives it "
-            "over the whole store."]
+    return [
+        f"Study {ctx.study.name}: {ctx.study.description}.",
+        f"Store {ctx.store_url}; budget {ctx.budget}" + (f" ({spec})" if spec else "") + f"; {settings}.",
+        f"Generated {stamp}. Every table is a named query: `isosweep query @NAME --store STORE` gives it "
+        "over the whole store.",
+    ]
 
 
-def build_document(store_url: str, study_name: str, budget: Optional[str] = None) -> tuple[Document, str]:
+def build_document(store_url: str, study_name: str, budget: str | None = None) -> tuple[Document, str]:
     """The report of ``study_name`` over the store, built in memory, and the budget it shows."""
     study = get_study(study_name)
-    last: Optional[duckdb.Error] = None
+    last: duckdb.Error | None = None
     for _ in range(_ATTEMPTS):
         con = connect(store_url)
         try:
@@ -154,8 +175,9 @@ def build_document(store_url: str, study_name: str, budget: Optional[str] = None
         finally:
             con.close()
     assert last is not None
-    raise UsageError(f"store {store_url!r} kept changing while the report was read ({first_line(last)}); "
-                     "run the report again")
+    raise UsageError(
+        f"store {store_url!r} kept changing while the report was read ({first_line(last)}); run the report again"
+    )
 
 
 def write_report(doc: Document, out: Path) -> None:
@@ -177,8 +199,7 @@ def write_report(doc: Document, out: Path) -> None:
     (out / "report.html").write_text(page)
 
 
-def make_report(store_url: str, study_name: str, out: Optional[str] = None,
-                budget: Optional[str] = None) -> ReportResult:
+def make_report(store_url: str, study_name: str, out: str | None = None, budget: str | None = None) -> ReportResult:
     """Check the input, build the report of ``study_name`` and write it to ``out``."""
     study = get_study(study_name)
     path = check_out_dir(out if out is not None else default_out(study.name), Store(store_url))
@@ -186,6 +207,7 @@ def make_report(store_url: str, study_name: str, out: Optional[str] = None,
     try:
         write_report(doc, path)
     except OSError as exc:
-        raise UsageError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}; "
-                         "pass another --out") from None
+        raise UsageError(
+            f"cannot write the report to {str(path)!r}: {exc.strerror or exc}; pass another --out"
+        ) from None
     return ReportResult(path, doc, chosen)

@@ -35,8 +35,9 @@ import argparse
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -45,7 +46,7 @@ from isosweep.studies import get_study
 from isosweep.trainers.config import TrialConfig
 
 
-def _work(args: tuple[list[dict], bool, str, bool]) -> dict[str, tuple[str, Optional[float], Optional[int]]]:
+def _work(args: tuple[list[dict], bool, str, bool]) -> dict[str, tuple[str, float | None, int | None]]:
     """Train ``cfgs`` one by one or as one bundle; returns key -> (status, f1, snapshot epoch).
     ``warm``: only load the data (imports, file cache) and return."""
     from isosweep.trainers.data.anomaly import load_anomaly
@@ -74,8 +75,7 @@ def timed(shares: list[list[TrialConfig]], fused: bool, root: str) -> tuple[floa
     return wall, {k: v for part in found for k, v in part.items()}
 
 
-def compare(dataset: str, seeds: int, epochs: Optional[int], processes: int, root: str,
-            rounds: int = 1) -> dict[str, Any]:
+def compare(dataset: str, seeds: int, epochs: int | None, processes: int, root: str, rounds: int = 1) -> dict[str, Any]:
     """Both paths, alternating for ``rounds`` rounds so that both see the same load on a shared
     machine; each path's best round counts."""
     quick = get_study("anomaly").configs("quick", seeds=seeds, where={"dataset": (dataset,)})
@@ -91,10 +91,19 @@ def compare(dataset: str, seeds: int, epochs: Optional[int], processes: int, roo
     same_f1 = sum(1 for k in got_a if got_a[k][1] == got_b[k][1])
     same_snapshot = sum(1 for k in got_a if got_a[k][2] == got_b[k][2])
     diffs = [abs(got_a[k][1] - got_b[k][1]) for k in got_a if got_a[k][1] is not None and got_b[k][1] is not None]
-    return {"dataset": dataset, "trials": len(cfgs), "epochs": cfgs[0].epochs, "budget_epochs": budget_epochs,
-            "wall_a": wall_a, "wall_b": wall_b, "bundles": [len(b) for b in bundles], "same_f1": same_f1,
-            "same_snapshot": same_snapshot, "max_f1_diff": max(diffs, default=0.0),
-            "ok": sum(1 for v in got_b.values() if v[0] == "ok")}
+    return {
+        "dataset": dataset,
+        "trials": len(cfgs),
+        "epochs": cfgs[0].epochs,
+        "budget_epochs": budget_epochs,
+        "wall_a": wall_a,
+        "wall_b": wall_b,
+        "bundles": [len(b) for b in bundles],
+        "same_f1": same_f1,
+        "same_snapshot": same_snapshot,
+        "max_f1_diff": max(diffs, default=0.0),
+        "ok": sum(1 for v in got_b.values() if v[0] == "ok"),
+    }
 
 
 def project(rows: list[dict[str, Any]], key: str) -> float:
@@ -115,16 +124,19 @@ def unit_sweep(dataset: str, root: str, epochs: int, sizes: Sequence[int], round
     from isosweep.trainers.data.anomaly import load_anomaly
 
     torch.set_num_threads(1)
-    cfgs = [replace(c, epochs=epochs, snapshots=1)
-            for c in get_study("anomaly").configs("quick", seeds=2, where={"dataset": (dataset,)})]
+    cfgs = [
+        replace(c, epochs=epochs, snapshots=1)
+        for c in get_study("anomaly").configs("quick", seeds=2, where={"dataset": (dataset,)})
+    ]
     data = {s: load_anomaly(dataset, root, s) for s in (0, 1)}
     splits = {s: split_rows(data[s], s, cfgs[0].val_fraction) for s in (0, 1)}
     seed0 = [c for c in cfgs if c.seed == 0]
 
-    def rate(members: list[TrialConfig], unit: Optional[int]) -> float:
+    def rate(members: list[TrialConfig], unit: int | None) -> float:
         start = time.perf_counter()
-        train_anomaly_bundle(members, [splits[m.seed] for m in members], [data[m.seed].anomaly_ratio for m in members],
-                             unit_members=unit)
+        train_anomaly_bundle(
+            members, [splits[m.seed] for m in members], [data[m.seed].anomaly_ratio for m in members], unit_members=unit
+        )
         return len(members) * epochs / (time.perf_counter() - start)
 
     rate(seed0[:2], 2)  # warm-up: the first optimiser imports torch._dynamo
@@ -132,16 +144,20 @@ def unit_sweep(dataset: str, root: str, epochs: int, sizes: Sequence[int], round
     best: dict[Any, float] = {}
     for _ in range(rounds):
         for k in sizes:
-            best[k] = max(best.get(k, 0.0), rate(seed0[:max(k, 4)], k))
+            best[k] = max(best.get(k, 0.0), rate(seed0[: max(k, 4)], k))
         best["masked"] = max(best.get("masked", 0.0), rate(mixed, 16))
         best["grouped"] = max(best.get("grouped", 0.0), rate(mixed, 8))
-    print(f"\n{dataset}: training alone, units of K members of one seed, one process x 1 thread, {epochs} epochs, "
-          f"best of {rounds} rounds (splits of {splits[0].fit.shape[0]} and {splits[1].fit.shape[0]} rows)")
+    print(
+        f"\n{dataset}: training alone, units of K members of one seed, one process x 1 thread, {epochs} epochs, "
+        f"best of {rounds} rounds (splits of {splits[0].fit.shape[0]} and {splits[1].fit.shape[0]} rows)"
+    )
     print(f"{'K':>4} {'member-epochs/s':>16} {'vs K=1':>8}")
     for k in sizes:
         print(f"{k:>4} {best[k]:>16.1f} {best[k] / best[sizes[0]]:>7.2f}x")
-    print(f"16 members of 2 split sizes: one masked unit of 16 {best['masked']:.1f}, two units of 8 grouped by size "
-          f"{best['grouped']:.1f} member-epochs/s (grouped/masked {best['grouped'] / best['masked']:.2f}x)")
+    print(
+        f"16 members of 2 split sizes: one masked unit of 16 {best['masked']:.1f}, two units of 8 grouped by size "
+        f"{best['grouped']:.1f} member-epochs/s (grouped/masked {best['grouped'] / best['masked']:.2f}x)"
+    )
 
 
 def main() -> None:
@@ -159,30 +175,50 @@ def main() -> None:
     if not args.data_root:
         parser.error("give --data-root (or set ISOSWEEP_DATA)")
     datasets = args.datasets.split(",")
-    print(f"anomaly quick budget, {args.seeds} seeds x 25 grid points per data set, {args.processes} processes x 1 "
-          f"thread, load average before: {os.getloadavg()[0]:.2f}")
+    print(
+        f"anomaly quick budget, {args.seeds} seeds x 25 grid points per data set, {args.processes} processes x 1 "
+        f"thread, load average before: {os.getloadavg()[0]:.2f}"
+    )
     epochs_list = [int(e) for e in args.epochs.split(",")] if args.epochs else [None]
-    rows = [] if args.skip_compare else [compare(d, args.seeds, e, args.processes, args.data_root, args.rounds)
-                                         for d in datasets for e in epochs_list]
+    rows = (
+        []
+        if args.skip_compare
+        else [
+            compare(d, args.seeds, e, args.processes, args.data_root, args.rounds)
+            for d in datasets
+            for e in epochs_list
+        ]
+    )
     if rows:
-        print(f"\n{'data set':<11} {'trials':>6} {'epochs':>6} {'one at a time s':>16} {'fused s':>8} "
-              f"{'ratio':>6} {'member-epochs/s (a -> b)':>25} {'same F1':>8} {'same snapshot':>13} {'max |dF1|':>9}")
+        print(
+            f"\n{'data set':<11} {'trials':>6} {'epochs':>6} {'one at a time s':>16} {'fused s':>8} "
+            f"{'ratio':>6} {'member-epochs/s (a -> b)':>25} {'same F1':>8} {'same snapshot':>13} {'max |dF1|':>9}"
+        )
         for r in rows:
             rate_a = r["trials"] * r["epochs"] / r["wall_a"]
             rate_b = r["trials"] * r["epochs"] / r["wall_b"]
-            print(f"{r['dataset']:<11} {r['trials']:>6} {r['epochs']:>6} {r['wall_a']:>16.1f} {r['wall_b']:>8.1f} "
-                  f"{r['wall_a'] / r['wall_b']:>5.2f}x {rate_a:>11.0f} -> {rate_b:>10.0f} "
-                  f"{r['same_f1']:>4}/{r['trials']:<3} {r['same_snapshot']:>8}/{r['trials']:<4} {r['max_f1_diff']:>9.4f}")
+            print(
+                f"{r['dataset']:<11} {r['trials']:>6} {r['epochs']:>6} {r['wall_a']:>16.1f} {r['wall_b']:>8.1f} "
+                f"{r['wall_a'] / r['wall_b']:>5.2f}x {rate_a:>11.0f} -> {rate_b:>10.0f} "
+                f"{r['same_f1']:>4}/{r['trials']:<3} {r['same_snapshot']:>8}/{r['trials']:<4} {r['max_f1_diff']:>9.4f}"
+            )
         print(f"trials per fused bundle: {rows[0]['bundles']}; ok members: {', '.join(str(r['ok']) for r in rows)}")
         if any(r["epochs"] != r["budget_epochs"] for r in rows):
-            print(f"\nmeasured at {args.epochs} epochs, not at the quick budget; projected to it "
-                  + ("through fixed + per-epoch costs fitted to the two measurements:" if len(epochs_list) > 1
-                     else "in proportion to the epochs:"))
+            print(
+                f"\nmeasured at {args.epochs} epochs, not at the quick budget; projected to it "
+                + (
+                    "through fixed + per-epoch costs fitted to the two measurements:"
+                    if len(epochs_list) > 1
+                    else "in proportion to the epochs:"
+                )
+            )
             for d in datasets:
                 mine = [r for r in rows if r["dataset"] == d]
                 walls = [project(mine, key) for key in ("wall_a", "wall_b")]
-                print(f"  {d}: {mine[0]['budget_epochs']} epochs: one at a time {walls[0] / 60:.1f} min, fused "
-                      f"{walls[1] / 60:.1f} min, ratio {walls[0] / walls[1]:.2f}x (projected)")
+                print(
+                    f"  {d}: {mine[0]['budget_epochs']} epochs: one at a time {walls[0] / 60:.1f} min, fused "
+                    f"{walls[1] / 60:.1f} min, ratio {walls[0] / walls[1]:.2f}x (projected)"
+                )
     if args.unit_sweep:
         for d in datasets:
             unit_sweep(d, args.data_root, args.unit_epochs, (1, 4, 8, 16, 25))

@@ -30,9 +30,21 @@ BATCH = 64
 def images_per_second(root: str, workers: int, n_batches: int, n_images: int) -> float:
     """Images per second of ``n_batches`` batches of 64 (after two warm-up batches)."""
     os.environ[LOADER_WORKERS_ENV] = str(workers)
-    cfg = TrialConfig(study="celeba", budget="bench", dataset="celeba", loss="ssim", seed=0, latent_dim=32,
-                      lam=1000.0, hidden=(1024,), iterations=n_batches + 2, n_train=n_images, n_eval=1,
-                      batch_size=BATCH, arch="conv_gdn")
+    cfg = TrialConfig(
+        study="celeba",
+        budget="bench",
+        dataset="celeba",
+        loss="ssim",
+        seed=0,
+        latent_dim=32,
+        lam=1000.0,
+        hidden=(1024,),
+        iterations=n_batches + 2,
+        n_train=n_images,
+        n_eval=1,
+        batch_size=BATCH,
+        arch="conv_gdn",
+    )
     data = load_image_data(cfg, root)
     order = BatchOrder(data.n_train, BATCH, seed=0)
     stream = batches(data, order, 0, n_batches + 2, torch.device("cpu"))
@@ -45,8 +57,12 @@ def images_per_second(root: str, workers: int, n_batches: int, n_images: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=None, help="folder holding celeba/img_align_celeba (default: generated JPEGs)")
-    parser.add_argument("--workers", default="0,1,2", help="worker counts to time, comma-separated; the first is the baseline")
+    parser.add_argument(
+        "--data-root", default=None, help="folder holding celeba/img_align_celeba (default: generated JPEGs)"
+    )
+    parser.add_argument(
+        "--workers", default="0,1,2", help="worker counts to time, comma-separated; the first is the baseline"
+    )
     parser.add_argument("--batches", type=int, default=60, help="batches of 64 timed per worker count")
     parser.add_argument("--images", type=int, default=2000, help="generated images (without --data-root)")
     args = parser.parse_args(argv)

@@ -29,15 +29,41 @@ from isosweep.trainers.records import ESTIMATES, TrialResult, TrialStatus
 
 def synthetic_result(i: int, rng: np.random.Generator) -> TrialResult:
     datasets, losses = ("norm", "ramp", "mix"), ("se", "dconv", "uconv")
-    cfg = TrialConfig(study="toy", budget="paper", dataset=datasets[i % 3], loss=losses[(i // 3) % 3],
-                      lam=TOY_LAMBDAS[(i // 9) % 10], seed=i // 90, latent_dim=3)
+    cfg = TrialConfig(
+        study="toy",
+        budget="paper",
+        dataset=datasets[i % 3],
+        loss=losses[(i // 3) % 3],
+        lam=TOY_LAMBDAS[(i // 9) % 10],
+        seed=i // 90,
+        latent_dim=3,
+    )
     now = datetime.now(timezone.utc)
-    scalars = {"recon": float(rng.random()), "kl": float(rng.random()), "n_active": 3, "coding_loss": 0.01,
-               "transform_loss": 0.001, "loss_final": 1.0,
-               **{f"corr_{e}": float(rng.random()) for e in ESTIMATES}, **{f"rank_{e}": float(rng.random()) for e in ESTIMATES}}
-    dims = [{"dim": j, "rank": j + 1, "active": True, "norm_mean": float(rng.normal(1, 0.1)), "norm_sd": 0.1,
-             "dprime_mean": 1.0, "dprime_sd": 0.1, "sigma_inv2_mean": 16.0 / 4**j, "var_ratio": 16.0 / 4**j,
-             "kl_mean": 1.0} for j in range(3)]
+    scalars = {
+        "recon": float(rng.random()),
+        "kl": float(rng.random()),
+        "n_active": 3,
+        "coding_loss": 0.01,
+        "transform_loss": 0.001,
+        "loss_final": 1.0,
+        **{f"corr_{e}": float(rng.random()) for e in ESTIMATES},
+        **{f"rank_{e}": float(rng.random()) for e in ESTIMATES},
+    }
+    dims = [
+        {
+            "dim": j,
+            "rank": j + 1,
+            "active": True,
+            "norm_mean": float(rng.normal(1, 0.1)),
+            "norm_sd": 0.1,
+            "dprime_mean": 1.0,
+            "dprime_sd": 0.1,
+            "sigma_inv2_mean": 16.0 / 4**j,
+            "var_ratio": 16.0 / 4**j,
+            "kl_mean": 1.0,
+        }
+        for j in range(3)
+    ]
     curves = [{"step": 391 * e, "epoch": e, "loss": 1.0 / e, "recon": 0.5, "kl": 0.5} for e in range(1, 11)]
     points = {"log_p_true": rng.normal(size=50), **{f"log_{e}": rng.normal(size=50) for e in ESTIMATES}}
     return TrialResult(cfg, TrialStatus.OK, now, now, scalars=scalars, dims=dims, curves=curves, points=points)
@@ -70,7 +96,7 @@ def main() -> None:
         "@toy_summary": named_query("toy_summary"),
         "count by status": "SELECT status, count(*) FROM trials GROUP BY ALL",
         "mean norm per point": "SELECT t.dataset, t.loss, t.lam, avg(d.norm_mean) FROM trials t JOIN dims d USING (trial_key) "
-                               "WHERE d.active GROUP BY ALL",
+        "WHERE d.active GROUP BY ALL",
     }
 
     def measure() -> dict[str, float]:

@@ -20,7 +20,7 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -40,7 +40,7 @@ def _train(args: tuple[list[dict], int, int]) -> float:
     datas = [make_data(c) for c in cfgs]
     start = time.perf_counter()
     for i in range(0, len(cfgs), k):
-        train_bundle(cfgs[i:i + k], datas[i:i + k])
+        train_bundle(cfgs[i : i + k], datas[i : i + k])
     return time.perf_counter() - start
 
 
@@ -67,8 +67,10 @@ def overhead(n_trials: int) -> tuple[float, float]:
     from isosweep.store import Store
     from isosweep.trainers.run import run_trial
 
-    cfgs = [TrialConfig.from_dict({**c.to_dict(), "epochs": 1, "n_train": 128, "n_eval": 64})
-            for c in get_study("toy").configs("smoke")][:n_trials]
+    cfgs = [
+        TrialConfig.from_dict({**c.to_dict(), "epochs": 1, "n_train": 128, "n_eval": 64})
+        for c in get_study("toy").configs("smoke")
+    ][:n_trials]
     torch.set_num_threads(1)
     start = time.perf_counter()
     for c in cfgs:
@@ -84,8 +86,11 @@ def overhead(n_trials: int) -> tuple[float, float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            tune.Tuner(plain, param_space={"cfg": tune.grid_search([c.to_dict() for c in cfgs])},
-                       run_config=tune.RunConfig(storage_path=tmp, name="plain", verbose=0)).fit()
+            tune.Tuner(
+                plain,
+                param_space={"cfg": tune.grid_search([c.to_dict() for c in cfgs])},
+                run_config=tune.RunConfig(storage_path=tmp, name="plain", verbose=0),
+            ).fit()
             plain_wall = time.perf_counter() - start
             store = Store(os.path.join(tmp, "store"))
             plan = make_plan(cfgs, set(), "auto", slots=os.cpu_count() or 1, force=False)
@@ -111,8 +116,10 @@ def main() -> None:
         report_throughput(cfgs, args.epochs, cores)
     if not args.skip_overhead:
         plain, ours = overhead(90)
-        print(f"orchestration overhead per trivial trial: plain Tune {plain:.3f} s, isosweep {ours:.3f} s, "
-              f"ratio {plain / max(ours, 1e-9):.1f}x")
+        print(
+            f"orchestration overhead per trivial trial: plain Tune {plain:.3f} s, isosweep {ours:.3f} s, "
+            f"ratio {plain / max(ours, 1e-9):.1f}x"
+        )
 
 
 def report_throughput(cfgs: list[TrialConfig], epochs: int, cores: int) -> None:
@@ -121,14 +128,18 @@ def report_throughput(cfgs: list[TrialConfig], epochs: int, cores: int) -> None:
     rows = [("unfused, 1 trial per process", base)]
     for k in (10, 30):
         rows.append((f"fused K={k}, {cores} processes x 1 thread", throughput(cfgs, k, cores, 1)))
-    rows.append((f"fused K={90 // cores}, {cores} processes x 1 thread (all 90)", throughput(cfgs, 90 // cores, cores, 1)))
+    rows.append(
+        (f"fused K={90 // cores}, {cores} processes x 1 thread (all 90)", throughput(cfgs, 90 // cores, cores, 1))
+    )
     rows.append((f"fused K=90, 1 process x {cores} threads", throughput(cfgs, 90, 1, cores)))
     print(f"{'configuration':<52} {'member-samples/s':>17} {'vs unfused':>11}")
     for name, rate in rows:
         print(f"{name:<52} {rate:>17,.0f} {rate / base:>10.2f}x")
     best_name, best = max(rows, key=lambda r: r[1])
-    print(f"full toy ablation at the paper budget (90 x 500 epochs x 50,000): unfused {PAPER_MEMBER_SAMPLES / base / 3600:.1f} h, "
-          f"best fused ({best_name}) {PAPER_MEMBER_SAMPLES / best / 3600:.1f} h")
+    print(
+        f"full toy ablation at the paper budget (90 x 500 epochs x 50,000): unfused {PAPER_MEMBER_SAMPLES / base / 3600:.1f} h, "
+        f"best fused ({best_name}) {PAPER_MEMBER_SAMPLES / best / 3600:.1f} h"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -52,8 +52,9 @@ def _timed(run: Callable[[], None], where: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def toy_paths(cfgs: Sequence[TrialConfig], where: torch.device, sample: int,
-              capture: bool = False) -> tuple[float, float]:
+def toy_paths(
+    cfgs: Sequence[TrialConfig], where: torch.device, sample: int, capture: bool = False
+) -> tuple[float, float]:
     """Seconds to train ``cfgs`` fused (each epoch a replayed CUDA graph where ``capture``), and
     one at a time (``sample`` trials, scaled)."""
     from isosweep.trainers.data import make_data
@@ -66,7 +67,7 @@ def toy_paths(cfgs: Sequence[TrialConfig], where: torch.device, sample: int,
     return fused, alone * len(cfgs) / sample
 
 
-def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: bool) -> dict[str, Optional[float]]:
+def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: bool) -> dict[str, float | None]:
     """One more epoch of the fused toy bundle under ``torch.profiler``: ms per optimiser step,
     kernel launches per step (the CUDA runtime's launch calls, a graph replay counting one), and
     the GPU busy fraction (the kernels' summed device time over the epoch's wall time). On a CPU
@@ -84,13 +85,22 @@ def toy_step_profile(cfgs: Sequence[TrialConfig], where: torch.device, capture: 
     with profile(activities=activities) as prof:
         wall = _timed(lambda: train_bundle(one, datas, where=where, capture=capture), where)
     events = prof.key_averages()
-    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC",
-                                                         "cudaGraphLaunch", "cuLaunchKernelEx"))
-    kernel_us = sum(getattr(e, "self_device_time_total", 0.0) for e in events
-                    if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type))
+    launches = sum(
+        e.count
+        for e in events
+        if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cudaGraphLaunch", "cuLaunchKernelEx")
+    )
+    kernel_us = sum(
+        getattr(e, "self_device_time_total", 0.0)
+        for e in events
+        if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)
+    )
     # The one-epoch bundle also builds its models and reads the data: its wall time is an upper bound.
-    return {"ms_per_step": wall * 1e3 / steps, "launches_per_step": launches / steps,
-            "gpu_busy_fraction": kernel_us / 1e6 / wall if where.type == "cuda" else None}
+    return {
+        "ms_per_step": wall * 1e3 / steps,
+        "launches_per_step": launches / steps,
+        "gpu_busy_fraction": kernel_us / 1e6 / wall if where.type == "cuda" else None,
+    }
 
 
 def anomaly_inputs(cfgs: Sequence[TrialConfig], root: str) -> tuple[list, list]:
@@ -113,8 +123,13 @@ def anomaly_paths(cfgs: Sequence[TrialConfig], root: str, where: torch.device, s
     splits, ratios = anomaly_inputs(cfgs, root)
     train_anomaly_bundle(cfgs[:2], splits[:2], ratios[:2], where=where)
     fused = _timed(lambda: train_anomaly_bundle(cfgs, splits, ratios, where=where), where)
-    alone = _timed(lambda: [train_anomaly_bundle([c], [s], [r], where=where)
-                            for c, s, r in zip(cfgs[:sample], splits[:sample], ratios[:sample])], where)
+    alone = _timed(
+        lambda: [
+            train_anomaly_bundle([c], [s], [r], where=where)
+            for c, s, r in zip(cfgs[:sample], splits[:sample], ratios[:sample])
+        ],
+        where,
+    )
     return fused, alone * len(cfgs) / sample
 
 
@@ -122,8 +137,9 @@ def member_samples(cfgs: Sequence[TrialConfig], rows: Sequence[int]) -> float:
     return float(sum(c.epochs * n for c, n in zip(cfgs, rows)))
 
 
-def grid_projection(root: str, datasets: Sequence[str], where: torch.device, epochs: int,
-                    budget: Optional[GpuBudget]) -> dict[str, Optional[float]]:
+def grid_projection(
+    root: str, datasets: Sequence[str], where: torch.device, epochs: int, budget: GpuBudget | None
+) -> dict[str, float | None]:
     """Projected seconds of each data set's paper grid (25 points x 20 seeds) on ``where``: one
     bundle of the planner's size, warmed up, then trained twice with one snapshot each, for
     ``epochs // 5`` and for ``epochs`` epochs. The difference gives the cost of an epoch; the rest
@@ -132,13 +148,16 @@ def grid_projection(root: str, datasets: Sequence[str], where: torch.device, epo
     from isosweep.trainers.anomaly import DEFAULT_SNAPSHOTS, train_anomaly_bundle
     from isosweep.trainers.data.errors import DataError
 
-    found: dict[str, Optional[float]] = {}
+    found: dict[str, float | None] = {}
     short = max(1, epochs // 5)
     for dataset in datasets:
         grid = get_study("anomaly").configs("paper", seeds=20, where={"dataset": (dataset,)})
         paper_epochs = grid[0].epochs
-        k = (gpu_bundle_size(grid, budget) if budget is not None
-             else bundle_size("auto", len(grid), os.cpu_count() or 1, True))
+        k = (
+            gpu_bundle_size(grid, budget)
+            if budget is not None
+            else bundle_size("auto", len(grid), os.cpu_count() or 1, True)
+        )
         try:
             splits, ratios = anomaly_inputs(grid[:k], root)
         except DataError as exc:
@@ -146,7 +165,7 @@ def grid_projection(root: str, datasets: Sequence[str], where: torch.device, epo
             found[dataset] = None
             continue
 
-        def run(n_epochs: int) -> float:
+        def run(n_epochs: int, grid=grid, k=k, splits=splits, ratios=ratios) -> float:
             members = [replace(c, epochs=n_epochs, snapshots=1) for c in grid[:k]]
             return _timed(lambda: train_anomaly_bundle(members, splits, ratios, where=where), where)
 
@@ -157,9 +176,11 @@ def grid_projection(root: str, datasets: Sequence[str], where: torch.device, epo
         bundles = -(-len(grid) // k)
         snapshots = grid[0].snapshots or DEFAULT_SNAPSHOTS
         found[dataset] = (per_epoch * paper_epochs + per_snapshot * snapshots) * bundles
-        print(f"  {dataset}: bundle of {k}: {per_epoch * 1e3:.1f} ms per epoch (from {short} and {epochs} epochs), "
-              f"{per_snapshot:.2f} s per snapshot -> {bundles} bundle(s) x {paper_epochs} epochs: "
-              f"{found[dataset] / 3600:.2f} h")
+        print(
+            f"  {dataset}: bundle of {k}: {per_epoch * 1e3:.1f} ms per epoch (from {short} and {epochs} epochs), "
+            f"{per_snapshot:.2f} s per snapshot -> {bundles} bundle(s) x {paper_epochs} epochs: "
+            f"{found[dataset] / 3600:.2f} h"
+        )
     return found
 
 
@@ -196,8 +217,10 @@ def main() -> None:
         rows += [("toy", "CPU fused", c_fused), ("toy", "CPU one at a time", c_alone)]
     thyroid: list[TrialConfig] = []
     if args.data_root:
-        thyroid = [replace(c, epochs=args.anomaly_epochs) for c in
-                   get_study("anomaly").configs("quick", seeds=args.seeds, where={"dataset": ("thyroid",)})]
+        thyroid = [
+            replace(c, epochs=args.anomaly_epochs)
+            for c in get_study("anomaly").configs("quick", seeds=args.seeds, where={"dataset": ("thyroid",)})
+        ]
         splits, _ = anomaly_inputs(thyroid, args.data_root)
         thyroid_rows = [s.fit.shape[0] for s in splits]
         a_fused, a_alone = anomaly_paths(thyroid, args.data_root, where, args.sample)
@@ -206,9 +229,13 @@ def main() -> None:
             ca_fused, ca_alone = anomaly_paths(thyroid, args.data_root, cpu, args.sample)
             rows += [("thyroid", "CPU fused", ca_fused), ("thyroid", "CPU one at a time", ca_alone)]
 
-    print(f"\ntoy: {len(toy)} trials x {args.epochs} epochs; thyroid: {len(thyroid)} trials x {args.anomaly_epochs} "
-          f"epochs; one-at-a-time rows timed on {args.sample} trials and scaled")
-    print(f"{'workload':<8} {'path':<26} {'seconds':>9} {'member-samples/s':>17} {'vs one at a time':>17} {'vs CPU fused':>13}")
+    print(
+        f"\ntoy: {len(toy)} trials x {args.epochs} epochs; thyroid: {len(thyroid)} trials x {args.anomaly_epochs} "
+        f"epochs; one-at-a-time rows timed on {args.sample} trials and scaled"
+    )
+    print(
+        f"{'workload':<8} {'path':<26} {'seconds':>9} {'member-samples/s':>17} {'vs one at a time':>17} {'vs CPU fused':>13}"
+    )
     for workload in ("toy", "thyroid"):
         mine = {path: s for w, path, s in rows if w == workload}
         if not mine:
@@ -218,21 +245,29 @@ def main() -> None:
         cpu_fused = mine.get("CPU fused")
         for path, seconds in mine.items():
             vs_cpu = f"{cpu_fused / seconds:>12.2f}x" if cpu_fused else f"{'-':>13}"
-            print(f"{workload:<8} {path:<26} {seconds:>9.2f} {samples / seconds:>17,.0f} {base / seconds:>16.2f}x {vs_cpu}")
+            print(
+                f"{workload:<8} {path:<26} {seconds:>9.2f} {samples / seconds:>17,.0f} {base / seconds:>16.2f}x {vs_cpu}"
+            )
     timed = dict(((w, p), s) for w, p, s in rows)
     best_toy = min(s for (w, p), s in timed.items() if w == "toy" and p != "one at a time on device" and "CPU" not in p)
     toy_rate = member_samples(toy, toy_rows) / best_toy
-    figures: dict[str, object] = {"device": device_name(where),
-                                  "toy_fused_vs_one_at_a_time": timed[("toy", "one at a time on device")] / best_toy,
-                                  "toy_paper_projection_s": PAPER_TOY_MEMBER_SAMPLES / toy_rate}
-    print(f"\nprojected on {device_name(where)}, fastest fused path: toy ablation at the paper budget "
-          f"{figures['toy_paper_projection_s'] / 3600:.2f} h")
-    for capture in ((False, True) if where.type == "cuda" else (False,)):
+    figures: dict[str, object] = {
+        "device": device_name(where),
+        "toy_fused_vs_one_at_a_time": timed[("toy", "one at a time on device")] / best_toy,
+        "toy_paper_projection_s": PAPER_TOY_MEMBER_SAMPLES / toy_rate,
+    }
+    print(
+        f"\nprojected on {device_name(where)}, fastest fused path: toy ablation at the paper budget "
+        f"{figures['toy_paper_projection_s'] / 3600:.2f} h"
+    )
+    for capture in (False, True) if where.type == "cuda" else (False,):
         step = toy_step_profile(toy, where, capture)
         name = "captured" if capture else "eager"
-        print(f"toy bundle of {len(toy)}, {name}: {step['ms_per_step']:.3f} ms per step, "
-              f"{step['launches_per_step']:.1f} launches per step, GPU busy "
-              + ("-" if step["gpu_busy_fraction"] is None else f"{step['gpu_busy_fraction']:.1%}"))
+        print(
+            f"toy bundle of {len(toy)}, {name}: {step['ms_per_step']:.3f} ms per step, "
+            f"{step['launches_per_step']:.1f} launches per step, GPU busy "
+            + ("-" if step["gpu_busy_fraction"] is None else f"{step['gpu_busy_fraction']:.1%}")
+        )
         figures[f"toy_{name}"] = step
         figures["toy_launches_per_step"] = step["launches_per_step"]
         figures["gpu_busy_fraction"] = step["gpu_busy_fraction"]
@@ -244,8 +279,10 @@ def main() -> None:
         grid = grid_projection(args.data_root, args.grid_datasets.split(","), where, args.grid_epochs, budget)
         measured = {d: s for d, s in grid.items() if s is not None}
         missing = [d for d, s in grid.items() if s is None]
-        print(f"  whole grid of {', '.join(measured)}: {sum(measured.values()) / 3600:.2f} h"
-              + (f" (not measured: {', '.join(missing)})" if missing else ""))
+        print(
+            f"  whole grid of {', '.join(measured)}: {sum(measured.values()) / 3600:.2f} h"
+            + (f" (not measured: {', '.join(missing)})" if missing else "")
+        )
         figures["anomaly_grid_projection_s"] = sum(measured.values()) if not missing else None
         figures["anomaly_grid_per_dataset_s"] = grid
     if args.json:

@@ -76,14 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     for cap in args.capabilities.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
             env = dict(os.environ, ATEN_CPU_CAPABILITY=cap)
-            proc = subprocess.run([sys.executable, __file__, "--worker-threads", str(threads)], env=env,
-                                  capture_output=True, text=True, check=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker-threads", str(threads)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             diffs = json.loads(proc.stdout.strip().splitlines()[-1])
             cells = [(d, trial, col) for trial, cols in diffs.items() for col, d in cols.items()]
             largest = max(cells, default=(0.0, "-", "-"))
             variant = f"{cap}, {threads} thread(s)"
-            print(f"{variant:<24} trials {len(diffs):3d}  values off {len(cells):4d}  "
-                  f"largest {largest[0]:.2e}  ({largest[1]} {largest[2]})")
+            print(
+                f"{variant:<24} trials {len(diffs):3d}  values off {len(cells):4d}  "
+                f"largest {largest[0]:.2e}  ({largest[1]} {largest[2]})"
+            )
             worst = max(worst, (largest[0], variant, largest[1], largest[2]))
     print(f"largest relative difference over all variants: {worst[0]:.2e} ({worst[1]}: {worst[2]} {worst[3]})")
     return 0

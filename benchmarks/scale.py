@@ -50,15 +50,30 @@ def isosweep_sweep(store: Path, seeds: int) -> tuple[float, float, float, str]:
     merges in worker-seconds, output)."""
     env = {k: v for k, v in os.environ.items() if k != "ISOSWEEP_STORE"}
     start = time.perf_counter()
-    proc = subprocess.run([EXE, "run", "toy", "--budget", "smoke", "--seeds", str(seeds), "--max-trials", "1000000",
-                           "--store", str(store)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            EXE,
+            "run",
+            "toy",
+            "--budget",
+            "smoke",
+            "--seeds",
+            str(seeds),
+            "--max-trials",
+            "1000000",
+            "--store",
+            str(store),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"the sweep failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     merged = re.search(r"merged \d+ per-trial and compacted file\(s\) into \d+ in ([0-9.]+)s", proc.stdout)
     workers = re.search(r"workers merged \d+ per-trial file\(s\) into \d+ in ([0-9.]+)s", proc.stdout)
-    return (wall, float(merged.group(1)) if merged else 0.0, float(workers.group(1)) if workers else 0.0,
-            proc.stdout)
+    return (wall, float(merged.group(1)) if merged else 0.0, float(workers.group(1)) if workers else 0.0, proc.stdout)
 
 
 def compute_per_trial(seeds: int, slots: int, sample: int) -> float:
@@ -90,9 +105,12 @@ def plain_tune(trials: int, slots: int) -> float:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            tune.Tuner(trivial, param_space={"i": tune.grid_search(list(range(trials)))},
-                       tune_config=tune.TuneConfig(reuse_actors=True),
-                       run_config=tune.RunConfig(storage_path=tmp, name="plain", verbose=0)).fit()
+            tune.Tuner(
+                trivial,
+                param_space={"i": tune.grid_search(list(range(trials)))},
+                tune_config=tune.TuneConfig(reuse_actors=True),
+                run_config=tune.RunConfig(storage_path=tmp, name="plain", verbose=0),
+            ).fit()
             return time.perf_counter() - start
     finally:
         ray.shutdown()
@@ -132,20 +150,27 @@ def main() -> None:
     first, best, rows = summary_latency(root)
     compute = compute_per_trial(seeds, slots, args.compute_sample)
     ours = wall * slots / trials - compute
-    print(f"isosweep: {wall:.1f} s wall ({ok.group(0) if ok else 'no status line'}); compaction "
-          f"{compaction:.1f} s ({100 * compaction / wall:.1f} % of the wall time): workers' merges {workers:.1f} "
-          f"worker-s over {slots} slots, sweep-end merge {sweep_end:.1f} s")
-    print(f"isosweep: trials' own compute {compute * 1000:.1f} ms per trial (in-process, one thread); "
-          f"overhead {ours:.3f} s per trial per slot")
+    print(
+        f"isosweep: {wall:.1f} s wall ({ok.group(0) if ok else 'no status line'}); compaction "
+        f"{compaction:.1f} s ({100 * compaction / wall:.1f} % of the wall time): workers' merges {workers:.1f} "
+        f"worker-s over {slots} slots, sweep-end merge {sweep_end:.1f} s"
+    )
+    print(
+        f"isosweep: trials' own compute {compute * 1000:.1f} ms per trial (in-process, one thread); "
+        f"overhead {ours:.3f} s per trial per slot"
+    )
     print(f"isosweep: files left in the store's tables: {json.dumps(files)}")
-    print(f"isosweep: @toy_summary ({rows} rows) right after the sweep: {first:.3f} s first run, {best:.3f} s best of 3")
+    print(
+        f"isosweep: @toy_summary ({rows} rows) right after the sweep: {first:.3f} s first run, {best:.3f} s best of 3"
+    )
     if args.skip_plain:
         return
     plain_wall = plain_tune(trials, slots)
     plain = plain_wall * slots / trials
     print(f"plain Ray Tune: {trials} trivial trials in {plain_wall:.1f} s, overhead {plain:.3f} s per trial per slot")
-    print(f"overhead ratio isosweep / plain Ray Tune: {ours / plain:.2f}x "
-          f"(wall {wall:.1f} s against {plain_wall:.1f} s)")
+    print(
+        f"overhead ratio isosweep / plain Ray Tune: {ours / plain:.2f}x (wall {wall:.1f} s against {plain_wall:.1f} s)"
+    )
     if not args.store:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -25,8 +25,9 @@ def gaussian_table(rows: int = 4000, seed: int = 7) -> pa.Table:
     s = rng.normal(size=(rows, 3)) * np.sqrt(VARIANCES)
     x = s @ rotation.T + np.array([1.0, -2.0, 0.5])
     log_p = -0.5 * (s * s / VARIANCES).sum(axis=1) - 0.5 * np.log(2.0 * np.pi * VARIANCES).sum()
-    return pa.table({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "p": np.exp(log_p),
-                     "label": [f"row{i}" for i in range(rows)]})
+    return pa.table(
+        {"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "p": np.exp(log_p), "label": [f"row{i}" for i in range(rows)]}
+    )
 
 
 def main(argv: list[str]) -> int:

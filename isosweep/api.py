@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from isosweep.errors import UsageError, first_line
 
@@ -28,21 +29,25 @@ if TYPE_CHECKING:  # for annotations only: importing these at run time would mak
 StoreLike = Union[str, "os.PathLike[str]"]
 """A store: a local folder (str or path) or an fsspec URL such as ``s3://bucket/prefix``."""
 
-Params = Union[Sequence[Any], Mapping[str, Any]]
+Params = Sequence[Any] | Mapping[str, Any]
 """Query parameters: a sequence for ``?`` placeholders, a mapping for ``$name`` ones."""
 
 _IN_TYPES = (list, tuple, set, frozenset)
 """Filter values that mean ``column IN (...)``; any other value means ``column = value``."""
 
-_ORDER = {"trials": ("trial_key",), "dims": ("trial_key", "dim"), "curves": ("trial_key", "step"),
-          "points": ("trial_key",)}
+_ORDER = {
+    "trials": ("trial_key",),
+    "dims": ("trial_key", "dim"),
+    "curves": ("trial_key", "step"),
+    "points": ("trial_key",),
+}
 """Row order of each table's DataFrame: the views have none, and a notebook wants a stable one."""
 
 _SAME_IN_EVERY_TABLE = ("trial_key", "study", "run_id")
 """Columns every table has with the same value for a trial's rows."""
 
 
-def _open(store: StoreLike) -> "Store":
+def _open(store: StoreLike) -> Store:
     """The store at ``store``, which must exist and be readable; UsageError otherwise.
 
     ``isosweep query`` answers a store that does not exist with empty views; here a mistyped path
@@ -70,12 +75,14 @@ def _open(store: StoreLike) -> "Store":
         except Exception as exc:  # network, credentials, missing bucket
             raise UsageError(f"cannot reach store {url!r}: {type(exc).__name__}: {exc}") from None
     if not exists:
-        raise UsageError(f"store {url!r} does not exist; pass the store a sweep wrote to "
-                         f"(`isosweep run STUDY --store {url}` writes one there)")
+        raise UsageError(
+            f"store {url!r} does not exist; pass the store a sweep wrote to "
+            f"(`isosweep run STUDY --store {url}` writes one there)"
+        )
     return opened
 
 
-def connect(store: StoreLike) -> "duckdb.DuckDBPyConnection":
+def connect(store: StoreLike) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection over ``store`` with the views ``trials``, ``dims``,
     ``curves`` and ``points``: the connection ``isosweep query`` runs its SQL on.
 
@@ -121,8 +128,9 @@ def _unknown(caller: str, table: str, name: str, own: Sequence[str], joined: Seq
     return UsageError(text)
 
 
-def _table_sql(table: str, filters: Mapping[str, Any],
-               trial_filters: Optional[Mapping[str, Any]]) -> tuple[str, list[Any]]:
+def _table_sql(
+    table: str, filters: Mapping[str, Any], trial_filters: Mapping[str, Any] | None
+) -> tuple[str, list[Any]]:
     """``SELECT * FROM table`` narrowed by ``filters``, with its parameters.
 
     A filter on one of the table's own columns applies to it; for dims, curves and points, one on
@@ -159,7 +167,7 @@ def _table_sql(table: str, filters: Mapping[str, Any],
     return sql, params
 
 
-def _frame(url: str, sql: str, params: Optional[Params], hint: str = "") -> "pd.DataFrame":
+def _frame(url: str, sql: str, params: Params | None, hint: str = "") -> pd.DataFrame:
     """Run ``sql`` with the checks and retries of ``isosweep query``; the result as a DataFrame."""
     import duckdb
 
@@ -179,27 +187,38 @@ def _frame(url: str, sql: str, params: Optional[Params], hint: str = "") -> "pd.
     return result.table.to_pandas()
 
 
-def _table(table: str, store: StoreLike, filters: Mapping[str, Any],
-           trial_filters: Optional[Mapping[str, Any]] = None) -> "pd.DataFrame":
+def _table(
+    table: str, store: StoreLike, filters: Mapping[str, Any], trial_filters: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     from isosweep.schema import TABLES
 
     url = _open(store).url
     sql, params = _table_sql(table, filters, trial_filters)
     hint = ""
     if filters or trial_filters:
-        hint = (f" (check the filters' values against the columns' types: "
-                f"{', '.join(f'{k}={v!r}' for k, v in {**filters, **(trial_filters or {})}.items())}")
+        hint = (
+            f" (check the filters' values against the columns' types: "
+            f"{', '.join(f'{k}={v!r}' for k, v in {**filters, **(trial_filters or {})}.items())}"
+        )
         # curves.loss is a number per epoch, trials.loss the loss's name: say which one was meant.
-        shared = [k for k in filters if table != "trials" and k not in _SAME_IN_EVERY_TABLE
-                  and k in TABLES["trials"].names and k in TABLES[table].names]
+        shared = [
+            k
+            for k in filters
+            if table != "trials"
+            and k not in _SAME_IN_EVERY_TABLE
+            and k in TABLES["trials"].names
+            and k in TABLES[table].names
+        ]
         if shared:
-            hint += (f"; {', '.join(shared)} filtered {table}' own column(s): for the trials' column(s) "
-                     f"of that name pass trial_filters={{{', '.join(f'{k!r}: ...' for k in shared)}}}")
+            hint += (
+                f"; {', '.join(shared)} filtered {table}' own column(s): for the trials' column(s) "
+                f"of that name pass trial_filters={{{', '.join(f'{k!r}: ...' for k in shared)}}}"
+            )
         hint += ")"
     return _frame(url, sql, params, hint)
 
 
-def trials(store: StoreLike, **filters: Any) -> "pd.DataFrame":
+def trials(store: StoreLike, **filters: Any) -> pd.DataFrame:
     """The ``trials`` view, one row per trial (its newest record), as a DataFrame.
 
     Each keyword filters a column: ``column=value`` keeps equal rows, a list, tuple or set keeps
@@ -217,7 +236,7 @@ def trials(store: StoreLike, **filters: Any) -> "pd.DataFrame":
     return _table("trials", store, filters)
 
 
-def dims(store: StoreLike, trial_filters: Optional[Mapping[str, Any]] = None, **filters: Any) -> "pd.DataFrame":
+def dims(store: StoreLike, trial_filters: Mapping[str, Any] | None = None, **filters: Any) -> pd.DataFrame:
     """The ``dims`` view, one row per (trial, latent dimension), as a DataFrame.
 
     Filters as for :func:`trials`; a keyword may name a column of ``dims`` (``active=True``,
@@ -230,7 +249,7 @@ def dims(store: StoreLike, trial_filters: Optional[Mapping[str, Any]] = None, **
     return _table("dims", store, filters, trial_filters)
 
 
-def curves(store: StoreLike, trial_filters: Optional[Mapping[str, Any]] = None, **filters: Any) -> "pd.DataFrame":
+def curves(store: StoreLike, trial_filters: Mapping[str, Any] | None = None, **filters: Any) -> pd.DataFrame:
     """The ``curves`` view, one row per (trial, recorded epoch), as a DataFrame.
 
     Filters as for :func:`dims`. ``curves`` has columns of its own named ``loss``, ``recon``,
@@ -243,7 +262,7 @@ def curves(store: StoreLike, trial_filters: Optional[Mapping[str, Any]] = None, 
     return _table("curves", store, filters, trial_filters)
 
 
-def points(store: StoreLike, trial_filters: Optional[Mapping[str, Any]] = None, **filters: Any) -> "pd.DataFrame":
+def points(store: StoreLike, trial_filters: Mapping[str, Any] | None = None, **filters: Any) -> pd.DataFrame:
     """The ``points`` view, the per-sample density values (true and estimated log p(x)), as a
     DataFrame. Filters as for :func:`dims`; rows are ordered by ``trial_key``.
 
@@ -252,7 +271,7 @@ def points(store: StoreLike, trial_filters: Optional[Mapping[str, Any]] = None, 
     return _table("points", store, filters, trial_filters)
 
 
-def query(store: StoreLike, sql: str, params: Optional[Params] = None) -> "pd.DataFrame":
+def query(store: StoreLike, sql: str, params: Params | None = None) -> pd.DataFrame:
     """Run one read-only SQL statement over the store's views; the result as a DataFrame.
 
     The checks of ``isosweep query`` apply: exactly one SELECT-type statement (``SELECT``,
@@ -277,7 +296,7 @@ def query(store: StoreLike, sql: str, params: Optional[Params] = None) -> "pd.Da
     return _frame(url, sql, params)
 
 
-def report(study: str, store: StoreLike, out: Optional[StoreLike] = None, budget: Optional[str] = None) -> Path:
+def report(study: str, store: StoreLike, out: StoreLike | None = None, budget: str | None = None) -> Path:
     """Write the report of ``study`` over ``store``, as ``isosweep report`` does, and return its
     folder (absolute).
 

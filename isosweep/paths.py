@@ -27,8 +27,9 @@ def expand_home(path: str, what: str) -> str:
     if expanded.startswith("~"):
         user = path[1:].split("/", 1)[0]
         whose = f"user {user!r} is unknown on this machine" if user else "the home folder is unknown (set HOME)"
-        raise UsageError(f"{what} {path!r}: {whose}, so '~{user}' cannot be expanded; "
-                         f"write ./{path} for a folder of that name")
+        raise UsageError(
+            f"{what} {path!r}: {whose}, so '~{user}' cannot be expanded; write ./{path} for a folder of that name"
+        )
     return expanded
 
 

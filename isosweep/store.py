@@ -17,10 +17,11 @@ import os
 import re
 import sys
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -124,26 +125,36 @@ def result_tables(result: TrialResult, sweep: str, provenance: Mapping[str, Any]
     if cfg.iterations is not None:
         config_columns["epochs"] = None
     trial_row: dict[str, Any] = {
-        **base, **config_columns, "sweep": sweep,
-        "status": result.status.value, "error": result.error, "wall_s": result.wall_s,
-        "started_at": result.started_at, "finished_at": result.finished_at,
-        "science_version": SCIENCE_VERSION, "config_json": json.dumps(config, sort_keys=True), **measured,
+        **base,
+        **config_columns,
+        "sweep": sweep,
+        "status": result.status.value,
+        "error": result.error,
+        "wall_s": result.wall_s,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "science_version": SCIENCE_VERSION,
+        "config_json": json.dumps(config, sort_keys=True),
+        **measured,
     }
     n_points = len(next(iter(result.points.values()))) if result.points else 0
-    trial_row.update({ROW_COUNTS["dims"]: len(result.dims), ROW_COUNTS["curves"]: len(result.curves),
-                      ROW_COUNTS["points"]: n_points})
+    trial_row.update(
+        {ROW_COUNTS["dims"]: len(result.dims), ROW_COUNTS["curves"]: len(result.curves), ROW_COUNTS["points"]: n_points}
+    )
     points = {name: list(values) for name, values in result.points.items()}
     return {
         "trials": pa.Table.from_pylist([trial_row], schema=TABLES["trials"]),
         "dims": pa.Table.from_pylist([{**base, **d} for d in result.dims], schema=TABLES["dims"]),
         "curves": pa.Table.from_pylist([{**base, **c} for c in result.curves], schema=TABLES["curves"]),
         "points": pa.Table.from_pydict(
-            {**{k: [v] * n_points for k, v in base.items()}, **points},
-            schema=TABLES["points"]) if n_points else TABLES["points"].empty_table(),
+            {**{k: [v] * n_points for k, v in base.items()}, **points}, schema=TABLES["points"]
+        )
+        if n_points
+        else TABLES["points"].empty_table(),
     }
 
 
-def replace_file(path: str, data: bytes, before_commit: Optional[Callable[[str], None]] = None) -> None:
+def replace_file(path: str, data: bytes, before_commit: Callable[[str], None] | None = None) -> None:
     """Write a local file whole or not at all: an interrupted or failed write leaves whatever was
     at ``path`` before, untouched. ``before_commit(path)`` runs just before the file appears."""
     # A hidden temporary name in the same folder: never matched by the store's *.parquet globs,
@@ -189,7 +200,7 @@ class StoredTrial:
         return self.status == "ok" and not self.missing
 
 
-def _instant(value: Optional[datetime]) -> datetime:
+def _instant(value: datetime | None) -> datetime:
     return value or datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -202,7 +213,7 @@ CommitHook = Callable[[str], None]
 class Store:
     """A results store at a local path or fsspec URL."""
 
-    def __init__(self, url: str, before_commit: Optional[CommitHook] = None, warn: bool = True):
+    def __init__(self, url: str, before_commit: CommitHook | None = None, warn: bool = True):
         # ``~/x`` means the home folder's x for every part of a run: fsspec would expand it but the
         # workers, DuckDB and the messages see ``url``, so the url itself is expanded, once, here.
         self.url = url = expand_home(url, "store")
@@ -222,7 +233,7 @@ class Store:
         self.local = isinstance(self.fs, LocalFileSystem)
 
     # -- paths -------------------------------------------------------------------------------
-    def table_dir(self, table: str, study: Optional[str] = None) -> str:
+    def table_dir(self, table: str, study: str | None = None) -> str:
         base = f"{self.root}/{table}"
         return f"{base}/study={study}" if study else base
 
@@ -245,8 +256,11 @@ class Store:
     def list_files(self, directory: str, suffix: str) -> list[str]:
         """The files directly in ``directory`` whose names end with ``suffix``, hidden ones (the
         writers' temporary files) left out; none where the folder does not exist."""
-        return sorted(p for p, is_dir in self._entries(directory)
-                      if not is_dir and p.endswith(suffix) and not os.path.basename(p).startswith("."))
+        return sorted(
+            p
+            for p, is_dir in self._entries(directory)
+            if not is_dir and p.endswith(suffix) and not os.path.basename(p).startswith(".")
+        )
 
     def _entries(self, directory: str) -> list[tuple[str, bool]]:
         """(path, is a folder) of each entry of ``directory``, listed literally (no glob).
@@ -256,8 +270,9 @@ class Store:
         if self.local:
             try:
                 with os.scandir(directory) as it:
-                    return [(f"{directory}/{e.name}", e.is_dir(follow_symlinks=False))
-                            for e in it if not e.is_symlink()]
+                    return [
+                        (f"{directory}/{e.name}", e.is_dir(follow_symlinks=False)) for e in it if not e.is_symlink()
+                    ]
             except (FileNotFoundError, NotADirectoryError):
                 return []
         # fsspec keeps one file system object per process and URL options, and s3fs (like other
@@ -271,8 +286,11 @@ class Store:
             listing = self.fs.ls(directory, detail=True)
         except FileNotFoundError:
             return []
-        return [(str(e["name"]).rstrip("/"), e.get("type") == "directory") for e in listing
-                if str(e["name"]).rstrip("/") != directory.rstrip("/")]
+        return [
+            (str(e["name"]).rstrip("/"), e.get("type") == "directory")
+            for e in listing
+            if str(e["name"]).rstrip("/") != directory.rstrip("/")
+        ]
 
     def links_below(self, directory: str) -> list[str]:
         """Symbolic links at or below ``directory`` on a local disk (none on object stores)."""
@@ -300,8 +318,10 @@ class Store:
         """UsageError unless the store exists: reading or compacting a mistyped path must not
         look like an empty store, nor create it."""
         if not self.exists():
-            raise UsageError(f"store {self.url!r} does not exist; pass the folder or URL a sweep wrote to "
-                             f"with --store (`isosweep run STUDY --store {self.url}` creates one)")
+            raise UsageError(
+                f"store {self.url!r} does not exist; pass the folder or URL a sweep wrote to "
+                f"with --store (`isosweep run STUDY --store {self.url}` creates one)"
+            )
 
     def uri(self, path: str) -> str:
         """A path as DuckDB and users see it: local paths as they are, others with the protocol."""
@@ -324,9 +344,13 @@ class Store:
                 while not os.path.exists(existing):
                     existing = os.path.dirname(existing)
                 if not os.path.isdir(existing):
-                    raise UsageError(f"store {self.url!r} cannot be created: {existing} is a file; choose another --store")
+                    raise UsageError(
+                        f"store {self.url!r} cannot be created: {existing} is a file; choose another --store"
+                    )
                 if not os.access(existing, os.W_OK | os.X_OK):
-                    raise UsageError(f"store {self.url!r} is not writable ({existing}: permission denied); choose another --store")
+                    raise UsageError(
+                        f"store {self.url!r} is not writable ({existing}: permission denied); choose another --store"
+                    )
             return
         try:
             if self.fs.exists(self.root) and self.fs.isfile(self.root):
@@ -352,7 +376,9 @@ class Store:
                 pass
             os.remove(probe)
         except OSError as exc:
-            raise UsageError(f"store {self.url!r} is not writable ({exc.strerror or exc}); choose another --store") from None
+            raise UsageError(
+                f"store {self.url!r} is not writable ({exc.strerror or exc}); choose another --store"
+            ) from None
 
     # -- writing -----------------------------------------------------------------------------
     def artifact_path(self, key: str, name: str) -> str:
@@ -361,7 +387,7 @@ class Store:
             raise ValueError(f"artifact name {name!r} must be a plain file name")
         return f"{self.root}/{ARTIFACTS}/{key}/{name}"
 
-    def read_artifact(self, key: str, name: str) -> Optional[bytes]:
+    def read_artifact(self, key: str, name: str) -> bytes | None:
         """The bytes of a trial's artifact, or None where it has none of that name."""
         try:
             with self.fs.open(self.artifact_path(key, name), "rb") as f:
@@ -387,7 +413,9 @@ class Store:
             # Object stores make a single PUT visible all at once.
             self.fs.pipe_file(path, data)
 
-    def write_result(self, result: TrialResult, sweep: str, provenance: Mapping[str, Any]) -> list[tuple[str, str, pa.Table]]:
+    def write_result(
+        self, result: TrialResult, sweep: str, provenance: Mapping[str, Any]
+    ) -> list[tuple[str, str, pa.Table]]:
         """Write one trial's artifacts, then its rows; its ``trials`` file last. Returns (table,
         path, rows) of each file written."""
         tables = result_tables(result, sweep, provenance)
@@ -401,7 +429,7 @@ class Store:
         return written
 
     # -- reading -----------------------------------------------------------------------------
-    def trial_states(self, keys: Optional[Iterable[str]] = None) -> dict[str, StoredTrial]:
+    def trial_states(self, keys: Iterable[str] | None = None) -> dict[str, StoredTrial]:
         """The recorded state of every trial in the store (or of ``keys``): per key, the trials
         row that finished last, and for an ok one the tables it lacks (``StoredTrial.missing``).
         Unreadable files are skipped and listed in ``self.corrupt``."""
@@ -415,15 +443,17 @@ class Store:
                 continue
         return self._trial_states(wanted)
 
-    def _trial_states(self, wanted: Optional[set[str]]) -> dict[str, StoredTrial]:
+    def _trial_states(self, wanted: set[str] | None) -> dict[str, StoredTrial]:
         # The trials rows first, then the other tables: a trial's other files are written (and
         # merged) before its trials file, so they are in place by the time its row is read.
         rows = self._newest_rows(wanted, [*STATE_COLUMNS, *ROW_COUNTS.values()])
         missing = self._missing_tables(rows, whole=wanted is None)
-        return {key: StoredTrial(key, r["study"], r["budget"], r["status"], r["finished_at"], missing.get(key, ()))
-                for key, r in rows.items()}
+        return {
+            key: StoredTrial(key, r["study"], r["budget"], r["status"], r["finished_at"], missing.get(key, ()))
+            for key, r in rows.items()
+        }
 
-    def trial_rows(self, columns: Iterable[str], keys: Optional[Iterable[str]] = None) -> dict[str, dict[str, Any]]:
+    def trial_rows(self, columns: Iterable[str], keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Per key (all, or ``keys``), the ``columns`` of the trials row that finished last.
         Unreadable files are skipped and listed in ``self.corrupt``, as for ``trial_states``."""
         wanted = set(keys) if keys is not None else None
@@ -435,12 +465,12 @@ class Store:
                 continue  # merged away by a compaction: list again (see trial_states)
         return self._newest_rows(wanted, columns)
 
-    def completed_keys(self, keys: Optional[Iterable[str]] = None) -> set[str]:
+    def completed_keys(self, keys: Iterable[str] | None = None) -> set[str]:
         """Keys of complete trials (``StoredTrial.complete``): failed, diverged and damaged ones
         are run again."""
         return {k for k, s in self.trial_states(keys).items() if s.complete}
 
-    def _files_of(self, table: str, studies: Optional[Iterable[str]], wanted: Optional[set[str]]) -> list[str]:
+    def _files_of(self, table: str, studies: Iterable[str] | None, wanted: set[str] | None) -> list[str]:
         """The files of ``table`` (of ``studies``, or all) that may hold rows of ``wanted`` keys
         (all where None): every compacted file, and the per-trial files of those keys."""
         chosen = None if studies is None else {f"study={study}" for study in studies}
@@ -454,11 +484,13 @@ class Store:
                     files.append(path)
         return files
 
-    def _read_files(self, paths: Sequence[str], table: str, columns: Sequence[str],
-                    dictionary: Sequence[str] = ()) -> list[tuple[str, Any]]:
+    def _read_files(
+        self, paths: Sequence[str], table: str, columns: Sequence[str], dictionary: Sequence[str] = ()
+    ) -> list[tuple[str, Any]]:
         """(path, rows or the exception that made it unreadable) of each file (``read_store_file``),
         read in parallel (an object store answers each read after a round trip).
         FileNotFoundError if one vanished."""
+
         def read(path: str) -> tuple[str, Any]:
             try:
                 return path, read_store_file(self, path, table, columns, dictionary)
@@ -480,10 +512,13 @@ class Store:
         if path in _WARNED or not self.warn:
             return
         _WARNED.add(path)
-        print(f"isosweep: warning: skipping unreadable file {self.uri(path)} ({unreadable_reason(exc)}); "
-              "delete it and run the sweep again to recompute its trials", file=sys.stderr)
+        print(
+            f"isosweep: warning: skipping unreadable file {self.uri(path)} ({unreadable_reason(exc)}); "
+            "delete it and run the sweep again to recompute its trials",
+            file=sys.stderr,
+        )
 
-    def _newest_rows(self, wanted: Optional[set[str]], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _newest_rows(self, wanted: set[str] | None, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
         self.corrupt = []
         for path, table in self._read_files(self._files_of("trials", None, wanted), "trials", columns):
@@ -509,7 +544,7 @@ class Store:
         only the files that may hold rows of ``rows``)."""
         missing: dict[str, list[str]] = {}
         for table, column in ROW_COUNTS.items():
-            expected: dict[tuple[str, Any], Optional[int]] = {}
+            expected: dict[tuple[str, Any], int | None] = {}
             for key, row in rows.items():
                 if row["status"] != "ok":
                     continue
@@ -521,15 +556,18 @@ class Store:
             if not expected and not whole:
                 continue
             keys = {key for key, _ in expected}
-            held = self._held_rows(table, None if whole else {rows[key]["study"] for key in keys}, None if whole else keys)
+            held = self._held_rows(
+                table, None if whole else {rows[key]["study"] for key in keys}, None if whole else keys
+            )
             for pair, count in expected.items():
                 found = held.get(pair, ())
                 if not any(n == count if count is not None else n > 0 for n in found):
                     missing.setdefault(pair[0], []).append(table)
         return {key: tuple(tables) for key, tables in missing.items()}
 
-    def _held_rows(self, table: str, studies: Optional[Iterable[str]],
-                   keys: Optional[set[str]]) -> dict[tuple[str, Any], list[int]]:
+    def _held_rows(
+        self, table: str, studies: Iterable[str] | None, keys: set[str] | None
+    ) -> dict[tuple[str, Any], list[int]]:
         """Per (trial_key, run_id) pair (of ``keys``; all where None), the number of its rows in
         each readable file of ``table`` (of ``studies``; all where None) that holds it. Only the
         two key columns are read, and a compacted file's counts are kept for the life of this
@@ -560,17 +598,20 @@ def _pair_counts(rows: pa.Table) -> dict[tuple[str, Any], int]:
     if not rows.num_rows:
         return {}
     grouped = rows.group_by(["trial_key", "run_id"]).aggregate([([], "count_all")])
-    return dict(zip(zip(grouped["trial_key"].to_pylist(), grouped["run_id"].to_pylist()),
-                    grouped["count_all"].to_pylist()))
+    return dict(
+        zip(zip(grouped["trial_key"].to_pylist(), grouped["run_id"].to_pylist()), grouped["count_all"].to_pylist())
+    )
 
 
-def read_store_file(store: Store, path: str, table: str, columns: Optional[Sequence[str]] = None,
-                    dictionary: Sequence[str] = ()) -> pa.Table:
+def read_store_file(
+    store: Store, path: str, table: str, columns: Sequence[str] | None = None, dictionary: Sequence[str] = ()
+) -> pa.Table:
     """The ``columns`` (all where None) of one file of ``table``: columns the file lacks (it was
     written before they existed) come back null; those in ``dictionary`` come dictionary-encoded
     (a compacted file's trial_key column reads 30x faster so: 30 ms for 768,000 rows). Raises
     FileNotFoundError when the file is gone; ForeignFile when it is not one of the store's
     tables; any other exception when it is damaged."""
+
     def read(f: Any) -> pa.Table:
         # ParquetFile.read, not pq.read_table: the latter sets up a dataset scan per call, which
         # costs more than reading a one-row file.

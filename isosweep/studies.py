@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from isosweep.errors import UsageError
 from isosweep.schema import TRIALS
@@ -82,12 +83,12 @@ class Study:
     axes: tuple[Axis, ...]
     fixed: Mapping[str, Any]
     budgets: Mapping[str, Budget]
-    summary: Optional[str] = None
+    summary: str | None = None
     """Named query (``analysis/sql/<summary>.sql``) that summarises the study: printed when a run
     ends, and the query whose SQL selects this study's trials (``studies.summary`` in the SQL)."""
     summary_hide: tuple[str, ...] = ()
     """Columns of the summary left out when a run prints it (constant over the study's trials)."""
-    report: Optional[str] = None
+    report: str | None = None
     """Name of the report's section set (``isosweep.analysis.sections.SECTION_SETS``)."""
     companions: tuple[str, ...] = ()
     """Studies whose trials this study's report shows beside its own (``toy`` shows ``toy-latent5``)."""
@@ -126,7 +127,9 @@ class Study:
 
     def budget(self, name: str) -> Budget:
         if name not in self.budgets:
-            raise UsageError(f"unknown budget {name!r} for study {self.name!r}; choose one of: {', '.join(self.budgets)}")
+            raise UsageError(
+                f"unknown budget {name!r} for study {self.name!r}; choose one of: {', '.join(self.budgets)}"
+            )
         return self.budgets[name]
 
     def size(self, budget: str | None = None) -> int:
@@ -136,14 +139,21 @@ class Study:
             n *= len(self.axis_values(a, budget))
         return n
 
-    def configs(self, budget: str, seeds: int | None = None, where: Mapping[str, tuple[Any, ...]] | None = None,
-                inputs: Mapping[str, Any] | None = None) -> list[TrialConfig]:
+    def configs(
+        self,
+        budget: str,
+        seeds: int | None = None,
+        where: Mapping[str, tuple[Any, ...]] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> list[TrialConfig]:
         """Every trial of the study at ``budget``, restricted or extended by ``where``; ``inputs``
         are the fields that come from a user's data file (studies that need one)."""
         b = self.budget(budget)
         if self.needs_user_data and inputs is None:
-            raise UsageError(f"study {self.name!r} runs on your own data: pass --data FILE (a CSV or Parquet file "
-                             "of feature columns)")
+            raise UsageError(
+                f"study {self.name!r} runs on your own data: pass --data FILE (a CSV or Parquet file "
+                "of feature columns)"
+            )
         where = dict(where or {})
         seed_values = where.pop("seed", None) or tuple(range(seeds if seeds is not None else b.seeds))
         known = self.all_settings()
@@ -151,10 +161,11 @@ class Study:
         axes = [(a.name, where.get(a.name, self.axis_values(a, budget))) for a in self.axes]
         config_names = {a.name for a in self.axes if a.in_config} | {"seed"}
         out = []
-        for combo in itertools.product(*(values for _, values in axes), *(values for _, values in settings),
-                                       seed_values):
+        for combo in itertools.product(
+            *(values for _, values in axes), *(values for _, values in settings), seed_values
+        ):
             point = dict(zip([name for name, _ in axes], combo))
-            chosen = dict(zip([name for name, _ in settings], combo[len(axes):]))
+            chosen = dict(zip([name for name, _ in settings], combo[len(axes) :]))
             point["seed"] = combo[-1]
             fields = {**self.fixed, **b.settings}
             for table in (self.per_value, b.per_value):
@@ -177,12 +188,21 @@ class Study:
 TOY_BUDGETS = {
     b.name: b
     for b in (
-        Budget("smoke", {"epochs": 2, "n_train": 512, "n_eval": 256, "batch_size": 128},
-               note="seconds per trial; for tests"),
-        Budget("quick", {"epochs": 90, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128},
-               note="60 epochs at lr 1e-3 then 30 at 1e-4; about a minute per trial on one core"),
-        Budget("paper", {"epochs": 500, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128},
-               note="the paper's budget (section 5.1)"),
+        Budget(
+            "smoke",
+            {"epochs": 2, "n_train": 512, "n_eval": 256, "batch_size": 128},
+            note="seconds per trial; for tests",
+        ),
+        Budget(
+            "quick",
+            {"epochs": 90, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128},
+            note="60 epochs at lr 1e-3 then 30 at 1e-4; about a minute per trial on one core",
+        ),
+        Budget(
+            "paper",
+            {"epochs": 500, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128},
+            note="the paper's budget (section 5.1)",
+        ),
     )
 }
 
@@ -218,16 +238,31 @@ _ANOMALY_TRAINING = {"batch_size": 1024, "lr": 1e-4, "lr_schedule": "constant", 
 ANOMALY_BUDGETS = {
     b.name: b
     for b in (
-        Budget("smoke", _ANOMALY_TRAINING, 1, "2 epochs, a 2 x 2 grid (lambda 6000 and 30000); for tests",
-               per_value=_epochs(kddcup=2, kddcup_rev=2, thyroid=2, arrhythmia=2),
-               axes={"lam1": (6000.0, 30000.0), "lam2": (6000.0, 30000.0)}),
-        Budget("quick", _ANOMALY_TRAINING, 5, "epochs kddcup 60, kddcup_rev 100, thyroid 4000, arrhythmia 3000; "
-               "15-30 s a thyroid or arrhythmia trial, 2-4 min a kddcup one on one core "
-               "(kddcup's F1 is not monotone in training: about 0.94 at epochs 6-12, 0.83 at 24, 0.93 at 600, "
-               "0.95 at 1,200)",
-               per_value=_epochs(kddcup=60, kddcup_rev=100, thyroid=4000, arrhythmia=3000)),
-        Budget("paper", _ANOMALY_TRAINING, 20, "the paper's epochs: 600, 600, 40000, 30000 (section 5.3)",
-               per_value=_epochs(kddcup=600, kddcup_rev=600, thyroid=40000, arrhythmia=30000)),
+        Budget(
+            "smoke",
+            _ANOMALY_TRAINING,
+            1,
+            "2 epochs, a 2 x 2 grid (lambda 6000 and 30000); for tests",
+            per_value=_epochs(kddcup=2, kddcup_rev=2, thyroid=2, arrhythmia=2),
+            axes={"lam1": (6000.0, 30000.0), "lam2": (6000.0, 30000.0)},
+        ),
+        Budget(
+            "quick",
+            _ANOMALY_TRAINING,
+            5,
+            "epochs kddcup 60, kddcup_rev 100, thyroid 4000, arrhythmia 3000; "
+            "15-30 s a thyroid or arrhythmia trial, 2-4 min a kddcup one on one core "
+            "(kddcup's F1 is not monotone in training: about 0.94 at epochs 6-12, 0.83 at 24, 0.93 at 600, "
+            "0.95 at 1,200)",
+            per_value=_epochs(kddcup=60, kddcup_rev=100, thyroid=4000, arrhythmia=3000),
+        ),
+        Budget(
+            "paper",
+            _ANOMALY_TRAINING,
+            20,
+            "the paper's epochs: 600, 600, 40000, 30000 (section 5.3)",
+            per_value=_epochs(kddcup=600, kddcup_rev=600, thyroid=40000, arrhythmia=30000),
+        ),
     )
 }
 
@@ -238,13 +273,25 @@ ANOMALY_BUDGETS = {
 CUSTOM_BUDGETS = {
     b.name: b
     for b in (
-        Budget("smoke", {"epochs": 2, "n_train": 512, "n_eval": 256, "batch_size": 128}, 1,
-               "2 epochs on at most 512 rows, lambda 10 and 100; for tests",
-               axes={"lam": (10.0, 100.0)}),
-        Budget("quick", {"epochs": 90, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128}, 1,
-               "the toy study's quick training (60 epochs at lr 1e-3, 30 at 1e-4) on at most 50,000 rows"),
-        Budget("paper", {"epochs": 500, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128}, 1,
-               "the toy study's paper training (500 epochs) on at most 50,000 rows"),
+        Budget(
+            "smoke",
+            {"epochs": 2, "n_train": 512, "n_eval": 256, "batch_size": 128},
+            1,
+            "2 epochs on at most 512 rows, lambda 10 and 100; for tests",
+            axes={"lam": (10.0, 100.0)},
+        ),
+        Budget(
+            "quick",
+            {"epochs": 90, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128},
+            1,
+            "the toy study's quick training (60 epochs at lr 1e-3, 30 at 1e-4) on at most 50,000 rows",
+        ),
+        Budget(
+            "paper",
+            {"epochs": 500, "n_train": 50_000, "n_eval": 10_000, "batch_size": 128},
+            1,
+            "the toy study's paper training (500 epochs) on at most 50,000 rows",
+        ),
     )
 }
 
@@ -269,8 +316,15 @@ CELEBA_VARIANTS: dict[str, dict[str, Any]] = {
     "n256": {"latent_dim": 256, "hidden": (2048,), "lam": 10000.0},
 }
 _IMAGE_TRAINING = {"lr": 1e-3, "lr_schedule": "constant"}
-_MNIST_FIXED = {**_IMAGE_TRAINING, "dataset": "mnist", "loss": "bce", "form": "conventional", "arch": "mlp_sigmoid",
-                "hidden": (1024, 1024), "activation": "relu"}
+_MNIST_FIXED = {
+    **_IMAGE_TRAINING,
+    "dataset": "mnist",
+    "loss": "bce",
+    "form": "conventional",
+    "arch": "mlp_sigmoid",
+    "hidden": (1024, 1024),
+    "activation": "relu",
+}
 _CELEBA_FIXED = {**_IMAGE_TRAINING, "dataset": "celeba", "loss": "ssim", "arch": "conv_gdn"}
 
 # n_train and n_eval cap the training images (the first of the training file, or of the folder
@@ -278,25 +332,49 @@ _CELEBA_FIXED = {**_IMAGE_TRAINING, "dataset": "celeba", "loss": "ssim", "arch":
 MNIST_BUDGETS = {
     b.name: b
     for b in (
-        Budget("smoke", {"iterations": 20, "batch_size": 32, "n_train": 256, "n_eval": 16}, 1,
-               "20 iterations on at most 256 images; for tests"),
-        Budget("quick", {"iterations": 12_000, "batch_size": 256, "n_train": 60_000, "n_eval": 2_000}, 1,
-               "12,000 iterations (51 epochs) of batch 256; both variants together in 26 min on a 2-core "
-               "CPU (one per core; measured while another sweep shared it)"),
-        Budget("paper", {"iterations": 50_000, "batch_size": 256, "n_train": 60_000, "n_eval": 10_000}, 1,
-               "the paper's budget: batch 256, 50,000 iterations, Adam 1e-3 (section 5.2)"),
+        Budget(
+            "smoke",
+            {"iterations": 20, "batch_size": 32, "n_train": 256, "n_eval": 16},
+            1,
+            "20 iterations on at most 256 images; for tests",
+        ),
+        Budget(
+            "quick",
+            {"iterations": 12_000, "batch_size": 256, "n_train": 60_000, "n_eval": 2_000},
+            1,
+            "12,000 iterations (51 epochs) of batch 256; both variants together in 26 min on a 2-core "
+            "CPU (one per core; measured while another sweep shared it)",
+        ),
+        Budget(
+            "paper",
+            {"iterations": 50_000, "batch_size": 256, "n_train": 60_000, "n_eval": 10_000},
+            1,
+            "the paper's budget: batch 256, 50,000 iterations, Adam 1e-3 (section 5.2)",
+        ),
     )
 }
 CELEBA_BUDGETS = {
     b.name: b
     for b in (
-        Budget("smoke", {"iterations": 4, "batch_size": 8, "n_train": 24, "n_eval": 1}, 1,
-               "4 iterations of batch 8 on at most 24 images; for tests"),
-        Budget("quick", {"iterations": 20_000, "batch_size": 64, "n_train": 162_770, "n_eval": 500}, 1,
-               "20,000 iterations of batch 64 on the official training partition: for a GPU "
-               "(one GPU per trial where the cluster has one; about 1 s an iteration on one CPU core)"),
-        Budget("paper", {"iterations": 300_000, "batch_size": 64, "n_train": 162_770, "n_eval": 1_000}, 1,
-               "the paper's budget: batch 64, 300,000 iterations, Adam 1e-3 (section 5.2); for a GPU"),
+        Budget(
+            "smoke",
+            {"iterations": 4, "batch_size": 8, "n_train": 24, "n_eval": 1},
+            1,
+            "4 iterations of batch 8 on at most 24 images; for tests",
+        ),
+        Budget(
+            "quick",
+            {"iterations": 20_000, "batch_size": 64, "n_train": 162_770, "n_eval": 500},
+            1,
+            "20,000 iterations of batch 64 on the official training partition: for a GPU "
+            "(one GPU per trial where the cluster has one; about 1 s an iteration on one CPU core)",
+        ),
+        Budget(
+            "paper",
+            {"iterations": 300_000, "batch_size": 64, "n_train": 162_770, "n_eval": 1_000},
+            1,
+            "the paper's budget: batch 64, 300,000 iterations, Adam 1e-3 (section 5.2); for a GPU",
+        ),
     )
 }
 
@@ -309,8 +387,11 @@ STUDIES: dict[str, Study] = {
         Study(
             "toy",
             "toy ablation: 3 data sets x 3 losses x 10 lambdas (METHOD.md 5.1)",
-            (Axis("dataset", ("norm", "ramp", "mix")), Axis("loss", ("se", "dconv", "uconv")),
-             Axis("lam", TOY_LAMBDAS, float)),
+            (
+                Axis("dataset", ("norm", "ramp", "mix")),
+                Axis("loss", ("se", "dconv", "uconv")),
+                Axis("lam", TOY_LAMBDAS, float),
+            ),
             {**_TOY_FIXED, "latent_dim": 3},
             TOY_BUDGETS,
             summary="toy_summary",
@@ -329,8 +410,11 @@ STUDIES: dict[str, Study] = {
         Study(
             "anomaly",
             "anomaly detection: 4 data sets x lambda1 x lambda2 (5 x 5), decomposed loss, L_x score (METHOD.md 5.3)",
-            (Axis("dataset", ANOMALY_DATASETS), Axis("lam1", ANOMALY_LAMBDAS, float),
-             Axis("lam2", ANOMALY_LAMBDAS, float)),
+            (
+                Axis("dataset", ANOMALY_DATASETS),
+                Axis("lam1", ANOMALY_LAMBDAS, float),
+                Axis("lam2", ANOMALY_LAMBDAS, float),
+            ),
             _ANOMALY_FIXED,
             ANOMALY_BUDGETS,
             summary="anomaly_summary",
@@ -344,12 +428,17 @@ STUDIES: dict[str, Study] = {
             "anomaly detection at each data set's paper point (lambda1, lambda2); recorded as study anomaly",
             (Axis("dataset", ANOMALY_DATASETS),),
             _ANOMALY_FIXED,
-            {name: dataclasses.replace(b, axes={}, note=b.note.replace(", a 2 x 2 grid (lambda 6000 and 30000)", ""))
-             for name, b in ANOMALY_BUDGETS.items()},
+            {
+                name: dataclasses.replace(b, axes={}, note=b.note.replace(", a 2 x 2 grid (lambda 6000 and 30000)", ""))
+                for name, b in ANOMALY_BUDGETS.items()
+            },
             summary="anomaly_summary",
             report="anomaly",
-            per_value={"dataset": {name: {**ANOMALY_ARCHITECTURE[name], **ANOMALY_PAPER_POINT[name]}
-                                   for name in ANOMALY_DATASETS}},
+            per_value={
+                "dataset": {
+                    name: {**ANOMALY_ARCHITECTURE[name], **ANOMALY_PAPER_POINT[name]} for name in ANOMALY_DATASETS
+                }
+            },
             records_as="anomaly",
             settings=ANOMALY_SETTINGS,
         ),
@@ -460,7 +549,9 @@ def parse_where(study: Study, text: str | Sequence[str] | None) -> dict[str, tup
     texts = [text] if isinstance(text, str) else list(text)
     if not texts or any(not t.strip() for t in texts):
         # An empty --where (a shell variable that was not set) must not silently mean "everything".
-        raise UsageError("--where is empty; leave it out to run every trial, or write e.g. --where 'dataset=mix,lam=10|100'")
+        raise UsageError(
+            "--where is empty; leave it out to run every trial, or write e.g. --where 'dataset=mix,lam=10|100'"
+        )
     for part in (p for t in texts for p in t.split(",")):
         if "=" not in part:
             raise UsageError(f"--where part {part!r} is not K=V; write e.g. --where 'dataset=mix,lam=10|100'")
@@ -469,7 +560,9 @@ def parse_where(study: Study, text: str | Sequence[str] | None) -> dict[str, tup
             raise UsageError(f"--where part {part!r} has no key before '='; write e.g. --where 'dataset=mix'")
         if key in out:
             # A second value of a key would replace the first without a word: ask for one list.
-            raise UsageError(f"--where names {key} twice; give its values once, separated by |, e.g. --where '{key}=A|B'")
+            raise UsageError(
+                f"--where names {key} twice; give its values once, separated by |, e.g. --where '{key}=A|B'"
+            )
         values = [v.strip() for v in raw.split("|") if v.strip()]
         if not values:
             raise UsageError(f"--where {key}= has no value; write e.g. --where '{key}=VALUE'")
@@ -490,7 +583,9 @@ def parse_where(study: Study, text: str | Sequence[str] | None) -> dict[str, tup
             out[key] = _setting_values(key, raw, values, study.all_settings()[key])
         elif axis is None:
             known = [a.name for a in study.axes] + ["seed", *study.all_settings()]
-            raise UsageError(f"--where key {key!r} is not an axis of study {study.name!r}; use one of: {', '.join(known)}")
+            raise UsageError(
+                f"--where key {key!r} is not an axis of study {study.name!r}; use one of: {', '.join(known)}"
+            )
         elif axis.kind is float:
             try:
                 numbers = tuple(float(v) for v in values)
@@ -502,6 +597,8 @@ def parse_where(study: Study, text: str | Sequence[str] | None) -> dict[str, tup
         else:
             unknown = [v for v in values if v not in axis.values]
             if unknown:
-                raise UsageError(f"--where {key}={unknown[0]!r} is not a value of study {study.name!r}; choose from: {', '.join(map(str, axis.values))}")
+                raise UsageError(
+                    f"--where {key}={unknown[0]!r} is not a value of study {study.name!r}; choose from: {', '.join(map(str, axis.values))}"
+                )
             out[key] = tuple(values)
     return out

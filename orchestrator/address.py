@@ -23,5 +23,7 @@ def check_address(address: str | None) -> None:
         with socket.create_connection((host.strip("[]"), int(port_text)), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
-        raise UsageError(f"cannot reach Ray at {address}: {exc.strerror or exc}; is the cluster up "
-                         "(`ray status` on its head node prints the address)?") from None
+        raise UsageError(
+            f"cannot reach Ray at {address}: {exc.strerror or exc}; is the cluster up "
+            "(`ray status` on its head node prints the address)?"
+        ) from None

@@ -35,8 +35,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timezone
-from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
+from typing import TypeVar
 
 from isosweep.store import Store
 
@@ -51,7 +52,7 @@ POLL_S = 1.0
 T = TypeVar("T")
 
 
-def _process_start(pid: int) -> Optional[str]:
+def _process_start(pid: int) -> str | None:
     """The start time of process ``pid`` (Linux), which tells a reused pid from the original."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -60,7 +61,7 @@ def _process_start(pid: int) -> Optional[str]:
         return None
 
 
-def _expiry(record: Optional[dict]) -> Optional[float]:
+def _expiry(record: dict | None) -> float | None:
     """The expiry time a claim or lease record holds; None where there is no record, or it holds
     none that reads as a number (being written, or damaged: the file's age then decides)."""
     try:
@@ -81,7 +82,7 @@ class Claims:
         """Key -> path of the claim this worker holds."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     # -- files -------------------------------------------------------------------------------
     def _folder(self, key: str) -> str:
@@ -91,8 +92,15 @@ class Claims:
         return f"{self.store.root}/{CLAIMS}/{OWNERS}/{owner}"
 
     def _record(self) -> bytes:
-        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
-                           "start": _process_start(os.getpid()), "expires": time.time() + self.lease_s}).encode()
+        return json.dumps(
+            {
+                "owner": self.owner,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "start": _process_start(os.getpid()),
+                "expires": time.time() + self.lease_s,
+            }
+        ).encode()
 
     def _generations(self, key: str) -> list[int]:
         names = [os.path.basename(p) for p in self.store.list_files(self._folder(key), "")]
@@ -128,7 +136,7 @@ class Claims:
         except FileExistsError:
             return False
 
-    def _read(self, path: str) -> Optional[dict]:
+    def _read(self, path: str) -> dict | None:
         """The JSON record at ``path``; None where there is none; {} where it is empty or
         unreadable: being written (an object store shows whole objects; a disk may not yet), or
         left so by a write that failed (a full disk)."""
@@ -207,8 +215,13 @@ class Claims:
                 return True
             time.sleep(self.poll_s)
 
-    def units(self, pending: Sequence[T], key: Callable[[T], str], group: Callable[[list[T]], list[list[T]]],
-              complete: Callable[[list[str]], set[str]]) -> Iterator[list[T]]:
+    def units(
+        self,
+        pending: Sequence[T],
+        key: Callable[[T], str],
+        group: Callable[[list[T]], list[list[T]]],
+        complete: Callable[[list[str]], set[str]],
+    ) -> Iterator[list[T]]:
         """The units to train of ``pending`` (grouped by ``group``): first those of the members
         claimed at once, then, one by one, each member that another worker held, once it was
         neither finished by that worker nor still claimed by it. A member finished elsewhere is
@@ -224,8 +237,11 @@ class Claims:
         claimed = [m for m in claimed if key(m) not in finished]
         yield from group(claimed)
         for m in pending:
-            if m not in claimed and key(m) not in finished \
-                    and self.wait_and_claim(key(m), lambda k: k in complete([k])):
+            if (
+                m not in claimed
+                and key(m) not in finished
+                and self.wait_and_claim(key(m), lambda k: k in complete([k]))
+            ):
                 yield [m]
 
     def still_held(self, key: str) -> bool:
@@ -258,14 +274,17 @@ class Claims:
                 except OSError:
                     pass
 
-    def clear_stale(self, keys: Optional[Iterable[str]] = None) -> int:
+    def clear_stale(self, keys: Iterable[str] | None = None) -> int:
         """Remove the claims of ``keys`` (of every key where None) whose newest claim is dead or expired (a stopped or killed
         run's, on keys now complete or never taken up again), and every expired lease; how many
         claim files went. One listing of the claims folder, then only the keys found there."""
         wanted = set(keys) if keys is not None else None
         removed = 0
-        folders = [p for p in self.store.list_folders(f"{self.store.root}/{CLAIMS}")
-                   if os.path.basename(p) != OWNERS and (wanted is None or os.path.basename(p) in wanted)]
+        folders = [
+            p
+            for p in self.store.list_folders(f"{self.store.root}/{CLAIMS}")
+            if os.path.basename(p) != OWNERS and (wanted is None or os.path.basename(p) in wanted)
+        ]
         for folder in folders:
             key = os.path.basename(folder)
             generations = self._generations(key)
@@ -291,7 +310,7 @@ class Claims:
                     pass
         return removed
 
-    def close(self, keys: Optional[Iterable[str]] = None) -> None:
+    def close(self, keys: Iterable[str] | None = None) -> None:
         """Release every claim still held, stop the heartbeat and remove the lease."""
         for k in list(keys if keys is not None else self.held):
             self.release(k)

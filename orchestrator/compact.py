@@ -32,9 +32,9 @@ lands. The trials table is compacted last, as it is written last.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,12 +75,14 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """The table with exactly the schema's columns (missing ones null), in the schema's order."""
     if table.schema.equals(schema, check_metadata=False):
         return table  # the common case: a file this version wrote
-    columns = [table[name].cast(f.type) if name in table.column_names else pa.nulls(table.num_rows, f.type)
-               for name, f in zip(schema.names, schema)]
+    columns = [
+        table[name].cast(f.type) if name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for name, f in zip(schema.names, schema)
+    ]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _read(store: Store, path: str, table_name: str) -> tuple[str, Optional[tuple], Optional[pa.Table]]:
+def _read(store: Store, path: str, table_name: str) -> tuple[str, tuple | None, pa.Table | None]:
     """(path, signature, rows in the table's schema); rows None when the file is gone (merged away
     meanwhile by another compaction: its rows are elsewhere), signature None too when it cannot
     be read: damaged, or not one of the store's tables (``isosweep.store.read_store_file``)."""
@@ -93,8 +95,14 @@ def _read(store: Store, path: str, table_name: str) -> tuple[str, Optional[tuple
         return path, None, None
 
 
-def merge_files(store: Store, table_name: str, study_dir: str, files: list[str], report: CompactionReport,
-                kill: Optional[KillPoint] = None) -> None:
+def merge_files(
+    store: Store,
+    table_name: str,
+    study_dir: str,
+    files: list[str],
+    report: CompactionReport,
+    kill: KillPoint | None = None,
+) -> None:
     """Merge ``files`` of one (table, study) folder into one new compacted file and remove them
     (steps 1-3 of the module docstring). Compacted inputs are read first, so a pair found in
     both an old compacted file and a per-trial copy is taken from the compacted file. A file that
@@ -103,7 +111,7 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
     files = sorted(files, key=lambda p: (not is_compacted(p), p))
     seen: set[str] = set()
     parts: list[pa.Table] = []
-    inputs: list[tuple[str, Optional[tuple]]] = []
+    inputs: list[tuple[str, tuple | None]] = []
     with ThreadPoolExecutor(READ_THREADS) as pool:
         read = list(pool.map(lambda path: _read(store, path, table_name), files))
     for path, signature, table in read:
@@ -124,8 +132,14 @@ def merge_files(store: Store, table_name: str, study_dir: str, files: list[str],
     _write_and_remove(store, study_dir, parts, inputs, report, kill)
 
 
-def _write_and_remove(store: Store, study_dir: str, parts: list[pa.Table], inputs: list[tuple[str, Optional[tuple]]],
-                      report: CompactionReport, kill: Optional[KillPoint]) -> None:
+def _write_and_remove(
+    store: Store,
+    study_dir: str,
+    parts: list[pa.Table],
+    inputs: list[tuple[str, tuple | None]],
+    report: CompactionReport,
+    kill: KillPoint | None,
+) -> None:
     """Steps 2 and 3: write ``parts`` as one compacted file, then remove the ``inputs`` (path and
     signature when read; a per-trial file whose signature changed since is kept; signature None:
     no check, the caller knows nobody else wrote it)."""
@@ -147,7 +161,9 @@ def _write_and_remove(store: Store, study_dir: str, parts: list[pa.Table], input
             continue
 
 
-def merge_written(store: Store, written: list[tuple[str, str, pa.Table]], kill: Optional[KillPoint] = None) -> CompactionReport:
+def merge_written(
+    store: Store, written: list[tuple[str, str, pa.Table]], kill: KillPoint | None = None
+) -> CompactionReport:
     """Merge the per-trial files a worker has just written (``written``: table name, path, and the
     rows written there) into one compacted file per (table, study), from the rows it still holds
     in memory, then remove them; the trials table last. The caller still holds the keys' claims
@@ -191,8 +207,9 @@ def tiered_inputs(fresh: dict[str, int], compacted: dict[str, int], max_compacte
     return chosen
 
 
-def compact_sweep(store: Store, keys: Optional[Iterable[str]] = None, kill: Optional[KillPoint] = None,
-                  max_compacted: int = MAX_COMPACTED) -> CompactionReport:
+def compact_sweep(
+    store: Store, keys: Iterable[str] | None = None, kill: KillPoint | None = None, max_compacted: int = MAX_COMPACTED
+) -> CompactionReport:
     """Merge the per-trial files of ``keys`` (all per-trial files where None) into the store's
     compacted files, incrementally (module docstring); the trials table last."""
     wanted = set(keys) if keys is not None else None
@@ -200,8 +217,11 @@ def compact_sweep(store: Store, keys: Optional[Iterable[str]] = None, kill: Opti
     for table_name in WRITE_ORDER:
         for study_dir in store.study_dirs(table_name):
             files = store.list_files(study_dir, ".parquet")
-            fresh = [p for p in files if not is_compacted(p)
-                     and (wanted is None or os.path.basename(p)[: -len(".parquet")] in wanted)]
+            fresh = [
+                p
+                for p in files
+                if not is_compacted(p) and (wanted is None or os.path.basename(p)[: -len(".parquet")] in wanted)
+            ]
             compacted = [p for p in files if is_compacted(p)]
             if not fresh and len(compacted) <= max_compacted:
                 continue
@@ -210,7 +230,7 @@ def compact_sweep(store: Store, keys: Optional[Iterable[str]] = None, kill: Opti
     return report
 
 
-def compact(store: Store, kill: Optional[KillPoint] = None) -> CompactionReport:
+def compact(store: Store, kill: KillPoint | None = None) -> CompactionReport:
     """Compact every table of the store into one file per (table, study); the trials table last."""
     report = CompactionReport()
     for table_name in WRITE_ORDER:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import logging
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 # Tune's default result loggers (JSON, CSV, TensorBoard per trial) cost time per report and
 # duplicate what the store records; switch them off before Ray reads its settings.
@@ -42,18 +43,23 @@ from isosweep.orchestrator.faults import Faults, worker_env  # noqa: E402
 from isosweep.orchestrator.plan import SweepPlan, make_plan  # noqa: E402
 from isosweep.store import UNREADABLE_FIX, Store  # noqa: E402
 from isosweep.trainers.config import TrialConfig  # noqa: E402
-from isosweep.trainers.records import TrialResult, TrialStatus  # noqa: E402
 from isosweep.trainers.kinds import fusable  # noqa: E402
+from isosweep.trainers.records import TrialResult, TrialStatus  # noqa: E402
 from isosweep.trainers.run import failed_result, run_bundle, run_trial  # noqa: E402
 
 CHECKPOINT_FILE = "state.pt"
 
 
-def git_revision() -> Optional[str]:
+def git_revision() -> str | None:
     """The git revision of the code being run, where it is a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -65,7 +71,8 @@ def run_provenance() -> dict[str, Any]:
 
 # -- worker side ------------------------------------------------------------------------------
 
-def _is_done(state: Any, force_since: Optional[str]) -> bool:
+
+def _is_done(state: Any, force_since: str | None) -> bool:
     """Whether a member needs no training: complete in the store (``StoredTrial.complete``: ok,
     with every table readable), and under ``--force`` finished since the sweep began."""
     if state is None or not state.complete:
@@ -81,7 +88,7 @@ def _save_and_report(metrics: dict[str, Any], payload: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def _load_checkpoint(checkpoint: Any) -> Optional[dict[str, Any]]:
+def _load_checkpoint(checkpoint: Any) -> dict[str, Any] | None:
     """The payload of a bundle's Ray checkpoint; None (train from the start) where the file is
     missing, empty or cut short, as a write into a full disk leaves it: a damaged checkpoint costs
     the progress it held, never the run."""
@@ -92,8 +99,11 @@ def _load_checkpoint(checkpoint: Any) -> Optional[dict[str, Any]]:
     except Exception as exc:
         if no_space(exc):
             raise
-        print(f"isosweep: warning: unreadable checkpoint {checkpoint.path} ({type(exc).__name__}: {first_line(exc)}); "
-              "its bundle trains from the start", file=sys.stderr)
+        print(
+            f"isosweep: warning: unreadable checkpoint {checkpoint.path} ({type(exc).__name__}: {first_line(exc)}); "
+            "its bundle trains from the start",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -111,8 +121,9 @@ def trial_device() -> str:
     return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
 
-def _run_unit(unit: list[TrialConfig], report: Any, state: Optional[dict[str, Any]], data_root: Optional[str],
-              where: str) -> list[TrialResult]:
+def _run_unit(
+    unit: list[TrialConfig], report: Any, state: dict[str, Any] | None, data_root: str | None, where: str
+) -> list[TrialResult]:
     if len(unit) == 1:
         return [run_trial(unit[0], report, state, data_root, where)]
     return run_bundle(unit, report, state, data_root, where)
@@ -126,6 +137,7 @@ which then stops the sweep (``_NoSpaceStop``) instead of letting Ray retry into 
 def _ends_on_full_disk(train: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
     """``train``, except that a full disk ends it with a ``NO_SPACE`` report, not an exception:
     Ray would retry an exception from the last checkpoint, whose writes fill the same disk."""
+
     @functools.wraps(train)
     def trainable(config: dict[str, Any]) -> None:
         try:
@@ -141,6 +153,7 @@ def _ends_on_full_disk(train: Callable[[dict[str, Any]], None]) -> Callable[[dic
                 # is never used again (the next run rebuilds the search's history from the store).
                 objective[OBJECTIVE] = 0.0
             tune.report({NO_SPACE: no_space_path(exc) or config["store"], "member": 0, "trial_key": "", **objective})
+
     return trainable
 
 
@@ -168,7 +181,7 @@ def search_trainable(config: dict[str, Any]) -> None:
 
     templates = [TrialConfig.from_dict(d) for d in json.loads(config["templates"])]
     members = at_point(templates, float(config["lam1"]), float(config["lam2"]))
-    values: dict[str, Optional[float]] = {}
+    values: dict[str, float | None] = {}
 
     def objective() -> dict[str, float]:
         return {OBJECTIVE: point_objective(values.values())}
@@ -185,16 +198,19 @@ def search_trainable(config: dict[str, Any]) -> None:
     tune.report({**objective(), "point_done": 1, "member": 0, "trial_key": members[0].key})
 
 
-def _train_members(config: dict[str, Any], members: list[TrialConfig],
-                   extra: Callable[[], dict[str, Any]] = dict,
-                   finished: Callable[[TrialResult], None] = lambda result: None) -> None:
+def _train_members(
+    config: dict[str, Any],
+    members: list[TrialConfig],
+    extra: Callable[[], dict[str, Any]] = dict,
+    finished: Callable[[TrialResult], None] = lambda result: None,
+) -> None:
     """Train the members not yet complete and write each one's rows to the store; ``extra``
     adds metrics to every report, ``finished`` sees every result once it is written."""
     torch.set_num_threads(int(config.get("threads", 1)))
     faults = Faults.from_env()
     store = Store(config["store"], warn=False)  # the driver names unreadable files; its workers do not
     index = {cfg.key: i for i, cfg in enumerate(members)}
-    restored: Optional[dict[str, Any]] = None
+    restored: dict[str, Any] | None = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         restored = _load_checkpoint(checkpoint)
@@ -218,11 +234,18 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
             attempt = int(restored["attempts"]) if resuming and restored else 0
             last: dict[str, Any] = {"state": restored["state"] if resuming and restored else None}
 
-            def report(metrics: dict[str, float], make_checkpoint: Any, keys: list[str] = keys,
-                       attempt: int = attempt, last: dict[str, Any] = last) -> None:
+            def report(
+                metrics: dict[str, float],
+                make_checkpoint: Any,
+                keys: list[str] = keys,
+                attempt: int = attempt,
+                last: dict[str, Any] = last,
+            ) -> None:
                 last["state"] = make_checkpoint()
-                _save_and_report({**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys), **extra()},
-                                 {"keys": keys, "state": last["state"], "attempts": attempt})
+                _save_and_report(
+                    {**metrics, "member": index[keys[0]], "trial_key": keys[0], "members": len(keys), **extra()},
+                    {"keys": keys, "state": last["state"], "attempts": attempt},
+                )
                 for key in keys:
                     faults.maybe_raise(key, int(metrics["progress"]), attempt)
 
@@ -234,8 +257,10 @@ def _train_members(config: dict[str, Any], members: list[TrialConfig],
                 if attempt < int(config.get("max_failures", 0)):
                     # Hand the retry to Ray: it restarts this bundle from the checkpoint saved here,
                     # which holds the unit's last progress and its attempt count.
-                    _save_and_report({"member": index[keys[0]], "trial_key": keys[0], "retrying": 1, **extra()},
-                                     {"keys": keys, "state": last["state"], "attempts": attempt + 1})
+                    _save_and_report(
+                        {"member": index[keys[0]], "trial_key": keys[0], "retrying": 1, **extra()},
+                        {"keys": keys, "state": last["state"], "attempts": attempt + 1},
+                    )
                     raise
                 results = [failed_result(cfg, exc) for cfg in unit]
             written: list[list[Any]] = []
@@ -267,8 +292,9 @@ FINISHED_REPORT_S = 1.0
 each Ray Tune report is a round trip to the driver, carrying the Ray trial's whole config)."""
 
 
-def _report_finished(written: list[list[Any]], extra: Callable[[], dict[str, Any]],
-                     merged: Optional[dict[str, float]] = None) -> None:
+def _report_finished(
+    written: list[list[Any]], extra: Callable[[], dict[str, Any]], merged: dict[str, float] | None = None
+) -> None:
     """One report of the members written since the last: ``finished`` lists (member index, key,
     status, wall seconds) of each; ``merged``, what the unit's merge did. Empties ``written``."""
     if not written and not merged:
@@ -288,13 +314,19 @@ def _merge_unit(store: Store, files: list[tuple[str, str, Any]], claims: Claims)
     start = time.perf_counter()
     try:
         report = merge_written(store, files, kill=lambda phase: compact_kill_point(f"worker-{phase}"))
-        return {"merged_files": report.merged_files, "merged_into": report.written_files,
-                "merged_s": time.perf_counter() - start}
+        return {
+            "merged_files": report.merged_files,
+            "merged_into": report.written_files,
+            "merged_s": time.perf_counter() - start,
+        }
     except Exception as exc:
         if no_space(exc):
             raise  # the sweep stops (``_ends_on_full_disk``): later writes would fail alike
-        print(f"isosweep: warning: merging a unit's files failed ({type(exc).__name__}: {first_line(exc)}); "
-              "the sweep's end merges them", file=sys.stderr)
+        print(
+            f"isosweep: warning: merging a unit's files failed ({type(exc).__name__}: {first_line(exc)}); "
+            "the sweep's end merges them",
+            file=sys.stderr,
+        )
         return {}
     finally:
         for key in {os.path.basename(path)[: -len(".parquet")] for table, path, _ in files if table == "trials"}:
@@ -313,6 +345,7 @@ def members_of(config: dict[str, Any]) -> list[TrialConfig]:
 
 # -- driver side ------------------------------------------------------------------------------
 
+
 def member_steps(cfg: TrialConfig) -> int:
     """A trial's training length in the units its progress reports count: iterations for the
     kinds that train by iterations, else epochs."""
@@ -321,8 +354,11 @@ def member_steps(cfg: TrialConfig) -> int:
 
 def _duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else (
-        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else (f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+    )
 
 
 @dataclass
@@ -365,8 +401,11 @@ class Progress(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.merged["merged_into"]:
-            print(f"workers merged {self.merged['merged_files']:.0f} per-trial file(s) into "
-                  f"{self.merged['merged_into']:.0f} in {self.merged['merged_s']:.1f}s (worker time)", flush=True)
+            print(
+                f"workers merged {self.merged['merged_files']:.0f} per-trial file(s) into "
+                f"{self.merged['merged_into']:.0f} in {self.merged['merged_s']:.1f}s (worker time)",
+                flush=True,
+            )
 
     # -- work -------------------------------------------------------------------------------------
     def _trial_work(self, trial: Any) -> int:
@@ -379,7 +418,7 @@ class Progress(tune.Callback):
         running = sum(p["members"] * p["progress"] for p in self._partial.values())
         return sum(self._finished.values()) + running
 
-    def eta(self, trials: list) -> Optional[float]:
+    def eta(self, trials: list) -> float | None:
         """Seconds left at the running bundles' measured throughput, or None before any bundle
         has reported twice."""
         running = [t for t in trials if t.status == "RUNNING"]
@@ -402,8 +441,11 @@ class Progress(tune.Callback):
     @staticmethod
     def describe(member: TrialConfig) -> str:
         values = member.to_dict()
-        return " ".join(f"{k}={values[k]:g}" if isinstance(values[k], float) else f"{k}={values[k]}"
-                        for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed") if values.get(k) is not None)
+        return " ".join(
+            f"{k}={values[k]:g}" if isinstance(values[k], float) else f"{k}={values[k]}"
+            for k in ("dataset", "loss", "lam", "lam1", "lam2", "seed")
+            if values.get(k) is not None
+        )
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if NO_SPACE in result:
@@ -416,17 +458,23 @@ class Progress(tune.Callback):
 
             self.best = max(self.best, float(result[OBJECTIVE]))
             what = self.describe(member).replace(f" seed={member.seed}", "")
-            print(f"point {self.points}: {what} mean val_f1 {result[OBJECTIVE]:.4f} "
-                  f"(best so far {self.best:.4f})", flush=True)
+            print(
+                f"point {self.points}: {what} mean val_f1 {result[OBJECTIVE]:.4f} (best so far {self.best:.4f})",
+                flush=True,
+            )
             return
         if result.get("retrying"):
             self._partial.pop(trial.trial_id, None)
-            print(f"retry    {result['trial_key']} {self.describe(member)}: failed, continuing from its last checkpoint",
-                  flush=True)
+            print(
+                f"retry    {result['trial_key']} {self.describe(member)}: failed, continuing from its last checkpoint",
+                flush=True,
+            )
             return
         if "finished" in result:
-            lines = [self._finished_member(trials, trial, members[i], key, status, wall_s)
-                     for i, key, status, wall_s in result["finished"]]
+            lines = [
+                self._finished_member(trials, trial, members[i], key, status, wall_s)
+                for i, key, status, wall_s in result["finished"]
+            ]
             if lines:
                 print("\n".join(lines), flush=True)
             for name in self.merged:
@@ -434,8 +482,9 @@ class Progress(tune.Callback):
         elif "progress" in result:
             self._training(trials, trial, result, member)
 
-    def _finished_member(self, trials: list, trial: Any, member: TrialConfig, key: str, status: str,
-                         wall_s: float) -> str:
+    def _finished_member(
+        self, trials: list, trial: Any, member: TrialConfig, key: str, status: str, wall_s: float
+    ) -> str:
         """Count one member written to the store; its line."""
         # A unit's results are written one by one once it has trained: each member written counts in
         # full from now on, in place of its share of the unit's last report.
@@ -451,21 +500,30 @@ class Progress(tune.Callback):
         if eta is None:  # no progress report yet (short trials): by finished trials instead
             eta = (self.clock() - self.started) / finished * max(0, self.total - finished)
         running = sum(1 for t in trials if t.status == "RUNNING")
-        return (f"[{finished}/{self.total}] {status:<8} {key} {self.describe(member)} ({wall_s:.2f}s) "
-                f"| ok {self.counts['ok']} failed {self.counts['failed']} diverged {self.counts['diverged']} "
-                f"skipped {self.skipped} running {running} | eta {_duration(eta)}")
+        return (
+            f"[{finished}/{self.total}] {status:<8} {key} {self.describe(member)} ({wall_s:.2f}s) "
+            f"| ok {self.counts['ok']} failed {self.counts['failed']} diverged {self.counts['diverged']} "
+            f"skipped {self.skipped} running {running} | eta {_duration(eta)}"
+        )
 
     def _training(self, trials: list, trial: Any, result: dict, member: TrialConfig) -> None:
         """A progress report from inside a bundle: record it, and print a line if one is due."""
         now = self.clock()
         last = self._partial.get(trial.trial_id)
-        report = {"members": float(result.get("members", 1)), "progress": float(result["progress"]),
-                  "steps": float(member_steps(member)), "samples": float(result.get("samples", 0.0)), "time": now}
+        report = {
+            "members": float(result.get("members", 1)),
+            "progress": float(result["progress"]),
+            "steps": float(member_steps(member)),
+            "samples": float(result.get("samples", 0.0)),
+            "time": now,
+        }
         if last is not None and last["progress"] < report["progress"] and now > last["time"]:
             # Between two reports of one unit (a bundle's next unit starts again from zero).
             seconds = now - last["time"]
-            self._rate[trial.trial_id] = (report["members"] * (report["progress"] - last["progress"]) / seconds,
-                                          (report["samples"] - last["samples"]) / seconds)
+            self._rate[trial.trial_id] = (
+                report["members"] * (report["progress"] - last["progress"]) / seconds,
+                (report["samples"] - last["samples"]) / seconds,
+            )
         self._partial[trial.trial_id] = report
         if now - self._last_line < self.every_s:
             return
@@ -480,9 +538,12 @@ class Progress(tune.Callback):
             shown = f"{rate[1]:,.0f} member-samples/s" if rate is not None else "member-samples/s after its next report"
             parts.append(f"bundle {number}: {p['progress']:.0f}/{p['steps']:.0f} x {p['members']:.0f} members, {shown}")
         eta = self.eta(trials)
-        print(f"progress {100.0 * self.done_work() / max(1, total):.0f}% of {total:,} member-steps | "
-              + " | ".join(parts) + f" | eta {_duration(eta) if eta is not None else 'after the next report'}",
-              flush=True)
+        print(
+            f"progress {100.0 * self.done_work() / max(1, total):.0f}% of {total:,} member-steps | "
+            + " | ".join(parts)
+            + f" | eta {_duration(eta) if eta is not None else 'after the next report'}",
+            flush=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -491,26 +552,29 @@ class RunOptions:
 
     sweep: str
     cpus_per_trial: float = 1.0
-    gpus_per_trial: Optional[float] = 0.0
+    gpus_per_trial: float | None = 0.0
     """GPUs per Ray trial; None: one where the cluster has a GPU, else none (``gpus_for_trials``)."""
-    max_concurrent: Optional[int] = None
+    max_concurrent: int | None = None
     max_failures: int = 2
     """Retries of a failing trial from its last checkpoint before it is recorded as failed."""
-    address: Optional[str] = None
-    force_since: Optional[str] = None
-    data_root: Optional[str] = None
+    address: str | None = None
+    force_since: str | None = None
+    data_root: str | None = None
     """Folder or fsspec URL of the real data sets (not part of any trial's identity)."""
     compact: bool = True
     """Merge the sweep's per-trial files into the store's compacted files when it ends
     (``isosweep.orchestrator.compact.compact_sweep``)."""
 
 
-def start_ray(address: Optional[str]) -> None:
+def start_ray(address: str | None) -> None:
     """Connect to the cluster at ``address``, or start a local Ray sized to this machine."""
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False,
-                              "logging_config": ray.LoggingConfig(log_level="WARNING")}
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING,
+        "include_dashboard": False,
+        "logging_config": ray.LoggingConfig(log_level="WARNING"),
+    }
     if worker_env():
         kwargs["runtime_env"] = {"env_vars": worker_env()}
     try:
@@ -520,8 +584,10 @@ def start_ray(address: Optional[str]) -> None:
             # "local" always starts a new instance, never joins another Ray found on this machine.
             ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError, timeouts: all mean "not there"
-        raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {first_line(exc)}; "
-                         "check the address (ray status on the head node prints it)") from None
+        raise UsageError(
+            f"cannot connect to Ray at {address or 'a new local instance'}: {first_line(exc)}; "
+            "check the address (ray status on the head node prints it)"
+        ) from None
     # ray.init replaced the SIGTERM handler (with one that exits at once, and natively one that
     # aborts with a stack dump): SIGTERM and SIGHUP stop the sweep as Ctrl-C does instead.
     stop_signals_as_ctrl_c()
@@ -568,7 +634,7 @@ def node_shapes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
         from ray._private.state import state
 
         config = state.get_cluster_config()
-        for group in (config.node_group_configs if config is not None else ()):
+        for group in config.node_group_configs if config is not None else ():
             if group.max_count != 0:
                 types.append({k: float(v) for k, v in group.resources.items()})
     except Exception:  # an older or newer Ray without this API: check the nodes alone
@@ -585,8 +651,11 @@ def autoscaled_types() -> list[tuple[dict[str, float], int]]:
 
         config = state.get_cluster_config()
         groups = config.node_group_configs if config is not None else ()
-        return [({k: float(v) for k, v in g.resources.items()}, int(g.max_count) if g.max_count >= 0 else 1)
-                for g in groups if g.max_count != 0]
+        return [
+            ({k: float(v) for k, v in g.resources.items()}, int(g.max_count) if g.max_count >= 0 else 1)
+            for g in groups
+            if g.max_count != 0
+        ]
     except Exception:  # an older or newer Ray without this API
         return []
 
@@ -604,6 +673,7 @@ def trial_slots(cpus: float, gpus: float) -> int:
     slots times its most nodes), whichever is larger. So a cluster that starts with no workers is
     planned for the workers it will get (cluster.yaml: up to 8 one-GPU workers plan 8 GPU slots);
     nodes started by hand beside an autoscaler are counted only when they are more."""
+
     def per_node(r: dict[str, float]) -> int:
         n = math.floor(r.get("CPU", 0.0) / cpus) if cpus > 0 else 1 << 20
         if gpus > 0:
@@ -616,7 +686,7 @@ def trial_slots(cpus: float, gpus: float) -> int:
     return max(1, alive, scaled)
 
 
-def check_resources(cpus: float, gpus: Optional[float]) -> None:
+def check_resources(cpus: float, gpus: float | None) -> None:
     """Refuse a per-trial request that no node of the cluster (and no node type its autoscaler
     can start) can ever hold: Ray would wait for it forever."""
     nodes, types = node_shapes()
@@ -627,12 +697,14 @@ def check_resources(cpus: float, gpus: Optional[float]) -> None:
     most_cpu = max((r.get("CPU", 0.0) for r in shapes), default=0.0)
     most_gpu = max((r.get("GPU", 0.0) for r in shapes), default=0.0)
     where = f"{len(nodes)} node(s)" + (f" and {len(types)} autoscaled node type(s)" if types else "")
-    raise UsageError(f"no node can run a trial that asks for {cpus:g} CPU(s) and {gpu:g} GPU(s): the Ray cluster's "
-                     f"{where} offer at most {most_cpu:g} CPU(s) and {most_gpu:g} GPU(s) each; lower --cpus-per-trial "
-                     "or --gpus-per-trial")
+    raise UsageError(
+        f"no node can run a trial that asks for {cpus:g} CPU(s) and {gpu:g} GPU(s): the Ray cluster's "
+        f"{where} offer at most {most_cpu:g} CPU(s) and {most_gpu:g} GPU(s) each; lower --cpus-per-trial "
+        "or --gpus-per-trial"
+    )
 
 
-def prepare(store: Store, options: "RunOptions", reads_data_root: bool = False) -> None:
+def prepare(store: Store, options: RunOptions, reads_data_root: bool = False) -> None:
     """Connect to Ray and check, before anything is written, that the cluster can reach the
     store (and the data root, where the trials read one) and run the trials' resource request."""
     start_ray(options.address)
@@ -642,11 +714,27 @@ def prepare(store: Store, options: "RunOptions", reads_data_root: bool = False) 
     check_resources(options.cpus_per_trial, options.gpus_per_trial)
 
 
-SHARED_FS_TYPES = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "fuse.sshfs",
-                   "fuse.gcsfuse", "fuse.s3fs", "fuse.juicefs", "fuse.cephfs", "9p", "virtiofs"}
+SHARED_FS_TYPES = {
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "ceph",
+    "glusterfs",
+    "fuse.sshfs",
+    "fuse.gcsfuse",
+    "fuse.s3fs",
+    "fuse.juicefs",
+    "fuse.cephfs",
+    "9p",
+    "virtiofs",
+}
 
 
-def mount_type(path: str) -> Optional[str]:
+def mount_type(path: str) -> str | None:
     """The file system type of the mount that holds ``path`` (Linux), if it can be told."""
     try:
         with open("/proc/mounts") as f:
@@ -654,8 +742,11 @@ def mount_type(path: str) -> Optional[str]:
     except OSError:
         return None
     path = os.path.realpath(path)
-    best = max((m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
-               key=lambda m: len(m[0]), default=None)
+    best = max(
+        (m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
+        key=lambda m: len(m[0]),
+        default=None,
+    )
     return best[1] if best else None
 
 
@@ -673,11 +764,13 @@ def check_store_reachable_from_cluster(store: Store) -> None:
     kind = mount_type(os.path.abspath(store.root))
     count = machines()
     if count > 1 and kind not in SHARED_FS_TYPES:
-        raise UsageError(f"store {store.url!r} is on a local disk ({kind or 'unknown'} file system) but the Ray cluster "
-                         f"spans {count} machines; use an object store URL (s3://..., gs://...) or a shared NFS path")
+        raise UsageError(
+            f"store {store.url!r} is on a local disk ({kind or 'unknown'} file system) but the Ray cluster "
+            f"spans {count} machines; use an object store URL (s3://..., gs://...) or a shared NFS path"
+        )
 
 
-def check_data_root_reachable_from_cluster(root: Optional[str]) -> None:
+def check_data_root_reachable_from_cluster(root: str | None) -> None:
     """Refuse a data root on this machine's local disk when the cluster spans several machines:
     the workers elsewhere could not read it, and would fail on a missing file mid-sweep."""
     if root is None or "://" in root:
@@ -685,9 +778,11 @@ def check_data_root_reachable_from_cluster(root: Optional[str]) -> None:
     kind = mount_type(os.path.abspath(root))
     count = machines()
     if count > 1 and kind not in SHARED_FS_TYPES:
-        raise UsageError(f"--data-root {root!r} is on this machine's local disk ({kind or 'unknown'} file system) but "
-                         f"the Ray cluster spans {count} machines, whose workers cannot read it; put the data sets on "
-                         "shared storage and pass its URL (e.g. --data-root s3://bucket/data) or a shared NFS path")
+        raise UsageError(
+            f"--data-root {root!r} is on this machine's local disk ({kind or 'unknown'} file system) but "
+            f"the Ray cluster spans {count} machines, whose workers cannot read it; put the data sets on "
+            "shared storage and pass its URL (e.g. --data-root s3://bucket/data) or a shared NFS path"
+        )
 
 
 def storage_for(store: Store) -> tuple[str, Any]:
@@ -719,7 +814,7 @@ def _gpu_memory() -> int:
     return int(torch.cuda.get_device_properties(0).total_memory)
 
 
-def sized_to_gpus(plan: SweepPlan, options: "RunOptions") -> SweepPlan:
+def sized_to_gpus(plan: SweepPlan, options: RunOptions) -> SweepPlan:
     """The plan's fused bundles re-sized for Ray trials that hold GPUs (``--fuse auto``;
     ``isosweep.orchestrator.plan.gpu_bundle_size``): the GPU's memory is probed by a Ray task that
     holds the same share of a GPU as a trial will. Without GPUs the plan stays as it is."""
@@ -737,14 +832,18 @@ def sized_to_gpus(plan: SweepPlan, options: "RunOptions") -> SweepPlan:
         memory = DEFAULT_GPU_MEMORY
     budget = GpuBudget(memory * min(1.0, gpus), options.max_concurrent or trial_slots(options.cpus_per_trial, gpus))
     sized = plan.for_gpu(budget)
-    print(f"{options.sweep}: fused bundles sized to the GPUs: {len(sized.bundles)} bundle(s) of up to "
-          f"{max(len(b) for b in sized.bundles)} trials ({budget.memory_bytes / 2**30:.1f} GiB per trial, "
-          f"{budget.slots} at once)", flush=True)
+    print(
+        f"{options.sweep}: fused bundles sized to the GPUs: {len(sized.bundles)} bundle(s) of up to "
+        f"{max(len(b) for b in sized.bundles)} trials ({budget.memory_bytes / 2**30:.1f} GiB per trial, "
+        f"{budget.slots} at once)",
+        flush=True,
+    )
     return sized
 
 
-def cluster_plan(configs: Sequence[TrialConfig], complete: set[str], fuse: int | str, force: bool,
-                 options: "RunOptions") -> SweepPlan:
+def cluster_plan(
+    configs: Sequence[TrialConfig], complete: set[str], fuse: int | str, force: bool, options: RunOptions
+) -> SweepPlan:
     """Connect to the cluster that runs the sweep (a new local Ray, or ``options.address``) and
     bundle the trials for it: one slot per Ray trial the cluster can run at once
     (:func:`trial_slots`, or ``--max-concurrent``), each holding a GPU where the cluster has GPUs
@@ -752,12 +851,15 @@ def cluster_plan(configs: Sequence[TrialConfig], complete: set[str], fuse: int |
     start_ray(options.address)
     gpus = gpus_for_trials(options.gpus_per_trial, {"GPU": cluster_gpus()})
     slots = options.max_concurrent or trial_slots(options.cpus_per_trial, gpus)
-    print(f"{options.sweep}: planned for {slots} trial(s) at once on the Ray cluster, each with "
-          f"{options.cpus_per_trial:g} CPU(s) and {gpus:g} GPU(s)", flush=True)
+    print(
+        f"{options.sweep}: planned for {slots} trial(s) at once on the Ray cluster, each with "
+        f"{options.cpus_per_trial:g} CPU(s) and {gpus:g} GPU(s)",
+        flush=True,
+    )
     return sized_to_gpus(make_plan(configs, complete, fuse, slots, force), options)
 
 
-def gpus_for_trials(requested: Optional[float], cluster: dict[str, float]) -> float:
+def gpus_for_trials(requested: float | None, cluster: dict[str, float]) -> float:
     """GPUs each Ray trial asks for: ``requested`` as given; None (a study that wants a GPU, with
     no --gpus-per-trial) asks for one where the cluster has a GPU and for none where it has not,
     so the same command runs on a laptop and on a GPU cluster."""
@@ -788,15 +890,25 @@ def _fixed_params(store: Store, options: RunOptions) -> dict[str, Any]:
     }
 
 
-def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, Any], sidecar: dict[str, Any],
-         progress: Progress, **tune_config: Any) -> Any:
+def _fit(
+    store: Store,
+    options: RunOptions,
+    kind: str,
+    param_space: dict[str, Any],
+    sidecar: dict[str, Any],
+    progress: Progress,
+    **tune_config: Any,
+) -> Any:
     """Start Ray, write the sweep's sidecar file (what ``resume`` needs), run the Tuner."""
     start_ray(options.address)
     check_store_reachable_from_cluster(store)
     resources = {"cpu": options.cpus_per_trial, "gpu": gpus_for_trials(options.gpus_per_trial, {"GPU": cluster_gpus()})}
     if options.gpus_per_trial is None:
-        print(f"{options.sweep}: {resources['gpu']:g} GPU per trial ({cluster_gpus():g} GPU(s) "
-              "in the Ray cluster; set --gpus-per-trial to choose)", flush=True)
+        print(
+            f"{options.sweep}: {resources['gpu']:g} GPU per trial ({cluster_gpus():g} GPU(s) "
+            "in the Ray cluster; set --gpus-per-trial to choose)",
+            flush=True,
+        )
     sidecar = {"sweep": options.sweep, "kind": kind, "resources": resources, **sidecar}
     store.fs.makedirs(f"{store.root}/ray", exist_ok=True)
     store.fs.pipe_file(_sidecar_path(store, options.sweep), json.dumps(sidecar).encode())
@@ -806,10 +918,14 @@ def _fit(store: Store, options: RunOptions, kind: str, param_space: dict[str, An
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True, **tune_config),
         run_config=tune.RunConfig(
-            name=options.sweep, storage_path=storage_path, storage_filesystem=storage_fs,
+            name=options.sweep,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=sidecar["ray_max_failures"]),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            verbose=0, callbacks=[progress], stop=_NoSpaceStop(),
+            verbose=0,
+            callbacks=[progress],
+            stop=_NoSpaceStop(),
         ),
     )
     grid = _tune_fit(tuner, store)
@@ -873,11 +989,22 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
     """Run the plan's bundles on Ray and return the final status counts of the planned trials."""
     try:
         if plan.bundles:
-            param_space = {"bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
-                           **_fixed_params(store, options)}
-            sidecar = {"keys": [c.key for c in plan.planned],
-                       "ray_max_failures": _ray_max_failures(plan.bundles, options.max_failures)}
-            _fit(store, options, "bundle", param_space, sidecar, Progress(total=len(plan.to_run), skipped=len(plan.complete)))
+            param_space = {
+                "bundle": tune.grid_search([json.dumps([c.to_dict() for c in b]) for b in plan.bundles]),
+                **_fixed_params(store, options),
+            }
+            sidecar = {
+                "keys": [c.key for c in plan.planned],
+                "ray_max_failures": _ray_max_failures(plan.bundles, options.max_failures),
+            }
+            _fit(
+                store,
+                options,
+                "bundle",
+                param_space,
+                sidecar,
+                Progress(total=len(plan.to_run), skipped=len(plan.complete)),
+            )
     finally:
         # Every planned key, so that files left by an earlier run of these trials (one killed, or
         # one whose compaction was cut short) are merged too, even when nothing was left to run.
@@ -886,7 +1013,9 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
     return status_counts(store, [c.key for c in plan.planned])
 
 
-def run_search(spec: Any, templates: list[TrialConfig], history: Any, store: Store, options: RunOptions) -> dict[str, int]:
+def run_search(
+    spec: Any, templates: list[TrialConfig], history: Any, store: Store, options: RunOptions
+) -> dict[str, int]:
     """Run the points of a search (``isosweep.orchestrator.search``) that it still owes: ``num_samples``
     less those it evaluated before; Optuna's TPE proposes them, starting from ``history``.
     Returns the status counts of every trial of this search."""
@@ -897,14 +1026,30 @@ def run_search(spec: Any, templates: list[TrialConfig], history: Any, store: Sto
     remaining = spec.num_samples - history.own_done
     if remaining > 0:
         study = build_optuna_study(spec, history)
-        searcher = OptunaSearch(space=search_space(spec), metric=OBJECTIVE, mode="max", sampler=study.sampler,
-                                storage=study._storage, study_name=spec.sweep)
+        searcher = OptunaSearch(
+            space=search_space(spec),
+            metric=OBJECTIVE,
+            mode="max",
+            sampler=study.sampler,
+            storage=study._storage,
+            study_name=spec.sweep,
+        )
         param_space = {"templates": json.dumps([t.to_dict() for t in templates]), **_fixed_params(store, options)}
-        sidecar = {"search": {"dataset": spec.dataset, "budget": spec.budget},
-                   "ray_max_failures": _ray_max_failures([templates], options.max_failures)}
+        sidecar = {
+            "search": {"dataset": spec.dataset, "budget": spec.budget},
+            "ray_max_failures": _ray_max_failures([templates], options.max_failures),
+        }
         try:
-            _fit(store, options, "search", param_space, sidecar,
-                 Progress(total=remaining * len(templates), skipped=0), search_alg=searcher, num_samples=remaining)
+            _fit(
+                store,
+                options,
+                "search",
+                param_space,
+                sidecar,
+                Progress(total=remaining * len(templates), skipped=0),
+                search_alg=searcher,
+                num_samples=remaining,
+            )
         finally:
             # A search's trial keys are known only as its points are drawn: merge every per-trial file.
             compact_after_sweep(store, None, options.sweep, options.compact)
@@ -923,11 +1068,14 @@ def search_counts(store: Store, sweep: str) -> dict[str, int]:
 
 def known_sweeps(store: Store) -> list[str]:
     # Listed, not globbed: the store's path may hold glob characters.
-    return sorted(os.path.basename(p)[: -len(".isosweep.json")] for p in store.list_files(f"{store.root}/ray", ".isosweep.json"))
+    return sorted(
+        os.path.basename(p)[: -len(".isosweep.json")] for p in store.list_files(f"{store.root}/ray", ".isosweep.json")
+    )
 
 
-def resume_sweep(store: Store, sweep: str, address: Optional[str] = None,
-                 compact: bool = True) -> tuple[dict[str, int], int]:
+def resume_sweep(
+    store: Store, sweep: str, address: str | None = None, compact: bool = True
+) -> tuple[dict[str, int], int]:
     """Restore an interrupted sweep's Ray experiment and finish its unfinished and errored trials
     from their checkpoints, then (``compact``) merge its per-trial files. Returns the status
     counts and the number of planned trials."""
@@ -935,8 +1083,10 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None,
     path = f"{storage_path}/{sweep}"
     if sweep not in known_sweeps(store) or not store.fs.exists(f"{store.root}/ray/{sweep}"):
         known = known_sweeps(store)
-        raise UsageError(f"no sweep named {sweep!r} in store {store.url!r}; "
-                         + (f"known sweeps: {', '.join(known)}" if known else "it has no sweeps yet (start one with `isosweep run`)"))
+        raise UsageError(
+            f"no sweep named {sweep!r} in store {store.url!r}; "
+            + (f"known sweeps: {', '.join(known)}" if known else "it has no sweeps yet (start one with `isosweep run`)")
+        )
     with store.fs.open(_sidecar_path(store, sweep), "rb") as f:
         sidecar = json.loads(f.read())
     start_ray(address)
@@ -944,11 +1094,18 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None,
     # With an explicit file system, Ray takes paths inside it (no protocol prefix).
     restore_path = path
     if not tune.Tuner.can_restore(restore_path, storage_filesystem=storage_fs):
-        raise UsageError(f"sweep {sweep!r} has no restorable Ray experiment state in {store.url!r}; "
-                         "run `isosweep run` again instead: it skips every completed trial")
+        raise UsageError(
+            f"sweep {sweep!r} has no restorable Ray experiment state in {store.url!r}; "
+            "run `isosweep run` again instead: it skips every completed trial"
+        )
     kind = sidecar.get("kind", "bundle")
-    tuner = tune.Tuner.restore(restore_path, trainable=_trainable(sidecar["resources"], kind), resume_unfinished=True,
-                               resume_errored=True, storage_filesystem=storage_fs)
+    tuner = tune.Tuner.restore(
+        restore_path,
+        trainable=_trainable(sidecar["resources"], kind),
+        resume_unfinished=True,
+        resume_errored=True,
+        storage_filesystem=storage_fs,
+    )
     try:
         grid = _tune_fit(tuner, store)
         record_lost_members(grid, store, sweep)
@@ -961,18 +1118,21 @@ def resume_sweep(store: Store, sweep: str, address: Optional[str] = None,
     return status_counts(store, sidecar["keys"]), len(sidecar["keys"])
 
 
-def clear_stale_claims(store: Store, keys: Optional[Sequence[str]]) -> None:
+def clear_stale_claims(store: Store, keys: Sequence[str] | None) -> None:
     """Remove the dead or expired claims (a stopped or killed run's) of the sweep's keys (every
     key where None) when the sweep ends, so that none outlives the run after the one that left it.
     A failure is only reported: a stale claim delays a later run by one lease at most."""
     try:
         Claims(store).clear_stale(keys)
     except Exception as exc:
-        print(f"isosweep: warning: clearing stale claims failed ({type(exc).__name__}: {first_line(exc)}); "
-              "they expire by themselves", file=sys.stderr)
+        print(
+            f"isosweep: warning: clearing stale claims failed ({type(exc).__name__}: {first_line(exc)}); "
+            "they expire by themselves",
+            file=sys.stderr,
+        )
 
 
-def compact_after_sweep(store: Store, keys: Optional[Sequence[str]], sweep: str, enabled: bool = True) -> None:
+def compact_after_sweep(store: Store, keys: Sequence[str] | None, sweep: str, enabled: bool = True) -> None:
     """Merge the per-trial files of the sweep's trials (``keys``; every per-trial file where None)
     into the store's compacted files, as every sweep does when it ends or is interrupted cleanly.
     A failure here loses nothing (each trial is whole in its own files): it is reported, not raised."""
@@ -987,16 +1147,25 @@ def compact_after_sweep(store: Store, keys: Optional[Sequence[str]], sweep: str,
     except Exception as exc:
         if no_space(exc):
             raise NoSpaceError(no_space_path(exc) or store.url) from None
-        print(f"isosweep: warning: merging the sweep's files failed ({type(exc).__name__}: {first_line(exc)}); its trials "
-              f"are whole in their own files: run `isosweep compact --store {store.url}` to merge them", file=sys.stderr)
+        print(
+            f"isosweep: warning: merging the sweep's files failed ({type(exc).__name__}: {first_line(exc)}); its trials "
+            f"are whole in their own files: run `isosweep compact --store {store.url}` to merge them",
+            file=sys.stderr,
+        )
         return
     if report.written_files:
-        print(f"{sweep}: merged {report.merged_files} per-trial and compacted file(s) into {report.written_files} "
-              f"in {time.perf_counter() - start:.1f}s", flush=True)
+        print(
+            f"{sweep}: merged {report.merged_files} per-trial and compacted file(s) into {report.written_files} "
+            f"in {time.perf_counter() - start:.1f}s",
+            flush=True,
+        )
     if report.skipped_corrupt:
-        print(f"isosweep: warning: {len(report.skipped_corrupt)} unreadable file(s) left unmerged: "
-              f"{', '.join(store.uri(p) for p in report.skipped_corrupt)}; {UNREADABLE_FIX} "
-              "(`isosweep status` lists them)", file=sys.stderr)
+        print(
+            f"isosweep: warning: {len(report.skipped_corrupt)} unreadable file(s) left unmerged: "
+            f"{', '.join(store.uri(p) for p in report.skipped_corrupt)}; {UNREADABLE_FIX} "
+            "(`isosweep status` lists them)",
+            file=sys.stderr,
+        )
 
 
 def status_counts(store: Store, keys: list[str]) -> dict[str, int]:

@@ -24,7 +24,7 @@ import hashlib
 import os
 import signal
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 RAISE_ENV = "ISOSWEEP_TEST_RAISE"
 KILL_IN_WRITE_ENV = "ISOSWEEP_TEST_KILL_IN_WRITE"
@@ -42,11 +42,11 @@ class Faults:
 
     raise_p: float = 0.0
     raise_seed: int = 0
-    kill_in_write: Optional[int] = None
-    driver_pid: Optional[int] = None
+    kill_in_write: int | None = None
+    driver_pid: int | None = None
 
     @classmethod
-    def from_env(cls) -> "Faults":
+    def from_env(cls) -> Faults:
         raise_p, raise_seed = 0.0, 0
         if os.environ.get(RAISE_ENV):
             p, _, seed = os.environ[RAISE_ENV].partition(":")
@@ -63,7 +63,7 @@ class Faults:
         if int.from_bytes(digest[:8], "big") / 2**64 < self.raise_p:
             raise InjectedFault(f"injected fault in {key} at progress {progress} (attempt {attempt})")
 
-    def write_hook(self, finished_trials: int) -> Optional[Any]:
+    def write_hook(self, finished_trials: int) -> Any | None:
         """A store hook that kills driver and writer during the chosen trials-file write."""
         if self.kill_in_write is None or finished_trials < self.kill_in_write:
             return None

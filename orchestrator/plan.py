@@ -22,8 +22,8 @@ How many trials a fused bundle holds (``--fuse auto``):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from isosweep.errors import UsageError
 from isosweep.trainers.config import TrialConfig
@@ -74,12 +74,13 @@ class SweepPlan:
     def to_run(self) -> list[TrialConfig]:
         return [c for b in self.bundles for c in b]
 
-    def for_gpu(self, budget: GpuBudget) -> "SweepPlan":
+    def for_gpu(self, budget: GpuBudget) -> SweepPlan:
         """The same trials bundled for Ray trials that hold GPUs (``--fuse auto`` only)."""
         if self.fuse != "auto":
             return self
-        return SweepPlan(self.planned, self.complete, make_bundles(self.to_run, self.fuse, budget.slots, budget),
-                         self.fuse)
+        return SweepPlan(
+            self.planned, self.complete, make_bundles(self.to_run, self.fuse, budget.slots, budget), self.fuse
+        )
 
 
 def parse_fuse(text: str | None) -> int | str:
@@ -107,8 +108,9 @@ def bundle_size(fuse: int | str, n_trials: int, slots: int, fuses: bool) -> int:
     return max(1, min(AUTO_MAX_SEQUENTIAL, math.ceil(n_trials / max(1, 2 * slots))))
 
 
-def make_bundles(configs: Sequence[TrialConfig], fuse: int | str, slots: int,
-                 gpu: Optional[GpuBudget] = None) -> tuple[tuple[TrialConfig, ...], ...]:
+def make_bundles(
+    configs: Sequence[TrialConfig], fuse: int | str, slots: int, gpu: GpuBudget | None = None
+) -> tuple[tuple[TrialConfig, ...], ...]:
     """Group compatible trials (one fusion key: architecture, budget, schedule) into bundles,
     order preserved; the trainers' kinds (``isosweep.trainers.kinds``) say which bundles fuse.
     With ``gpu`` (the Ray trials hold GPUs), ``auto`` sizes fused bundles by ``gpu_bundle_size``."""
@@ -127,7 +129,9 @@ def make_bundles(configs: Sequence[TrialConfig], fuse: int | str, slots: int,
     return tuple(bundles)
 
 
-def make_plan(configs: Sequence[TrialConfig], complete: set[str], fuse: int | str, slots: int, force: bool) -> SweepPlan:
+def make_plan(
+    configs: Sequence[TrialConfig], complete: set[str], fuse: int | str, slots: int, force: bool
+) -> SweepPlan:
     """Skip completed keys (unless ``force``) and bundle the rest."""
     unique = list({c.key: c for c in configs}.values())
     done = frozenset() if force else frozenset(k for k in complete if k in {c.key for c in unique})

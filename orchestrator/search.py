@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from isosweep.errors import UsageError
 from isosweep.store import Store
@@ -78,18 +79,24 @@ def check_search(study: Study, searcher: str, where: Mapping[str, tuple[Any, ...
         raise UsageError(f"--search {searcher!r}: the searcher is one of {', '.join(SEARCHERS)}")
     if not study.searchable:
         searchable = ", ".join(s.name for s in STUDIES.values() if s.searchable)
-        raise UsageError(f"--search runs on a study with a (lambda1, lambda2) grid ({searchable}), not {study.name!r}; "
-                         "write e.g. isosweep run anomaly --search optuna --where dataset=thyroid --num-samples 20")
+        raise UsageError(
+            f"--search runs on a study with a (lambda1, lambda2) grid ({searchable}), not {study.name!r}; "
+            "write e.g. isosweep run anomaly --search optuna --where dataset=thyroid --num-samples 20"
+        )
     if num_samples is None:
         raise UsageError("--search needs --num-samples N: the number of (lambda1, lambda2) points to evaluate")
     fixed = [k for k in where if k in SEARCH_AXES or k == "seed"]
     if fixed:
-        raise UsageError(f"--where {fixed[0]}=... cannot be set in a search: the searcher picks lambda1 and lambda2, "
-                         "and --seeds N sets the seeds 0..N-1 of every point")
+        raise UsageError(
+            f"--where {fixed[0]}=... cannot be set in a search: the searcher picks lambda1 and lambda2, "
+            "and --seeds N sets the seeds 0..N-1 of every point"
+        )
     datasets = where.get("dataset", ())
     if len(datasets) != 1:
-        raise UsageError("a search runs on one data set: add --where dataset=NAME "
-                         f"(one of {', '.join(map(str, study.axis('dataset').values))})")  # type: ignore[union-attr]
+        raise UsageError(
+            "a search runs on one data set: add --where dataset=NAME "
+            f"(one of {', '.join(map(str, study.axis('dataset').values))})"
+        )  # type: ignore[union-attr]
     return str(datasets[0])
 
 
@@ -159,11 +166,16 @@ def build_optuna_study(spec: SearchSpec, history: SearchHistory) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_space(spec)
-    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name=spec.sweep,
-                                sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed(len(history.evaluated) + len(history.unfinished))), direction="maximize")
+    study = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(),
+        study_name=spec.sweep,
+        sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed(len(history.evaluated) + len(history.unfinished))),
+        direction="maximize",
+    )
     for lam1, lam2, value in history.evaluated:
-        study.add_trial(optuna.trial.create_trial(params={"lam1": lam1, "lam2": lam2}, distributions=space,
-                                                  value=value))
+        study.add_trial(
+            optuna.trial.create_trial(params={"lam1": lam1, "lam2": lam2}, distributions=space, value=value)
+        )
     for lam1, lam2 in history.unfinished:
         study.enqueue_trial({"lam1": lam1, "lam2": lam2})
     return study

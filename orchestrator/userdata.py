@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from isosweep.errors import UsageError
 from isosweep.store import Store
 from isosweep.studies import Study
-from isosweep.trainers.data.errors import DataError
 from isosweep.trainers.data.custom import CustomTable, default_hidden, default_latent_dim, file_hash, read_custom
+from isosweep.trainers.data.errors import DataError
 
 INPUTS_DIR = "inputs"
 
@@ -37,17 +37,25 @@ class UserData:
 
     def fields(self) -> dict[str, Any]:
         """TrialConfig fields that come from the file: its identity, its columns, the network."""
-        return {"data_hash": self.data_hash, "features": self.table.features,
-                "density_column": self.table.density_column, "latent_dim": self.latent_dim,
-                "hidden": default_hidden(self.table.input_dim)}
+        return {
+            "data_hash": self.data_hash,
+            "features": self.table.features,
+            "density_column": self.table.density_column,
+            "latent_dim": self.latent_dim,
+            "hidden": default_hidden(self.table.input_dim),
+        }
 
     def describe(self) -> str:
-        density = f", density column {self.table.density_column!r}" if self.table.density_column else ", no density column"
-        return (f"data {self.url}: {self.table.rows} rows, {self.table.input_dim} features ({', '.join(self.table.features)})"
-                f"{density}; sha256 {self.data_hash[:16]}...; network {self.fields()['hidden']}, latent {self.latent_dim}")
+        density = (
+            f", density column {self.table.density_column!r}" if self.table.density_column else ", no density column"
+        )
+        return (
+            f"data {self.url}: {self.table.rows} rows, {self.table.input_dim} features ({', '.join(self.table.features)})"
+            f"{density}; sha256 {self.data_hash[:16]}...; network {self.fields()['hidden']}, latent {self.latent_dim}"
+        )
 
 
-def parse_features(text: Optional[str]) -> Optional[tuple[str, ...]]:
+def parse_features(text: str | None) -> tuple[str, ...] | None:
     """``a,b,c`` into column names; None when not given (every numeric column)."""
     if text is None:
         return None
@@ -57,20 +65,35 @@ def parse_features(text: Optional[str]) -> Optional[tuple[str, ...]]:
     return names
 
 
-def load_user_data(study: Study, data: Optional[str], features: Optional[str], density_column: Optional[str],
-                   latent_dim: Optional[int], data_root: Optional[str] = None) -> Optional[UserData]:
+def load_user_data(
+    study: Study,
+    data: str | None,
+    features: str | None,
+    density_column: str | None,
+    latent_dim: int | None,
+    data_root: str | None = None,
+) -> UserData | None:
     """Read and check the user's data file for ``study``; None for studies that take none.
     UsageError (one line) on a bad file or options that do not apply."""
-    given = [flag for flag, value in (("--data", data), ("--features", features),
-                                      ("--density-column", density_column), ("--latent-dim", latent_dim))
-             if value is not None]
+    given = [
+        flag
+        for flag, value in (
+            ("--data", data),
+            ("--features", features),
+            ("--density-column", density_column),
+            ("--latent-dim", latent_dim),
+        )
+        if value is not None
+    ]
     if not study.needs_user_data:
         if given:
             raise UsageError(f"{given[0]} applies to studies that run on your own data (custom), not to {study.name!r}")
         return None
     if data is None:
-        raise UsageError(f"study {study.name!r} runs on your own data: pass --data FILE (a CSV or Parquet file of "
-                         "feature columns), e.g. `isosweep run custom --data my.csv --density-column p`")
+        raise UsageError(
+            f"study {study.name!r} runs on your own data: pass --data FILE (a CSV or Parquet file of "
+            "feature columns), e.g. `isosweep run custom --data my.csv --density-column p`"
+        )
     if data_root is not None:
         raise UsageError(f"--data-root does not apply to study {study.name!r}: its data come from --data FILE")
     try:

@@ -17,7 +17,7 @@ KDD_ATTACKS = ("smurf.", "neptune.", "back.", "satan.")
 def kdd_rows(n: int, normal_share: float, rng: np.random.Generator) -> list[str]:
     """``n`` rows of the KDD Cup 99 CSV: 41 features (7 symbolic) and a label ending in '.'."""
     rows = []
-    for i in range(n):
+    for _ in range(n):
         normal = rng.random() < normal_share
         numeric = rng.random(41) * (1.0 if normal else 3.0)
         fields = [f"{v:.2f}" for v in numeric]

@@ -1,9 +1,9 @@
-"""Shared fixtures: paths to the real data sets and small helpers."""
+"""Shared fixtures: the real data sets, a smoke store, an S3-compatible server, a tiny disk.
+Plain helpers live in ``helpers.py``."""
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 import socket
 import subprocess
 import sys
@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from isosweep.store import Store
-from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.records import TrialResult, TrialStatus
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from helpers import SHARED_DATA, free_port, isosweep
 
 # One torch thread: small models are fastest and most repeatable that way on a 2-core machine.
 torch.set_num_threads(1)
@@ -31,25 +26,6 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def cli_env() -> dict[str, str]:
-    """Environment for `isosweep` subprocesses: no store from the caller's environment."""
-    env = dict(os.environ)
-    env.pop("ISOSWEEP_STORE", None)
-    return env
-
-
-def isosweep(*args: str, check: bool = True, timeout: float = 600):
-    """Run the installed `isosweep` console script as a user would."""
-    import subprocess
-    import sys
-
-    exe = Path(sys.executable).parent / "isosweep"
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=cli_env(), timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"isosweep {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory) -> Path:
     """A real store: the whole toy study at the smoke budget, run on local Ray through the CLI,
@@ -57,13 +33,6 @@ def smoke_store(tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("smoke") / "store"
     isosweep("run", "toy", "--budget", "smoke", "--no-compact", "--store", str(store))
     return store
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clear_s3_instances() -> None:
@@ -83,10 +52,15 @@ def s3_server():
     if not server.exists():
         pytest.skip("moto_server is not installed (pip install 'moto[server]')")
     port = free_port()
-    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     deadline = time.monotonic() + 30
@@ -112,49 +86,15 @@ def s3_server():
             os.environ[k] = v
 
 
-def write_trial(store: Store, cfg: TrialConfig) -> str:
-    """One fabricated ok trial (``cfg``), written as a sweep writes it (the rows matter here, not
-    the science); returns its key."""
-    now = datetime.now(timezone.utc)
-    dims = [{"dim": j, "rank": j + 1, "active": True, "norm_mean": 1.0, "norm_sd": 0.1, "dprime_mean": 1.0,
-             "dprime_sd": 0.1, "sigma_inv2_mean": 4.0 ** (2 - j), "var_ratio": 4.0 ** (2 - j), "kl_mean": 1.0}
-            for j in range(3)]
-    result = TrialResult(cfg, TrialStatus.OK, now, now, scalars={"n_active": 3, "corr_post": 0.9}, dims=dims,
-                         curves=[{"step": 1, "epoch": 1, "loss": 1.0, "recon": 0.5, "kl": 0.5}])
-    store.write_result(result, "test", {})
-    return cfg.key
-
-
-def wait_until_still(store: Path, quiet_s: float = 5.0, limit_s: float = 120.0) -> None:
-    """Wait until no file under ``store`` has changed for ``quiet_s`` seconds: after a driver is
-    killed, its workers may write (or merge) on for a moment until Ray stops them."""
-    def state() -> dict[str, tuple[int, int]]:
-        found = {}
-        for p in store.rglob("*"):
-            try:
-                # Ray's experiment folder and the claims (leases are renewed) are not the tables.
-                if p.is_file() and p.relative_to(store).parts[0] not in ("ray", "claims"):
-                    found[str(p)] = (p.stat().st_mtime_ns, p.stat().st_size)
-            except FileNotFoundError:
-                continue
-        return found
-
-    deadline = time.monotonic() + limit_s
-    last, since = state(), time.monotonic()
-    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = state()
-        if now != last:
-            last, since = now, time.monotonic()
-
-
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A real file system of 3 MiB (a tmpfs mounted at a folder of ``tmp_path``), to fill up;
     unmounted after the test. Mounting needs root: skipped elsewhere."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.strip()}")
     try:

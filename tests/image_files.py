@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
+MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -25,7 +24,7 @@ def digit_images(n: int, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.mgrid[0:28, 0:28]
     cy, cx = rng.uniform(8, 20, size=(2, n, 1, 1))
     width = rng.uniform(2, 5, size=(n, 1, 1))
-    blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width ** 2))
+    blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width**2))
     return np.round(255 * blob).astype(np.uint8)
 
 
@@ -34,8 +33,12 @@ def write_mnist(root: Path, n_train: int = 96, n_test: int = 24, gz: bool = True
     rng = np.random.default_rng(seed)
     folder = root / "mnist"
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = (digit_images(n_train, rng), rng.integers(0, 10, n_train), digit_images(n_test, rng),
-              rng.integers(0, 10, n_test))
+    arrays = (
+        digit_images(n_train, rng),
+        rng.integers(0, 10, n_train),
+        digit_images(n_test, rng),
+        rng.integers(0, 10, n_test),
+    )
     for name, array in zip(MNIST_NAMES, arrays):
         data = idx_bytes(array)
         if gz:

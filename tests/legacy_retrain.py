@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,8 +29,21 @@ from isosweep.trainers.run import run_trial
 STORE = Path(__file__).resolve().parent / "fixtures" / "legacy-store"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-NOT_RESULTS = frozenset({"wall_s", "started_at", "finished_at", "hostname", "device", "git_rev",
-                         "isosweep_version", "torch_version", "ray_version", "run_id", "sweep"})
+NOT_RESULTS = frozenset(
+    {
+        "wall_s",
+        "started_at",
+        "finished_at",
+        "hostname",
+        "device",
+        "git_rev",
+        "isosweep_version",
+        "torch_version",
+        "ray_version",
+        "run_id",
+        "sweep",
+    }
+)
 """Columns that say when, where and how long, not what: they differ on every run."""
 
 RTOL = 3e-4
@@ -50,11 +63,12 @@ ATOL = 1e-9
 """Absolute tolerance, for values that are zero up to rounding."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table(name: str) -> pa.Table:
     """All rows of one table of the legacy store (read once per process)."""
-    return pa.concat_tables([pq.read_table(p) for p in sorted((STORE / name).rglob("*.parquet"))],
-                            promote_options="default")
+    return pa.concat_tables(
+        [pq.read_table(p) for p in sorted((STORE / name).rglob("*.parquet"))], promote_options="default"
+    )
 
 
 def ok_trials() -> list[dict[str, Any]]:
@@ -64,9 +78,10 @@ def ok_trials() -> list[dict[str, Any]]:
 
 def stored_dims(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The stored ``dims`` rows of the trial ``row``, in dimension order."""
-    return sorted((d for d in _table("dims").to_pylist()
-                   if d["trial_key"] == row["trial_key"] and d["run_id"] == row["run_id"]),
-                  key=lambda d: d["dim"])
+    return sorted(
+        (d for d in _table("dims").to_pylist() if d["trial_key"] == row["trial_key"] and d["run_id"] == row["run_id"]),
+        key=lambda d: d["dim"],
+    )
 
 
 def trial_id(row: dict[str, Any]) -> str:
@@ -77,7 +92,7 @@ def config_of(row: dict[str, Any]) -> TrialConfig:
     return TrialConfig.from_dict(json.loads(row["config_json"]))
 
 
-def data_root(cfg: TrialConfig) -> Optional[str]:
+def data_root(cfg: TrialConfig) -> str | None:
     """Where the trial's data set is read from; None for the generated toy sets. Raises
     FileNotFoundError where the real data sets are missing."""
     if cfg.data_hash is not None:

@@ -15,12 +15,14 @@ import duckdb
 import pytest
 
 import isosweep
-from conftest import REPO, cli_env, isosweep as run_cli
+from helpers import REPO, cli_env
+from helpers import isosweep as run_cli
 
 TOY_TRIALS = 90  # 3 data sets x 3 losses x 10 lambdas, one seed at the smoke budget
 
 
 # -- trials --------------------------------------------------------------------------------------
+
 
 def test_trials_is_the_view_with_one_row_per_trial(smoke_store: Path) -> None:
     df = isosweep.trials(smoke_store)
@@ -55,19 +57,28 @@ def test_trials_filters_equal_in_and_null(smoke_store: Path) -> None:
 
 
 def test_unknown_column_names_the_known_ones(smoke_store: Path) -> None:
-    with pytest.raises(isosweep.UsageError, match=r"no column 'lamda' \(did you mean 'lam'\?\); trials has: "
-                                                   r"trial_key, study, run_id, .*dataset, loss"):
+    with pytest.raises(
+        isosweep.UsageError,
+        match=r"no column 'lamda' \(did you mean 'lam'\?\); trials has: "
+        r"trial_key, study, run_id, .*dataset, loss",
+    ):
         isosweep.trials(smoke_store, lamda=100)
-    with pytest.raises(isosweep.UsageError, match=r"isosweep\.dims: no column 'norm'.*dims has: .*norm_mean"
-                                                   r".*through trial_key, trials has: .*dataset"):
+    with pytest.raises(
+        isosweep.UsageError,
+        match=r"isosweep\.dims: no column 'norm'.*dims has: .*norm_mean"
+        r".*through trial_key, trials has: .*dataset",
+    ):
         isosweep.dims(smoke_store, norm=1.0)
-    with pytest.raises(isosweep.UsageError, match=r"isosweep\.curves, trial_filters: no column 'step'.*; trials has: trial_key"):
+    with pytest.raises(
+        isosweep.UsageError, match=r"isosweep\.curves, trial_filters: no column 'step'.*; trials has: trial_key"
+    ):
         isosweep.curves(smoke_store, trial_filters={"step": 1})  # a curves column, not a trials one
     with pytest.raises(isosweep.UsageError, match=r"Could not convert string 'abc'.*lam='abc'"):
         isosweep.trials(smoke_store, lam="abc")
 
 
 # -- dims, curves, points --------------------------------------------------------------------------
+
 
 def test_dims_filtered_by_trials_columns(smoke_store: Path) -> None:
     every = isosweep.dims(smoke_store)
@@ -80,8 +91,11 @@ def test_dims_filtered_by_trials_columns(smoke_store: Path) -> None:
     assert list(zip(at_100["trial_key"], at_100["dim"])) == sorted(zip(at_100["trial_key"], at_100["dim"]))
     # An own column and a trials column together, against the same question in SQL.
     active = isosweep.dims(smoke_store, lam=100.0, loss="se", active=True)
-    expected = isosweep.query(smoke_store, "select d.* from dims d join trials t using (trial_key) "
-                                           "where t.lam = 100 and t.loss = 'se' and d.active order by trial_key, dim")
+    expected = isosweep.query(
+        smoke_store,
+        "select d.* from dims d join trials t using (trial_key) "
+        "where t.lam = 100 and t.loss = 'se' and d.active order by trial_key, dim",
+    )
     assert len(active) > 0 and set(active["active"]) == {True}
     assert active.reset_index(drop=True).equals(expected)
 
@@ -99,21 +113,33 @@ def test_curves_and_points_filtered_by_trials_columns(smoke_store: Path) -> None
     ramp = set(isosweep.trials(smoke_store, dataset="ramp", lam=100.0)["trial_key"])
     assert len(ramp) == 3 and set(points["trial_key"]) == ramp
     assert points["log_p_true"].notna().all()
-    assert len(points) == isosweep.query(smoke_store, "select count(*) n from points p join trials t using (trial_key) "
-                                                      "where dataset = ? and lam = ?", ["ramp", 100.0])["n"][0]
+    assert (
+        len(points)
+        == isosweep.query(
+            smoke_store,
+            "select count(*) n from points p join trials t using (trial_key) where dataset = ? and lam = ?",
+            ["ramp", 100.0],
+        )["n"][0]
+    )
 
 
 # -- query and connect -----------------------------------------------------------------------------
 
+
 def test_query_runs_read_only_sql_with_parameters(smoke_store: Path, tmp_path: Path) -> None:
-    df = isosweep.query(smoke_store, "select loss, count(*) n from trials where lam = ? group by loss order by loss",
-                        [100])
+    df = isosweep.query(
+        smoke_store, "select loss, count(*) n from trials where lam = ? group by loss order by loss", [100]
+    )
     assert df.to_dict("records") == [{"loss": "dconv", "n": 3}, {"loss": "se", "n": 3}, {"loss": "uconv", "n": 3}]
     named = isosweep.query(smoke_store, "select count(*) n from trials where dataset = $d", {"d": "norm"})
     assert named["n"][0] == 30
     summary = isosweep.query(smoke_store, "@toy_summary")
-    cli = [json.loads(line) for line in run_cli("query", "@toy_summary", "--store", str(smoke_store), "--format",
-                                                "json").stdout.splitlines()]
+    cli = [
+        json.loads(line)
+        for line in run_cli(
+            "query", "@toy_summary", "--store", str(smoke_store), "--format", "json"
+        ).stdout.splitlines()
+    ]
     assert len(summary) == len(cli) > 0 and list(summary.columns) == list(cli[0])
     keys = ["dataset", "loss", "lam", "seeds", "norm_active", "best_estimate"]
     mine = summary[keys].astype(object).where(summary[keys].notna(), None)  # pandas' NaN is the CLI's null
@@ -146,9 +172,13 @@ def test_connect_is_locked_down(smoke_store: Path) -> None:
 
 def test_a_store_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-store"
-    for call in (lambda: isosweep.trials(missing), lambda: isosweep.dims(missing, lam=1.0),
-                 lambda: isosweep.query(missing, "select 1"), lambda: isosweep.connect(missing),
-                 lambda: isosweep.report("toy", missing, out=tmp_path / "report")):
+    for call in (
+        lambda: isosweep.trials(missing),
+        lambda: isosweep.dims(missing, lam=1.0),
+        lambda: isosweep.query(missing, "select 1"),
+        lambda: isosweep.connect(missing),
+        lambda: isosweep.report("toy", missing, out=tmp_path / "report"),
+    ):
         with pytest.raises(isosweep.UsageError, match=f"store '{missing}' does not exist"):
             call()
     assert sorted(tmp_path.iterdir()) == []  # nothing made, neither the store nor the report
@@ -157,6 +187,7 @@ def test_a_store_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
 
 
 # -- report --------------------------------------------------------------------------------------
+
 
 def test_report_writes_what_the_cli_writes(smoke_store: Path, tmp_path: Path) -> None:
     folder = isosweep.report("toy", smoke_store, out=tmp_path / "api")
@@ -190,14 +221,26 @@ def test_report_bad_input_writes_nothing(smoke_store: Path, tmp_path: Path) -> N
 
 # -- the package itself ----------------------------------------------------------------------------
 
+
 def test_import_is_cheap_and_exports_the_api() -> None:
-    probe = ("import sys, isosweep; "
-             "print(sorted(m for m in ('duckdb', 'pandas', 'pyarrow', 'numpy', 'ray', 'torch') if m in sys.modules))")
+    probe = (
+        "import sys, isosweep; "
+        "print(sorted(m for m in ('duckdb', 'pandas', 'pyarrow', 'numpy', 'ray', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=cli_env())
     assert out.stdout.strip() == "[]"
     assert isosweep.__version__ == version("isosweep")
-    assert set(isosweep.__all__) == {"UsageError", "__version__", "connect", "trials", "dims", "curves", "points",
-                                     "query", "report"}
+    assert set(isosweep.__all__) == {
+        "UsageError",
+        "__version__",
+        "connect",
+        "trials",
+        "dims",
+        "curves",
+        "points",
+        "query",
+        "report",
+    }
     assert all(getattr(isosweep, name) is not None for name in isosweep.__all__)
     assert isosweep.UsageError is __import__("isosweep.errors").errors.UsageError
 
@@ -224,16 +267,22 @@ def test_never_imports_bare_top_level_names(smoke_store: Path, tmp_path: Path) -
         print(isosweep.query(store, "@toy_summary").shape[0] > 0)
         print(isosweep.report("toy", store).name)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          env=cli_env(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=cli_env(), timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split("\n")
-    assert lines[:4] == [f"({TOY_TRIALS}, {len(isosweep.trials(smoke_store).columns)})",
-                         str(len(isosweep.dims(smoke_store, lam=100.0))), "True", "report-toy"]
+    assert lines[:4] == [
+        f"({TOY_TRIALS}, {len(isosweep.trials(smoke_store).columns)})",
+        str(len(isosweep.dims(smoke_store, lam=100.0))),
+        "True",
+        "report-toy",
+    ]
     assert (tmp_path / "report-toy" / "report.html").is_file()  # the default folder, in the current one
 
 
 # -- an object store -------------------------------------------------------------------------------
+
 
 def test_api_on_an_s3_store(s3_server) -> None:
     url = "s3://isosweep-test/api"
@@ -246,8 +295,13 @@ def test_api_on_an_s3_store(s3_server) -> None:
     assert len(se) == 1
     dims = isosweep.dims(url, loss="se")
     assert set(dims["trial_key"]) == set(se["trial_key"]) and len(dims) == int(se["latent_dim"].iloc[0])
-    assert isosweep.query(url, "select count(*) n from curves c join trials t using (trial_key) where t.loss = ?",
-                          ["se"])["n"][0] == len(isosweep.curves(url, trial_filters={"loss": "se"})) > 0
+    assert (
+        isosweep.query(url, "select count(*) n from curves c join trials t using (trial_key) where t.loss = ?", ["se"])[
+            "n"
+        ][0]
+        == len(isosweep.curves(url, trial_filters={"loss": "se"}))
+        > 0
+    )
     assert isosweep.connect(url).execute("select count(*) from trials").fetchone() == (3,)
     with pytest.raises(isosweep.UsageError, match="store 's3://isosweep-test/nothing-here' does not exist"):
         isosweep.trials("s3://isosweep-test/nothing-here")
@@ -263,6 +317,7 @@ def test_api_on_an_s3_store(s3_server) -> None:
 
 
 # -- the README's example --------------------------------------------------------------------------
+
 
 def test_readme_example_runs(smoke_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Python block of the README's section "Python API (notebooks)", run over the smoke store

@@ -3,20 +3,29 @@
 import hashlib
 import json
 
-from conftest import isosweep
+from helpers import isosweep
 
 
 def _snapshot(root):
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in root.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in root.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_smoke_sweep_writes_every_trial_once(smoke_store):
     assert len(list((smoke_store / "trials" / "study=toy").glob("*.parquet"))) == 90
     out = isosweep("query", "select count(*) as n from trials", "--store", str(smoke_store), "--format", "csv").stdout
     assert out.split() == ["n", "90"]
-    out = isosweep("query", "select count(*) as n, count(distinct trial_key) as k, count(*) filter (where status = 'ok') as ok "
-                   "from trials", "--store", str(smoke_store), "--format", "json").stdout
+    out = isosweep(
+        "query",
+        "select count(*) as n, count(distinct trial_key) as k, count(*) filter (where status = 'ok') as ok from trials",
+        "--store",
+        str(smoke_store),
+        "--format",
+        "json",
+    ).stdout
     assert json.loads(out) == {"n": 90, "k": 90, "ok": 90}
     out = isosweep("query", "select count(*) as n from dims", "--store", str(smoke_store), "--format", "csv").stdout
     assert out.split() == ["n", "270"]
@@ -26,17 +35,32 @@ def test_smoke_sweep_writes_every_trial_once(smoke_store):
 
 
 def test_every_trial_has_its_measurements(smoke_store):
-    out = isosweep("query", """
+    out = isosweep(
+        "query",
+        """
         select count(*) filter (where n_active is null or recon is null or corr_post is null or rank_prior is null) as missing,
                count(distinct dataset || loss || lam) as points,
                min(epochs) as epochs, max(git_rev is null)::int as no_rev, count(distinct torch_version) as tv
-        from trials""", "--store", str(smoke_store), "--format", "json").stdout
+        from trials""",
+        "--store",
+        str(smoke_store),
+        "--format",
+        "json",
+    ).stdout
     row = json.loads(out)
     assert row["missing"] == 0 and row["points"] == 90 and row["epochs"] == 2 and row["tv"] == 1
-    curves = isosweep("query", "select count(*) as n, count(distinct trial_key) as k from curves",
-                      "--store", str(smoke_store), "--format", "json").stdout
+    curves = isosweep(
+        "query",
+        "select count(*) as n, count(distinct trial_key) as k from curves",
+        "--store",
+        str(smoke_store),
+        "--format",
+        "json",
+    ).stdout
     assert json.loads(curves) == {"n": 180, "k": 90}
-    points = isosweep("query", "select count(*) as n from points", "--store", str(smoke_store), "--format", "json").stdout
+    points = isosweep(
+        "query", "select count(*) as n from points", "--store", str(smoke_store), "--format", "json"
+    ).stdout
     assert json.loads(points) == {"n": 90 * 256}
 
 
@@ -49,12 +73,12 @@ def test_running_again_runs_nothing_and_touches_nothing(smoke_store):
 
 def test_status_counts(smoke_store):
     out = isosweep("status", "--store", str(smoke_store)).stdout
-    line = next(l for l in out.splitlines() if l.startswith("toy "))
+    line = next(row for row in out.splitlines() if row.startswith("toy "))
     assert line.split() == ["toy", "smoke", "90", "90", "0", "0", "0", "0"]
 
 
 def test_named_summary_query(smoke_store):
     out = isosweep("query", "@toy_summary", "--store", str(smoke_store), "--format", "json").stdout
-    rows = [json.loads(l) for l in out.splitlines()]
+    rows = [json.loads(row) for row in out.splitlines()]
     assert len(rows) == 90
     assert {"norm_active", "sigma_inv2_ratios", "best_estimate", "best_corr"} <= set(rows[0])

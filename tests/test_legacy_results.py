@@ -9,9 +9,17 @@ moves any result (training, measurement, data draws) fails here, and must raise
 from __future__ import annotations
 
 import pytest
-
-from legacy_retrain import (MUTATIONS, RTOL, config_of, differences, float_differences, mutated, ok_trials, retrain,
-                            trial_id)
+from legacy_retrain import (
+    MUTATIONS,
+    RTOL,
+    config_of,
+    differences,
+    float_differences,
+    mutated,
+    ok_trials,
+    retrain,
+    trial_id,
+)
 
 TRIALS = ok_trials()
 

@@ -51,7 +51,8 @@ def test_status_is_the_same_but_for_the_anomaly_plan(legacy_store, capsys):
     anomaly = [i for i, line in enumerate(before) if line.startswith("anomaly ")]
     assert len(now) == len(before) and len(anomaly) == 1
     assert [line for i, line in enumerate(now) if i not in anomaly] == [
-        line for i, line in enumerate(before) if i not in anomaly]
+        line for i, line in enumerate(before) if i not in anomaly
+    ]
     # The release: 16 planned, 5 ok of which 4 planned and 1 extra (an anomaly-paper point), 12
     # missing. Today the 16 planned trials keep the best validation F1, which none of the five did.
     assert now[anomaly[0]].split() == ["anomaly", "smoke", "16", "5", "0", "0", "16", "5"]
@@ -80,7 +81,7 @@ def test_every_query_and_table_is_the_same(expected, legacy_store, tmp_path):
     assert out.read_text() == (EXPECTED / expected).read_text()
 
 
-@pytest.mark.parametrize("study", sorted(p.name[len("report-"):] for p in EXPECTED.glob("report-*")))
+@pytest.mark.parametrize("study", sorted(p.name[len("report-") :] for p in EXPECTED.glob("report-*")))
 def test_every_report_table_is_the_same(study, legacy_store, tmp_path):
     before = _snapshot(legacy_store)
     out = tmp_path / "report"

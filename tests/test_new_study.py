@@ -80,8 +80,13 @@ def test_the_registry_views_are_built_once_and_again_when_the_registry_changes()
     before = registry_views()
     assert registry_views() is before  # a report's many connections share one build
     assert f"'{NAME}'" not in before["studies"]
-    study = Study(NAME, "a study registered by a test", (Axis("dataset", ("mix",)),),
-                  {**STUDIES["toy"].fixed, "loss": "se", "lam": 10.0, "latent_dim": 2}, TOY_BUDGETS)
+    study = Study(
+        NAME,
+        "a study registered by a test",
+        (Axis("dataset", ("mix",)),),
+        {**STUDIES["toy"].fixed, "loss": "se", "lam": 10.0, "latent_dim": 2},
+        TOY_BUDGETS,
+    )
     register_study(study)
     try:
         views = registry_views()

@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from anomaly_files import write_anomaly_files
 
 pytestmark = pytest.mark.slow
@@ -69,7 +68,7 @@ def isosweep_argv(command: str) -> list[str] | None:
         inner = words(argv[3])
         return inner[1:] if inner and inner[0] == "isosweep" else None
     if "--" in argv:
-        argv = argv[argv.index("--") + 1:]
+        argv = argv[argv.index("--") + 1 :]
     return argv[1:] if argv and argv[0].endswith("isosweep") else None
 
 
@@ -94,8 +93,9 @@ def check_ray_command(command: str, ray: Path) -> None:
     if "--" in argv:
         options = [w for w in options if argv.index(w) < argv.index("--")]
     for option in options:
-        assert re.search(rf"(^|[\s,]){re.escape(option)}([\s,=]|$)", proc.stdout, re.MULTILINE), \
+        assert re.search(rf"(^|[\s,]){re.escape(option)}([\s,=]|$)", proc.stdout, re.MULTILINE), (
             f"`ray {' '.join(sub)}` has no option {option}"
+        )
     for word in argv:
         if word.endswith((".yaml", ".yml")):
             assert (REPO / word).is_file(), f"{word} is not in the repository"
@@ -107,8 +107,13 @@ def prepare(command: str) -> str | None:
     if argv[:1] == ["make"] and argv[1:2] and argv[1].startswith("test"):
         return f"make -n {argv[1]} >/dev/null"
     long_run = "paper" in argv or ("quick" in argv and argv[2:3] in (["anomaly"], ["anomaly-paper"]))
-    if argv and argv[0].endswith("isosweep") and argv[1:2] == ["run"] and long_run \
-            and not os.environ.get("ISOSWEEP_README_FULL"):
+    if (
+        argv
+        and argv[0].endswith("isosweep")
+        and argv[1:2] == ["run"]
+        and long_run
+        and not os.environ.get("ISOSWEEP_README_FULL")
+    ):
         return shlex.join([*argv, "--dry-run"])
     return command
 
@@ -147,10 +152,19 @@ def test_readme_from_a_fresh_clone(tmp_path):
                 script.append(prepared)
                 ran.append(prepared)
         if script:
-            proc = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(script)], cwd=clone, env=env,
-                                  capture_output=True, text=True, timeout=3600)
-            assert proc.returncode == 0, (f"README block failed (exit {proc.returncode}):\n" + "\n".join(script)
-                                          + f"\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+            proc = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", "\n".join(script)],
+                cwd=clone,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
+            assert proc.returncode == 0, (
+                f"README block failed (exit {proc.returncode}):\n"
+                + "\n".join(script)
+                + f"\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+            )
             print(f"$ {chr(10).join(script)}\n{proc.stdout[-3000:]}", flush=True)
     assert any(c.startswith("make demo") for c in ran) and any("custom" in c for c in ran)
     assert any("ray up cluster.yaml" in c for c in checked)

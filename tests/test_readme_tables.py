@@ -19,7 +19,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 def _section(title: str) -> str:
     start = README.index(f"\n## {title}")
     end = README.find("\n## ", start + 1)
-    return README[start:end if end != -1 else None]
+    return README[start : end if end != -1 else None]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

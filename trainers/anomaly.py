@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,6 +80,7 @@ Tensor = torch.Tensor
 
 # -- split, threshold, F1 -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AnomalySplit:
     """One seed's rows: what is trained on, what selects the snapshot, and what is scored."""
@@ -95,8 +97,9 @@ class AnomalySplit:
     """(n_test,) bool labels of the test rows."""
 
 
-def split_rows(data: LabelledData, seed: int, val_fraction: float, protocol: Optional[str] = None,
-               scaling: Optional[str] = None) -> AnomalySplit:
+def split_rows(
+    data: LabelledData, seed: int, val_fraction: float, protocol: str | None = None, scaling: str | None = None
+) -> AnomalySplit:
     """Random 50/50 train/test split (seeded), then a ``val_fraction`` validation part of the
     training half's normal rows (at least one row).
 
@@ -109,7 +112,7 @@ def split_rows(data: LabelledData, seed: int, val_fraction: float, protocol: Opt
     rng = data_rng(seed, SPLIT_STREAM)
     n = data.x.shape[0]
     order = rng.permutation(n)
-    train, test = order[: n // 2], order[n // 2:]
+    train, test = order[: n // 2], order[n // 2 :]
     x = minmax(data.x, reference=data.x[train]) if scaling == "train_half" else data.x
     normal = train[~data.anomaly[train]]
     if protocol == "paper":
@@ -151,8 +154,9 @@ def detect(scores: np.ndarray, anomaly: np.ndarray, ratio: float) -> tuple[float
     return precision_recall_f1(flag_top(scores, ratio), anomaly)
 
 
-def weighted_detect(scores: np.ndarray, anomaly: np.ndarray, weights: np.ndarray,
-                    ratio: float) -> tuple[float, float, float]:
+def weighted_detect(
+    scores: np.ndarray, anomaly: np.ndarray, weights: np.ndarray, ratio: float
+) -> tuple[float, float, float]:
     """Precision, recall and F1 when rows are flagged from the highest score down while their
     cumulative weight stays within ``ratio`` of the total weight; counts are weighted."""
     scores, anomaly = np.asarray(scores, dtype=np.float64), np.asarray(anomaly, dtype=bool)
@@ -169,7 +173,7 @@ def weighted_detect(scores: np.ndarray, anomaly: np.ndarray, weights: np.ndarray
     return precision, recall, f1
 
 
-def validation_f1(normal_scores: np.ndarray, anomaly_scores: np.ndarray, ratio: float) -> Optional[float]:
+def validation_f1(normal_scores: np.ndarray, anomaly_scores: np.ndarray, ratio: float) -> float | None:
     """F1 on the validation rows at the data set's anomaly ratio ``r``: each normal row weighs
     ``n_anomaly (1 - r) / (r n_normal)``, so that the weighted anomaly share is ``r`` as on the test
     half, and the top ``r`` of the weight is flagged."""
@@ -190,6 +194,7 @@ def mean_distance_scores(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 # -- training with snapshots ---------------------------------------------------------------------
 
+
 def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
     """The epochs (1-based counts of finished epochs) after which a snapshot is taken: every
     1/``snapshots`` of the training, the last one at the end; every epoch where ``snapshots`` is
@@ -204,13 +209,13 @@ class Snapshot:
     """What is kept of the snapshot the trial's ``snapshot_rule`` chose."""
 
     epoch: int
-    val_loss: Optional[float]
+    val_loss: float | None
     """None where no validation rows are held out (``split`` ``paper``)."""
     state: dict[str, Tensor]
     """The model's parameters at this snapshot, on the CPU (``isosweep.trainers.device.to_cpu``)."""
     scores: np.ndarray
     """Test scores L_x of this snapshot."""
-    val_f1: Optional[float]
+    val_f1: float | None
 
 
 @dataclass
@@ -225,18 +230,18 @@ class AnomalyOutcome:
 class MemberOutcome:
     """One member of an anomaly bundle: its outcome, or why it diverged (then ``outcome`` is None)."""
 
-    outcome: Optional[AnomalyOutcome]
-    diverged: Optional[str] = None
+    outcome: AnomalyOutcome | None
+    diverged: str | None = None
 
 
 def _scores(model: MLPVAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> np.ndarray:
     """The anomaly score (``isosweep.trainers.measure.anomaly_score``) of every row of ``x``, in chunks."""
     with torch.no_grad():
-        parts = [anomaly_score(model, x[s:s + SCORE_CHUNK], cfg, metric) for s in range(0, x.shape[0], SCORE_CHUNK)]
+        parts = [anomaly_score(model, x[s : s + SCORE_CHUNK], cfg, metric) for s in range(0, x.shape[0], SCORE_CHUNK)]
     return torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
 
 
-def keeps(rule: Optional[str], kept: Optional[Snapshot], val_loss: Optional[float], val_f1: Optional[float]) -> bool:
+def keeps(rule: str | None, kept: Snapshot | None, val_loss: float | None, val_f1: float | None) -> bool:
     """Whether a new snapshot replaces ``kept`` under ``rule`` (``TrialConfig.snapshot_rule``):
     None, the lowest validation loss; ``val_f1``, the highest validation F1 (a snapshot with none
     ranks below any that has one; equal F1: the lower validation loss); ``last``, always. Full ties
@@ -271,21 +276,30 @@ class _Unit:
     gives bit for bit the results of the unbundled trial.
     """
 
-    def __init__(self, members: list[int], cfgs: Sequence[TrialConfig], counts: list[int], input_dim: int,
-                 dtype: torch.dtype, where: torch.device):
+    def __init__(
+        self,
+        members: list[int],
+        cfgs: Sequence[TrialConfig],
+        counts: list[int],
+        input_dim: int,
+        dtype: torch.dtype,
+        where: torch.device,
+    ):
         self.members = members
         mine = [cfgs[i] for i in members]
         ref = mine[0]
-        self.templates = [build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed,
-                                      c.output_activation).to(dtype) for c in mine]
+        self.templates = [
+            build_model(input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation).to(dtype)
+            for c in mine
+        ]
         self.counts = counts
         self.width = max(counts)
         self.n_batches = batches_per_epoch(self.width, ref.batch_size)
         self.ragged = len(set(counts)) > 1
         self.steps = 0
         if len(members) == 1:
-            self.single: Optional[MLPVAE] = self.templates[0].to(where)
-            self.stacked: Optional[StackedVAE] = None
+            self.single: MLPVAE | None = self.templates[0].to(where)
+            self.stacked: StackedVAE | None = None
             self.params = list(self.single.parameters())
             self.cfg, self.metric = ref, get_metric(ref.loss)
             self.transform = get_metric(ref.transform_metric or ref.loss)
@@ -315,7 +329,7 @@ class _Unit:
         if not self.ragged:
             return (per_sample.mean(dim=1) * self.weight).sum()
         # Padded rows (beyond a member's count) weigh 0; each member's mean is over its own rows.
-        valid = self.valid[:, start:start + per_sample.shape[1]]
+        valid = self.valid[:, start : start + per_sample.shape[1]]
         return ((per_sample * valid).sum(dim=1) / valid.sum(dim=1) * self.weight).sum()
 
     def member(self, j: int) -> MLPVAE:
@@ -334,8 +348,12 @@ class _Unit:
             freeze_member(j, self.params, self.optimiser, self.weight)
 
     def state(self) -> dict[str, Any]:
-        return {"params": to_cpu(self.params), "optimiser": to_cpu(self.optimiser.state_dict()),
-                "steps": self.steps, "weight": to_cpu(self.weight)}
+        return {
+            "params": to_cpu(self.params),
+            "optimiser": to_cpu(self.optimiser.state_dict()),
+            "steps": self.steps,
+            "weight": to_cpu(self.weight),
+        }
 
     def load(self, saved: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -349,19 +367,27 @@ class _Unit:
 def _val_noise(cfg: TrialConfig, rows: int, dtype: torch.dtype) -> Tensor:
     """The fixed noise of the validation loss (seeded, drawn on the CPU), so that the snapshot
     choice is repeatable."""
-    val_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, VAL_NOISE_STREAM]).generate_state(1)[0]))
+    val_gen = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([cfg.seed, VAL_NOISE_STREAM]).generate_state(1)[0])
+    )
     return torch.randn(rows, cfg.latent_dim, generator=val_gen, dtype=dtype)
 
 
-def default_unit_members(where: torch.device) -> Optional[int]:
+def default_unit_members(where: torch.device) -> int | None:
     """Members per stacked unit: ``CPU_UNIT_MEMBERS`` on a CPU, the whole bundle (None) on a GPU."""
     return CPU_UNIT_MEMBERS if where.type == "cpu" else None
 
 
-def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySplit], ratios: Sequence[float],
-                         report: Optional[ReportFn] = None, checkpoint: Optional[Checkpoint] = None,
-                         dtype: torch.dtype = torch.float32, where: DeviceLike = None,
-                         unit_members: Optional[int] = -1) -> list[MemberOutcome]:
+def train_anomaly_bundle(
+    cfgs: Sequence[TrialConfig],
+    splits: Sequence[AnomalySplit],
+    ratios: Sequence[float],
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    dtype: torch.dtype = torch.float32,
+    where: DeviceLike = None,
+    unit_members: int | None = -1,
+) -> list[MemberOutcome]:
     """Train anomaly trials of one fusion key together on device ``where``, each on its own
     ``split.fit`` with its own snapshots; resume from ``checkpoint`` when given.
 
@@ -400,8 +426,9 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
             blocks.append(split.fit)
         offsets.append(fits[id(split.fit)])
     input_dim = splits[0].fit.shape[1]
-    x_store = torch.as_tensor(np.concatenate([*blocks, np.zeros((1, input_dim), dtype=blocks[0].dtype)]),
-                              dtype=dtype).to(device)
+    x_store = torch.as_tensor(
+        np.concatenate([*blocks, np.zeros((1, input_dim), dtype=blocks[0].dtype)]), dtype=dtype
+    ).to(device)
     zero_row = x_store.shape[0] - 1
     counts = [int(s.fit.shape[0]) for s in splits]
     # Each split's evaluation rows once on the device, shared by the members that use the split
@@ -409,8 +436,10 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
     on_device: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
     for split in splits:
         if id(split) not in on_device:
-            on_device[id(split)] = tuple(torch.as_tensor(rows, dtype=dtype).to(device)  # type: ignore[assignment]
-                                         for rows in (split.val_normal, split.val_anomaly, split.test))
+            on_device[id(split)] = tuple(
+                torch.as_tensor(rows, dtype=dtype).to(device)  # type: ignore[assignment]
+                for rows in (split.val_normal, split.val_anomaly, split.test)
+            )
     x_val, x_val_anomaly, x_test = ([on_device[id(s)][i] for s in splits] for i in range(3))
     val_eps = [_val_noise(c, s.val_normal.shape[0], dtype).to(device) for c, s in zip(cfgs, splits)]
 
@@ -426,13 +455,13 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
         count = math.ceil(len(ordered) / cap) if cap else 1
         size, extra = divmod(len(ordered), count)
         starts = [i * size + min(i, extra) for i in range(count + 1)]
-        groups.extend(ordered[starts[i]:starts[i + 1]] for i in range(count))
+        groups.extend(ordered[starts[i] : starts[i + 1]] for i in range(count))
     units = [_Unit(members, cfgs, [counts[k] for k in members], input_dim, dtype, device) for members in groups]
     gens = [torch.Generator().manual_seed(loop_seed(c.seed)) for c in cfgs]
     shuffled = [c.batch_order is None for c in cfgs]
     curves: list[list[dict[str, Any]]] = [[] for _ in cfgs]
-    best: list[Optional[Snapshot]] = [None] * k_members
-    diverged: list[Optional[str]] = [None] * k_members
+    best: list[Snapshot | None] = [None] * k_members
+    diverged: list[str | None] = [None] * k_members
     start_epoch = 0
     if checkpoint is not None:
         for unit, saved in zip(units, checkpoint["units"]):
@@ -453,8 +482,20 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                 group["lr"] = lr
             if unit.single is not None:
                 unit.single.train()
-            _train_epoch(unit, gens, offsets, zero_row, diverged, shuffled, x_store, latent, bs,
-                         sums if last else None, dtype, device)
+            _train_epoch(
+                unit,
+                gens,
+                offsets,
+                zero_row,
+                diverged,
+                shuffled,
+                x_store,
+                latent,
+                bs,
+                sums if last else None,
+                dtype,
+                device,
+            )
         if not last:
             continue
 
@@ -466,11 +507,12 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                     continue
                 cfg, model = cfgs[k], unit.member(j)
                 model.eval()
-                val_loss: Optional[float] = None
+                val_loss: float | None = None
                 if x_val[k].shape[0]:
                     with torch.no_grad():
-                        val_loss = float(objective_terms(model, x_val[k], val_eps[k], cfg, metrics[k],
-                                                         transforms[k])["loss"].mean())
+                        val_loss = float(
+                            objective_terms(model, x_val[k], val_eps[k], cfg, metrics[k], transforms[k])["loss"].mean()
+                        )
                 means = (sums[k] / counts[k]).tolist()
                 sums[k].zero_()
                 if not all(math.isfinite(v) for v in [*means, *([] if val_loss is None else [val_loss])]):
@@ -478,11 +520,20 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
                     unit.freeze(j)
                     continue
                 test_scores = _scores(model, x_test[k], cfg, metrics[k])
-                val_f1 = validation_f1(_scores(model, x_val[k], cfg, metrics[k]),
-                                       _scores(model, x_val_anomaly[k], cfg, metrics[k]), ratios[k])
+                val_f1 = validation_f1(
+                    _scores(model, x_val[k], cfg, metrics[k]),
+                    _scores(model, x_val_anomaly[k], cfg, metrics[k]),
+                    ratios[k],
+                )
                 _, _, f1 = detect(test_scores, splits[k].test_anomaly, ratios[k])
-                row = {"step": unit.steps, "epoch": epoch + 1, **dict(zip(CURVE_TERMS, means)), "val_loss": val_loss,
-                       "val_f1": val_f1, "f1": f1}
+                row = {
+                    "step": unit.steps,
+                    "epoch": epoch + 1,
+                    **dict(zip(CURVE_TERMS, means)),
+                    "val_loss": val_loss,
+                    "val_f1": val_f1,
+                    "f1": f1,
+                }
                 curves[k].append(row)
                 rows.append(row)
                 if keeps(cfg.snapshot_rule, best[k], val_loss, val_f1):
@@ -493,9 +544,14 @@ def train_anomaly_bundle(cfgs: Sequence[TrialConfig], splits: Sequence[AnomalySp
             done_epoch = epoch + 1
 
             def make_checkpoint(done_epoch: int = done_epoch) -> Checkpoint:
-                return {"epoch": done_epoch, "units": [u.state() for u in units],
-                        "generators": [g.get_state() for g in gens], "curves": [list(c) for c in curves],
-                        "best": to_cpu(best), "diverged": list(diverged)}
+                return {
+                    "epoch": done_epoch,
+                    "units": [u.state() for u in units],
+                    "generators": [g.get_state() for g in gens],
+                    "curves": [list(c) for c in curves],
+                    "best": to_cpu(best),
+                    "diverged": list(diverged),
+                }
 
             # samples: member-samples trained so far (each member passes over its fit rows each epoch).
             report({"progress": done_epoch, "samples": done_epoch * sum(counts), **_mean_row(rows)}, make_checkpoint)
@@ -521,9 +577,20 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {name: float(np.mean([r[name] for r in rows])) if len(rows) > 1 else rows[0][name] for name in names}
 
 
-def _train_epoch(unit: _Unit, gens: Sequence[torch.Generator], offsets: Sequence[int], zero_row: int,
-                 diverged: Sequence[Optional[str]], shuffled: Sequence[bool], x_store: Tensor, latent: int,
-                 bs: int, sums: Optional[list[Tensor]], dtype: torch.dtype, device: torch.device) -> None:
+def _train_epoch(
+    unit: _Unit,
+    gens: Sequence[torch.Generator],
+    offsets: Sequence[int],
+    zero_row: int,
+    diverged: Sequence[str | None],
+    shuffled: Sequence[bool],
+    x_store: Tensor,
+    latent: int,
+    bs: int,
+    sums: list[Tensor] | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> None:
     """One epoch of one unit. ``shuffled[k]``: member k walks its rows in a new permutation
     (``TrialConfig.batch_order``), else in its split's order. ``sums`` (a snapshot epoch): add each
     member's summed curve terms over its own rows."""
@@ -544,11 +611,11 @@ def _train_epoch(unit: _Unit, gens: Sequence[torch.Generator], offsets: Sequence
         index[j, :n] = order + offsets[k]
         for start in range(0, n, bs):
             rows = min(bs, n - start)
-            noise[j, start:start + rows] = torch.randn(rows, latent, generator=gens[k], dtype=dtype)
+            noise[j, start : start + rows] = torch.randn(rows, latent, generator=gens[k], dtype=dtype)
     index, noise = draw_on_cpu(index, device), draw_on_cpu(noise, device)
     for start in range(0, width, bs):
-        x = x_store[index[:, start:start + bs]]
-        terms = unit.terms(x, noise[:, start:start + bs])
+        x = x_store[index[:, start : start + bs]]
+        terms = unit.terms(x, noise[:, start : start + bs])
         loss = unit.loss(terms["loss"], start)
         unit.optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -563,9 +630,15 @@ def _train_epoch(unit: _Unit, gens: Sequence[torch.Generator], offsets: Sequence
                     sums[k] += torch.stack([terms[t][j, :rows].detach().sum() for t in CURVE_TERMS]).double()
 
 
-def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: Optional[ReportFn] = None,
-                  checkpoint: Optional[Checkpoint] = None, dtype: torch.dtype = torch.float32,
-                  where: DeviceLike = None) -> AnomalyOutcome:
+def train_anomaly(
+    cfg: TrialConfig,
+    split: AnomalySplit,
+    ratio: float,
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    dtype: torch.dtype = torch.float32,
+    where: DeviceLike = None,
+) -> AnomalyOutcome:
     """Train one trial on ``split.fit`` with snapshots (a bundle of one); resume from ``checkpoint``
     when given. Raises TrialDiverged."""
     (member,) = train_anomaly_bundle([cfg], [split], [ratio], report, checkpoint, dtype, where)
@@ -576,12 +649,14 @@ def train_anomaly(cfg: TrialConfig, split: AnomalySplit, ratio: float, report: O
 
 # -- the trial --------------------------------------------------------------------------------
 
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def anomaly_scalars(cfg: TrialConfig, split: AnomalySplit, ratio: float, outcome: AnomalyOutcome,
-                    where: DeviceLike = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def anomaly_scalars(
+    cfg: TrialConfig, split: AnomalySplit, ratio: float, outcome: AnomalyOutcome, where: DeviceLike = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The trial's scalars (every one a column of the store's ``trials`` table) and per-dim rows,
     measured in float64 on device ``where``."""
     device = resolve(where)
@@ -624,9 +699,14 @@ def _split_identity(cfg: TrialConfig) -> tuple[Any, ...]:
     return (cfg.dataset, cfg.seed, cfg.val_fraction or DEFAULT_VAL_FRACTION, cfg.split, cfg.scaling)
 
 
-def run_anomaly_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
-                       checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
-                       provenance: Optional[dict[str, Any]] = None, where: DeviceLike = None) -> list[TrialResult]:
+def run_anomaly_bundle(
+    cfgs: Sequence[TrialConfig],
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    data_root: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    where: DeviceLike = None,
+) -> list[TrialResult]:
     """Load, split, train together (``train_anomaly_bundle``), score and threshold anomaly trials of
     one fusion key on device ``where``; one result per trial, in order.
 
@@ -650,18 +730,36 @@ def run_anomaly_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] =
     results = []
     for cfg, split, ratio, member in zip(cfgs, splits, ratios, members):
         if member.outcome is None:
-            results.append(TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=member.diverged,
-                                       provenance=provenance or {}))
+            results.append(
+                TrialResult(
+                    cfg, TrialStatus.DIVERGED, started, _now(), error=member.diverged, provenance=provenance or {}
+                )
+            )
             continue
         scalars, dims = anomaly_scalars(cfg, split, ratio, member.outcome, where)
-        results.append(TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=dims,
-                                   curves=member.outcome.curves, provenance=provenance or {}))
+        results.append(
+            TrialResult(
+                cfg,
+                TrialStatus.OK,
+                started,
+                _now(),
+                scalars=scalars,
+                dims=dims,
+                curves=member.outcome.curves,
+                provenance=provenance or {},
+            )
+        )
     return results
 
 
-def run_anomaly_trial(cfg: TrialConfig, report: Optional[ReportFn] = None, checkpoint: Optional[Checkpoint] = None,
-                      data_root: Optional[str] = None, provenance: Optional[dict[str, Any]] = None,
-                      where: DeviceLike = None) -> TrialResult:
+def run_anomaly_trial(
+    cfg: TrialConfig,
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    data_root: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    where: DeviceLike = None,
+) -> TrialResult:
     """Load, split, train with snapshots, score and threshold one anomaly trial (a bundle of one).
 
     Divergence is returned with status ``diverged``; a missing or malformed data file raises

@@ -16,7 +16,8 @@ is ``stacked_adam(..., capturable=True)``, whose step count and learning rate ar
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -62,13 +63,14 @@ class EpochProgram:
     allocated before recording), then puts the parameters and the optimiser's state back as they
     were, so that the warm-up leaves no trace in the training."""
 
-    def __init__(self, body: Callable[[], None], params: Sequence[Tensor], optimiser: torch.optim.Optimizer,
-                 capture: bool):
+    def __init__(
+        self, body: Callable[[], None], params: Sequence[Tensor], optimiser: torch.optim.Optimizer, capture: bool
+    ):
         self.body = body
         self.params = list(params)
         self.optimiser = optimiser
         self.capture = capture
-        self.graph: Optional[Any] = None
+        self.graph: Any | None = None
 
     def run(self) -> None:
         """One epoch."""
@@ -82,8 +84,11 @@ class EpochProgram:
 
     def _record(self) -> None:
         saved_params = [p.detach().clone() for p in self.params]
-        saved_state = {id(p): {k: v.clone() if torch.is_tensor(v) else v for k, v in self.optimiser.state[p].items()}
-                       for p in self.params if p in self.optimiser.state}
+        saved_state = {
+            id(p): {k: v.clone() if torch.is_tensor(v) else v for k, v in self.optimiser.state[p].items()}
+            for p in self.params
+            if p in self.optimiser.state
+        }
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 # Raise whenever training or measurement semantics change: every key changes with it, so results
 # computed under older semantics are never mistaken for current ones.
@@ -131,8 +132,7 @@ class TrialConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
-        for name in ("seed", "latent_dim", "epochs", "n_train", "n_eval", "batch_size",
-                     "data_seed", "points_cap"):
+        for name in ("seed", "latent_dim", "epochs", "n_train", "n_eval", "batch_size", "data_seed", "points_cap"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.features is not None:
@@ -144,8 +144,9 @@ class TrialConfig:
             if value == choices[0]:
                 object.__setattr__(self, name, None)
         if self.split == "paper" and self.snapshot_rule != "last":
-            raise ValueError("split 'paper' holds out no validation rows to choose a snapshot by; "
-                             "set snapshot_rule to 'last'")
+            raise ValueError(
+                "split 'paper' holds out no validation rows to choose a snapshot by; set snapshot_rule to 'last'"
+            )
         if self.iterations is not None:
             object.__setattr__(self, "iterations", int(self.iterations))
             if self.iterations < 1:
@@ -185,7 +186,7 @@ class TrialConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrialConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrialConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in fields}
         if "hidden" in kwargs:
@@ -209,6 +210,22 @@ class TrialConfig:
         """What must be equal for trials to share one vectorised model and training schedule
         (``isosweep.trainers.fused``): the architecture, the budget, the optimiser's schedule and the
         epochs at which a bundle stops to measure its members (``snapshots``)."""
-        return (self.study, self.budget, self.latent_dim, self.hidden, self.activation,
-                self.epochs, self.n_train, self.n_eval, self.batch_size, self.form, self.transform_metric,
-                self.iterations, self.arch, self.lr, self.lr_schedule, self.output_activation, self.snapshots)
+        return (
+            self.study,
+            self.budget,
+            self.latent_dim,
+            self.hidden,
+            self.activation,
+            self.epochs,
+            self.n_train,
+            self.n_eval,
+            self.batch_size,
+            self.form,
+            self.transform_metric,
+            self.iterations,
+            self.arch,
+            self.lr,
+            self.lr_schedule,
+            self.output_activation,
+            self.snapshots,
+        )

@@ -21,11 +21,11 @@ noise and the float64 measurements all live there. What stays the same whatever 
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 
-DeviceLike = Union[str, torch.device, None]
+DeviceLike = str | torch.device | None
 
 
 def resolve(where: DeviceLike = None) -> torch.device:
@@ -68,7 +68,7 @@ def to_cpu(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def synchronize(where: Optional[torch.device]) -> None:
+def synchronize(where: torch.device | None) -> None:
     """Wait for the device's queued work (timing on a GPU; a no-op on the CPU)."""
     if where is not None and where.type == "cuda":
         torch.cuda.synchronize(where)

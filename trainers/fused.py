@@ -21,8 +21,9 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +36,16 @@ from isosweep.trainers.device import DeviceLike, resolve, to_cpu
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import ACTIVATIONS, MLPVAE, build_model, output_activation
 from isosweep.trainers.objective import form_weights, vae_terms
-from isosweep.trainers.training import (CURVE_TERMS, Checkpoint, ReportFn, TrainOutcome, TrialDiverged, loop_seed,
-                                        report_epochs, step_learning_rate)
+from isosweep.trainers.training import (
+    CURVE_TERMS,
+    Checkpoint,
+    ReportFn,
+    TrainOutcome,
+    TrialDiverged,
+    loop_seed,
+    report_epochs,
+    step_learning_rate,
+)
 
 Tensor = torch.Tensor
 
@@ -98,12 +107,12 @@ class _FeatureMajorChain(torch.autograd.Function):
         return h
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], ...]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         saved = ctx.saved_tensors
         n = len(saved) // 2
         inputs, weights = saved[:n], saved[n:]
-        grads: list[Optional[Tensor]] = [None] * (2 * n)
-        grad_input: Optional[Tensor] = None
+        grads: list[Tensor | None] = [None] * (2 * n)
+        grad_input: Tensor | None = None
         for i in reversed(range(n)):
             grads[2 * i] = torch.bmm(grad, inputs[i].transpose(1, 2))
             grads[2 * i + 1] = grad.sum(dim=2, keepdim=True)
@@ -125,8 +134,16 @@ class StackedVAE:
     same products; only the order of floating-point additions differs.
     """
 
-    def __init__(self, weights: list[Tensor], biases: list[Tensor], n_body: int, activation: str, latent_dim: int,
-                 feature_major: bool = False, output_activation: Optional[str] = None):
+    def __init__(
+        self,
+        weights: list[Tensor],
+        biases: list[Tensor],
+        n_body: int,
+        activation: str,
+        latent_dim: int,
+        feature_major: bool = False,
+        output_activation: str | None = None,
+    ):
         self.output_activation = output_activation
         self.weights = weights
         self.biases = biases
@@ -137,8 +154,14 @@ class StackedVAE:
         self.feature_major = feature_major
 
     @classmethod
-    def from_models(cls, models: Sequence[MLPVAE], activation: str, dtype: torch.dtype,
-                    where: DeviceLike = None, feature_major: bool = False) -> "StackedVAE":
+    def from_models(
+        cls,
+        models: Sequence[MLPVAE],
+        activation: str,
+        dtype: torch.dtype,
+        where: DeviceLike = None,
+        feature_major: bool = False,
+    ) -> StackedVAE:
         def stack(get: Callable[[MLPVAE], Tensor]) -> Tensor:
             stacked = torch.stack([get(m).detach().to(dtype) for m in models]).contiguous()
             return stacked.to(resolve(where)).requires_grad_(True)
@@ -182,9 +205,9 @@ class StackedVAE:
         # The body's layers and the heads' one matmul: an activation after each layer but the heads.
         if self.feature_major:
             heads = self._chain(x.transpose(1, 2), 0, self.n_body + 1)
-            return heads[:, :self.latent_dim].transpose(1, 2), heads[:, self.latent_dim:].transpose(1, 2)
+            return heads[:, : self.latent_dim].transpose(1, 2), heads[:, self.latent_dim :].transpose(1, 2)
         heads = self._chain(x, 0, self.n_body + 1)
-        return heads[..., :self.latent_dim], heads[..., self.latent_dim:]
+        return heads[..., : self.latent_dim], heads[..., self.latent_dim :]
 
     def decode(self, z: Tensor) -> Tensor:
         if self.feature_major:
@@ -201,8 +224,10 @@ class StackedVAE:
         if not self.feature_major:
             return self.decode(mu), self.decode(z)
         batch = mu.shape[1]
-        both = output_activation(self._chain(torch.cat([mu.transpose(1, 2), z.transpose(1, 2)], dim=2),
-                                             self.n_body + 1, len(self.weights)), self.output_activation)
+        both = output_activation(
+            self._chain(torch.cat([mu.transpose(1, 2), z.transpose(1, 2)], dim=2), self.n_body + 1, len(self.weights)),
+            self.output_activation,
+        )
         return both[:, :, :batch].transpose(1, 2), both[:, :, batch:].transpose(1, 2)
 
     def member(self, k: int, template: MLPVAE) -> MLPVAE:
@@ -228,10 +253,10 @@ class StackedVAE:
                 layer.weight.copy_(weight(i))
                 layer.bias.copy_(bias(i))
             head_w, head_b = weight(self.n_body), bias(self.n_body)
-            model.mu.weight.copy_(head_w[:self.latent_dim])
-            model.logvar.weight.copy_(head_w[self.latent_dim:])
-            model.mu.bias.copy_(head_b[:self.latent_dim])
-            model.logvar.bias.copy_(head_b[self.latent_dim:])
+            model.mu.weight.copy_(head_w[: self.latent_dim])
+            model.logvar.weight.copy_(head_w[self.latent_dim :])
+            model.mu.bias.copy_(head_b[: self.latent_dim])
+            model.logvar.bias.copy_(head_b[self.latent_dim :])
             for i, layer in enumerate(decoder):
                 layer.weight.copy_(weight(self.n_body + 1 + i))
                 layer.bias.copy_(bias(self.n_body + 1 + i))
@@ -249,24 +274,27 @@ class MemberLosses:
         self.form = cfgs[0].form
         device = resolve(where)
         # One (K, 1) tensor per weight of the form (lambda; or lambda1, lambda2), broadcast over the batch.
-        self.weights = tuple(torch.tensor([[w] for w in column], dtype=dtype, device=device)
-                             for column in zip(*(form_weights(c) for c in cfgs)))
+        self.weights = tuple(
+            torch.tensor([[w] for w in column], dtype=dtype, device=device)
+            for column in zip(*(form_weights(c) for c in cfgs))
+        )
         self.groups = self._groups([(c.loss, c.reduction) for c in cfgs], device)
         self.transform_groups = self._groups([(c.transform_metric or c.loss, c.reduction) for c in cfgs], device)
 
     @staticmethod
-    def _groups(names: list[tuple[str, str]], device: torch.device) -> list[tuple[Metric, str, Optional[Tensor]]]:
+    def _groups(names: list[tuple[str, str]], device: torch.device) -> list[tuple[Metric, str, Tensor | None]]:
         distinct = sorted(set(names))
         if len(distinct) == 1:
             return [(get_metric(distinct[0][0]), distinct[0][1], None)]
-        return [(get_metric(loss), red, torch.tensor([i for i, n in enumerate(names) if n == (loss, red)],
-                                                     device=device))
-                for loss, red in distinct]
+        return [
+            (get_metric(loss), red, torch.tensor([i for i, n in enumerate(names) if n == (loss, red)], device=device))
+            for loss, red in distinct
+        ]
 
     @staticmethod
-    def _apply(groups: list[tuple[Metric, str, Optional[Tensor]]], a: Tensor, b: Tensor, distance: bool) -> Tensor:
+    def _apply(groups: list[tuple[Metric, str, Tensor | None]], a: Tensor, b: Tensor, distance: bool) -> Tensor:
         k, batch = a.shape[0], a.shape[1]
-        out: Optional[Tensor] = None
+        out: Tensor | None = None
         for metric, reduction, idx in groups:
             fn = metric.distance if distance else metric
             if idx is None:
@@ -281,10 +309,16 @@ class MemberLosses:
     def terms(self, model: StackedVAE, x: Tensor, eps: Tensor) -> dict[str, Tensor]:
         """Per-member, per-sample terms, each (K, B): the one objective of
         ``isosweep.trainers.objective.vae_terms``, each member with its own metric and weights."""
-        return vae_terms(model, x, eps, self.form, self.weights,
-                         recon=functools.partial(self._apply, self.groups, distance=False),
-                         transform=functools.partial(self._apply, self.transform_groups, distance=False),
-                         coding=functools.partial(self._apply, self.groups, distance=True))
+        return vae_terms(
+            model,
+            x,
+            eps,
+            self.form,
+            self.weights,
+            recon=functools.partial(self._apply, self.groups, distance=False),
+            transform=functools.partial(self._apply, self.transform_groups, distance=False),
+            coding=functools.partial(self._apply, self.groups, distance=True),
+        )
 
 
 @dataclass
@@ -292,8 +326,8 @@ class MemberOutcome(TrainOutcome):
     """One member's training: its curve, steps, and its model unless it diverged (then ``None``,
     with the reason in ``diverged``)."""
 
-    model: Optional[MLPVAE]  # type: ignore[assignment]
-    diverged: Optional[str] = None
+    model: MLPVAE | None  # type: ignore[assignment]
+    diverged: str | None = None
 
 
 def check_bundle(cfgs: Sequence[TrialConfig]) -> None:
@@ -306,8 +340,8 @@ def check_bundle(cfgs: Sequence[TrialConfig]) -> None:
 def train_bundle(
     cfgs: Sequence[TrialConfig],
     datas: Sequence[TrialData],
-    report: Optional[ReportFn] = None,
-    checkpoint: Optional[Checkpoint] = None,
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
     dtype: torch.dtype = torch.float32,
     where: DeviceLike = None,
     capture: bool = False,
@@ -324,8 +358,10 @@ def train_bundle(
     capture = capture and can_capture(device)
     ref = cfgs[0]
     k_members, n, latent = len(cfgs), datas[0].train.shape[0], ref.latent_dim
-    templates = [build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation)
-                 for c, d in zip(cfgs, datas)]
+    templates = [
+        build_model(d.input_dim, c.hidden, c.latent_dim, c.activation, c.seed, c.output_activation)
+        for c, d in zip(cfgs, datas)
+    ]
     model = StackedVAE.from_models(templates, ref.activation, dtype, device)
     params = model.parameters()
     optimiser = stacked_adam(params, ref.lr, capturable=capture)
@@ -364,8 +400,8 @@ def train_bundle(
         torch.gather(x_all, 1, order.unsqueeze(-1).expand(-1, -1, m), out=x_epoch)
         sums.zero_()
         for start in starts:
-            x = x_epoch[:, start:start + ref.batch_size]
-            eps = noise[:, start:start + ref.batch_size]
+            x = x_epoch[:, start : start + ref.batch_size]
+            eps = noise[:, start : start + ref.batch_size]
             terms = losses.terms(model, x, eps)
             loss = (terms["loss"].mean(dim=1) * weight).sum()
             optimiser.zero_grad(set_to_none=True)
@@ -400,15 +436,25 @@ def train_bundle(
         if report is not None and (epoch + 1) in reports:
             alive = [row for o, row in zip(outcomes, means) if o.diverged is None]
             # samples: member-samples trained so far (every member passes over its n rows each epoch).
-            metrics = {"progress": epoch + 1, "epoch": epoch + 1, "step": steps,
-                       "samples": (epoch + 1) * int(x_all.shape[0]) * int(x_all.shape[1]),
-                       **{t: float(np.mean([r[i] for r in alive])) for i, t in enumerate(CURVE_TERMS)}}
+            metrics = {
+                "progress": epoch + 1,
+                "epoch": epoch + 1,
+                "step": steps,
+                "samples": (epoch + 1) * int(x_all.shape[0]) * int(x_all.shape[1]),
+                **{t: float(np.mean([r[i] for r in alive])) for i, t in enumerate(CURVE_TERMS)},
+            }
 
             def make_checkpoint(done_epoch: int = epoch + 1, steps_now: int = steps) -> Checkpoint:
-                return {"epoch": done_epoch, "steps": steps_now, "params": to_cpu(params),
-                        "optimiser": to_cpu(optimiser.state_dict()), "generators": [g.get_state() for g in gens],
-                        "curves": [list(o.curves) for o in outcomes], "diverged": [o.diverged for o in outcomes],
-                        "weight": to_cpu(weight)}
+                return {
+                    "epoch": done_epoch,
+                    "steps": steps_now,
+                    "params": to_cpu(params),
+                    "optimiser": to_cpu(optimiser.state_dict()),
+                    "generators": [g.get_state() for g in gens],
+                    "curves": [list(o.curves) for o in outcomes],
+                    "diverged": [o.diverged for o in outcomes],
+                    "weight": to_cpu(weight),
+                }
 
             report(metrics, make_checkpoint)
     for k, o in enumerate(outcomes):
@@ -435,8 +481,8 @@ def freeze_member(k: int, params: Sequence[Tensor], optimiser: torch.optim.Optim
 def train_model(
     cfg: TrialConfig,
     data: TrialData,
-    report: Optional[ReportFn] = None,
-    checkpoint: Optional[Checkpoint] = None,
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
     dtype: torch.dtype = torch.float32,
     where: DeviceLike = None,
 ) -> TrainOutcome:

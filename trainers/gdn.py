@@ -27,8 +27,8 @@ from torch.nn import functional as F
 
 Tensor = torch.Tensor
 
-REPARAM_OFFSET = 2.0 ** -18
-PEDESTAL = REPARAM_OFFSET ** 2
+REPARAM_OFFSET = 2.0**-18
+PEDESTAL = REPARAM_OFFSET**2
 BETA_MIN = 1e-6
 GAMMA_INIT = 0.1
 
@@ -83,7 +83,9 @@ class GDN(nn.Module):
     Initialised as in Balle's compression models: beta = 1, gamma = 0.1 I.
     """
 
-    def __init__(self, channels: int, inverse: bool = False, beta_min: float = BETA_MIN, gamma_init: float = GAMMA_INIT):
+    def __init__(
+        self, channels: int, inverse: bool = False, beta_min: float = BETA_MIN, gamma_init: float = GAMMA_INIT
+    ):
         super().__init__()
         self.channels = channels
         self.inverse = inverse

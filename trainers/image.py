@@ -20,12 +20,12 @@ done) with a checkpoint from which a run continues exactly as the uninterrupted 
 
 from __future__ import annotations
 
-import copy
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +38,15 @@ from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.objective import objective_terms
 from isosweep.trainers.records import TrialResult, TrialStatus
-from isosweep.trainers.training import (CURVE_TERMS, Checkpoint, ReportFn, TrainOutcome, TrialDiverged, loop_seed,
-                                        step_learning_rate)
+from isosweep.trainers.training import (
+    CURVE_TERMS,
+    Checkpoint,
+    ReportFn,
+    TrainOutcome,
+    TrialDiverged,
+    loop_seed,
+    step_learning_rate,
+)
 from isosweep.trainers.traversal import traversal_png
 
 ORDER_STREAM = 9
@@ -74,6 +81,7 @@ def loader_workers() -> int:
 
 # -- data -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ImageData:
     """One trial's images: the training set (a tensor, or a dataset decoded in workers) and the
@@ -95,7 +103,7 @@ class ImageData:
         return int(np.prod(self.eval.shape[1:]))
 
 
-def load_image_data(cfg: TrialConfig, root: Optional[str]) -> ImageData:
+def load_image_data(cfg: TrialConfig, root: str | None) -> ImageData:
     """The images of ``cfg.dataset`` from the data root (DataError, one line, when unreadable)."""
     if cfg.dataset == "mnist":
         from isosweep.trainers.data.errors import require_root
@@ -130,7 +138,7 @@ class BatchOrder:
         if epoch != self._epoch:
             self._epoch = epoch
             self._perm = np.random.default_rng([self.seed, ORDER_STREAM, epoch]).permutation(self.n)
-        return self._perm[slot * self.size:(slot + 1) * self.size]
+        return self._perm[slot * self.size : (slot + 1) * self.size]
 
 
 class IterationBatches(torch.utils.data.Sampler):
@@ -157,14 +165,20 @@ def batches(data: ImageData, order: BatchOrder, start: int, stop: int, where: to
     workers = loader_workers()
     cuda = where.type == "cuda"
     loader = torch.utils.data.DataLoader(
-        data.train, batch_sampler=IterationBatches(order, start, stop), num_workers=workers,
-        pin_memory=cuda, prefetch_factor=4 if workers else None, persistent_workers=False)
+        data.train,
+        batch_sampler=IterationBatches(order, start, stop),
+        num_workers=workers,
+        pin_memory=cuda,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
     for images in loader:
         # uint8 across the bus, a quarter of the bytes of floats; scaled to [0, 1] on the device.
         yield images.to(where, non_blocking=cuda).float().div_(255.0)
 
 
 # -- training -------------------------------------------------------------------------------------
+
 
 def log_points(iterations: int) -> tuple[set[int], set[int]]:
     """Iteration counts after which a curve row is written and after which progress is reported
@@ -175,8 +189,13 @@ def log_points(iterations: int) -> tuple[set[int], set[int]]:
     return set(range(curve_every, iterations + 1, curve_every)) | reports, reports
 
 
-def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] = None,
-                 checkpoint: Optional[Checkpoint] = None, where: DeviceLike = None) -> TrainOutcome:
+def train_images(
+    cfg: TrialConfig,
+    data: ImageData,
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    where: DeviceLike = None,
+) -> TrainOutcome:
     """Train one image trial for ``cfg.iterations``; resume from ``checkpoint`` when given.
     Raises TrialDiverged when the loss becomes NaN or infinite."""
     where = resolve(where) if where is not None else default_device()
@@ -224,26 +243,45 @@ def train_images(cfg: TrialConfig, data: ImageData, report: Optional[ReportFn] =
         if not all(math.isfinite(v) for v in means):
             raise TrialDiverged(f"loss became {means[0]} by iteration {done}")
         if report is not None and done in report_at:
+
             def make_checkpoint(done: int = done) -> Checkpoint:
-                return {"iteration": done, "model": to_cpu(model.state_dict()),
-                        "optimiser": to_cpu(optimiser.state_dict()), "generator": gen.get_state(),
-                        "curves": list(curves)}
+                return {
+                    "iteration": done,
+                    "model": to_cpu(model.state_dict()),
+                    "optimiser": to_cpu(optimiser.state_dict()),
+                    "generator": gen.get_state(),
+                    "curves": list(curves),
+                }
 
             # Counted in iterations: no ``epoch`` here, since these trials never count epochs.
-            report({"progress": done, "iteration": done, "step": done, "samples": done * cfg.batch_size,
-                    **dict(zip(CURVE_TERMS, means))},
-                   make_checkpoint)
+            report(
+                {
+                    "progress": done,
+                    "iteration": done,
+                    "step": done,
+                    "samples": done * cfg.batch_size,
+                    **dict(zip(CURVE_TERMS, means)),
+                },
+                make_checkpoint,
+            )
     return TrainOutcome(model.eval(), curves, iterations)  # type: ignore[arg-type]
 
 
 # -- the trial ------------------------------------------------------------------------------------
 
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def run_image_trial(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-                    data_root: Optional[str], provenance: dict[str, Any], where: DeviceLike = None) -> TrialResult:
+def run_image_trial(
+    cfg: TrialConfig,
+    report: ReportFn | None,
+    checkpoint: Checkpoint | None,
+    data_root: str | None,
+    provenance: dict[str, Any],
+    where: DeviceLike = None,
+) -> TrialResult:
     """Train, measure and draw the traversal grid of one image trial on device ``where`` (default:
     ``default_device``)."""
     started = _now()
@@ -259,7 +297,21 @@ def run_image_trial(cfg: TrialConfig, report: Optional[ReportFn], checkpoint: Op
     ranked = sorted(range(cfg.latent_dim), key=lambda j: found.dims[j]["rank"])
     x_one = torch.as_tensor(data.eval[:1], device=where)
     grid = traversal_png(outcome.model, x_one, ranked, data.shape)
-    scalars = {"loss_final": outcome.loss_final, "steps": outcome.steps, "n_fit": data.n_train,
-               "n_test": int(data.eval.shape[0]), **found.scalars}
-    return TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=found.dims,
-                       curves=outcome.curves, provenance=provenance, artifacts={"traversal.png": grid})
+    scalars = {
+        "loss_final": outcome.loss_final,
+        "steps": outcome.steps,
+        "n_fit": data.n_train,
+        "n_test": int(data.eval.shape[0]),
+        **found.scalars,
+    }
+    return TrialResult(
+        cfg,
+        TrialStatus.OK,
+        started,
+        _now(),
+        scalars=scalars,
+        dims=found.dims,
+        curves=outcome.curves,
+        provenance=provenance,
+        artifacts={"traversal.png": grid},
+    )

@@ -15,7 +15,7 @@ Both predict log sigma^2 (stable, sigma > 0), as the toy MLP does.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -46,23 +46,34 @@ class ConvGDNVAE(nn.Module):
         self.latent_dim = latent_dim
         c, flat = channels, channels * FEATURE_SIDE * FEATURE_SIDE
         self.body = nn.Sequential(
-            nn.Conv2d(IMAGE_SHAPE[0], c, 9, stride=2, padding=4), GDN(c),
-            nn.Conv2d(c, c, 5, stride=2, padding=2), GDN(c),
-            nn.Conv2d(c, c, 5, stride=2, padding=2), GDN(c),
-            nn.Conv2d(c, c, 5, stride=2, padding=2), GDN(c),
+            nn.Conv2d(IMAGE_SHAPE[0], c, 9, stride=2, padding=4),
+            GDN(c),
+            nn.Conv2d(c, c, 5, stride=2, padding=2),
+            GDN(c),
+            nn.Conv2d(c, c, 5, stride=2, padding=2),
+            GDN(c),
+            nn.Conv2d(c, c, 5, stride=2, padding=2),
+            GDN(c),
             nn.Flatten(),
-            nn.Linear(flat, hidden), nn.Softplus(),
+            nn.Linear(flat, hidden),
+            nn.Softplus(),
         )
         self.mu = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim)
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.Softplus(),
-            nn.Linear(hidden, flat), nn.Softplus(),
+            nn.Linear(latent_dim, hidden),
+            nn.Softplus(),
+            nn.Linear(hidden, flat),
+            nn.Softplus(),
             nn.Unflatten(1, (c, FEATURE_SIDE, FEATURE_SIDE)),
-            nn.ConvTranspose2d(c, c, 5, stride=2, padding=2, output_padding=1), IGDN(c),
-            nn.ConvTranspose2d(c, c, 5, stride=2, padding=2, output_padding=1), IGDN(c),
-            nn.ConvTranspose2d(c, c, 5, stride=2, padding=2, output_padding=1), IGDN(c),
-            nn.ConvTranspose2d(c, IMAGE_SHAPE[0], 9, stride=2, padding=4, output_padding=1), IGDN(IMAGE_SHAPE[0]),
+            nn.ConvTranspose2d(c, c, 5, stride=2, padding=2, output_padding=1),
+            IGDN(c),
+            nn.ConvTranspose2d(c, c, 5, stride=2, padding=2, output_padding=1),
+            IGDN(c),
+            nn.ConvTranspose2d(c, c, 5, stride=2, padding=2, output_padding=1),
+            IGDN(c),
+            nn.ConvTranspose2d(c, IMAGE_SHAPE[0], 9, stride=2, padding=4, output_padding=1),
+            IGDN(IMAGE_SHAPE[0]),
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

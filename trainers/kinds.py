@@ -20,8 +20,8 @@ whose modules load when a trial of their kind runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data.anomaly import ANOMALY_DATASETS, check_files
@@ -29,12 +29,13 @@ from isosweep.trainers.data.images import IMAGE_DATASETS, check_image_files
 from isosweep.trainers.records import TrialResult
 from isosweep.trainers.training import Checkpoint, ReportFn
 
-Runner = Callable[[Sequence[TrialConfig], Optional[ReportFn], Optional[Checkpoint], Optional[str], Optional[str]],
-                  list[TrialResult]]
+Runner = Callable[
+    [Sequence[TrialConfig], ReportFn | None, Checkpoint | None, str | None, str | None], list[TrialResult]
+]
 """Train and measure a bundle (one trial, or several that are ``fusable``): (configs, report,
 checkpoint to resume from, data root, device) -> one result per config, in order."""
 
-DataCheck = Callable[[Sequence[TrialConfig], Optional[str]], None]
+DataCheck = Callable[[Sequence[TrialConfig], str | None], None]
 """Check the files the given trials read under the data root; DataError (one line) names the file."""
 
 
@@ -44,7 +45,7 @@ class TrialKind:
 
     name: str
     """``mlp``, ``anomaly`` or ``image``."""
-    datasets: Optional[tuple[str, ...]]
+    datasets: tuple[str, ...] | None
     """The data sets whose trials are of this kind; None: every data set that no other kind names."""
     run: Runner
     """How a bundle of this kind (one trial where it does not fuse) trains and is measured (no Ray,
@@ -52,29 +53,44 @@ class TrialKind:
     fuses: bool
     """Whether trials of this kind with one fusion key (``TrialConfig.fusion_key``) train as one
     vectorised bundle; the others train one at a time."""
-    check: Optional[DataCheck] = None
+    check: DataCheck | None = None
     """The check of its data files before anything starts; None for a kind that reads no data
     root or whose file is checked where it is given (``custom``: ``isosweep.orchestrator.userdata``)."""
 
 
 # The runners import their trainer when called, so that the registry stays light (module docstring).
-def _run_mlp(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-             data_root: Optional[str], where: Optional[str]) -> list[TrialResult]:
+def _run_mlp(
+    cfgs: Sequence[TrialConfig],
+    report: ReportFn | None,
+    checkpoint: Checkpoint | None,
+    data_root: str | None,
+    where: str | None,
+) -> list[TrialResult]:
     from isosweep.trainers.run import run_mlp_bundle
 
     return run_mlp_bundle(cfgs, report, checkpoint, data_root, where=where)
 
 
-def _run_anomaly(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-                 data_root: Optional[str], where: Optional[str]) -> list[TrialResult]:
+def _run_anomaly(
+    cfgs: Sequence[TrialConfig],
+    report: ReportFn | None,
+    checkpoint: Checkpoint | None,
+    data_root: str | None,
+    where: str | None,
+) -> list[TrialResult]:
     from isosweep.trainers.anomaly import run_anomaly_bundle
     from isosweep.trainers.run import provenance
 
     return run_anomaly_bundle(cfgs, report, checkpoint, data_root, provenance(where), where)
 
 
-def _run_image(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoint: Optional[Checkpoint],
-               data_root: Optional[str], where: Optional[str]) -> list[TrialResult]:
+def _run_image(
+    cfgs: Sequence[TrialConfig],
+    report: ReportFn | None,
+    checkpoint: Checkpoint | None,
+    data_root: str | None,
+    where: str | None,
+) -> list[TrialResult]:
     from isosweep.trainers.image import default_device, run_image_trial
     from isosweep.trainers.run import provenance
 
@@ -83,7 +99,7 @@ def _run_image(cfgs: Sequence[TrialConfig], report: Optional[ReportFn], checkpoi
     return [run_image_trial(cfg, report, checkpoint, data_root, provenance(device), device)]
 
 
-def _check_anomaly_files(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
+def _check_anomaly_files(configs: Sequence[TrialConfig], root: str | None) -> None:
     check_files([c.dataset for c in configs], root)
 
 
@@ -107,11 +123,15 @@ def kind_of(cfg: TrialConfig) -> TrialKind:
 def fusable(cfgs: Sequence[TrialConfig]) -> bool:
     """Whether these trials can train as one vectorised bundle (``isosweep.trainers.fused``): all
     of one kind that fuses, with one fusion key."""
-    return (len(cfgs) > 0 and len({kind_of(c).name for c in cfgs}) == 1 and kind_of(cfgs[0]).fuses
-            and len({c.fusion_key() for c in cfgs}) == 1)
+    return (
+        len(cfgs) > 0
+        and len({kind_of(c).name for c in cfgs}) == 1
+        and kind_of(cfgs[0]).fuses
+        and len({c.fusion_key() for c in cfgs}) == 1
+    )
 
 
-def check_data(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
+def check_data(configs: Sequence[TrialConfig], root: str | None) -> None:
     """Run each kind's data check on its trials among ``configs``, before anything is planned or
     started. Raises ``isosweep.trainers.data.errors.DataError`` (one line naming the file)."""
     for kind in KINDS.values():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +114,7 @@ def anomaly_score(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric) -> Te
     return distortion if cfg.score == "recon" else distortion + kl
 
 
-def pearson_on_raw(log_a: np.ndarray, log_b: np.ndarray) -> Optional[float]:
+def pearson_on_raw(log_a: np.ndarray, log_b: np.ndarray) -> float | None:
     """Pearson R between exp(log_a) and exp(log_b); each shifted by its max first (R is scale-free)."""
     a, b = np.exp(log_a - log_a.max()), np.exp(log_b - log_b.max())
     if a.std() == 0 or b.std() == 0:
@@ -122,7 +122,7 @@ def pearson_on_raw(log_a: np.ndarray, log_b: np.ndarray) -> Optional[float]:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def spearman(log_a: np.ndarray, log_b: np.ndarray) -> Optional[float]:
+def spearman(log_a: np.ndarray, log_b: np.ndarray) -> float | None:
     if np.ptp(log_a) == 0 or np.ptp(log_b) == 0:
         return None
     return float(stats.spearmanr(log_a, log_b).statistic)
@@ -137,8 +137,9 @@ class Measurements:
     points: dict[str, np.ndarray]
 
 
-def _per_sample(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric, gen: torch.Generator,
-                densities: bool = True) -> dict[str, Tensor]:
+def _per_sample(
+    model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric, gen: torch.Generator, densities: bool = True
+) -> dict[str, Tensor]:
     """Every per-sample quantity on one chunk of evaluation inputs (the density estimates' terms
     only where ``densities``)."""
     mu, logvar = model.encode(x)
@@ -164,17 +165,26 @@ def _per_sample(model: VAE, x: Tensor, cfg: TrialConfig, metric: Metric, gen: to
         n = mu.shape[1]
         log_prior = -0.5 * mu.pow(2).sum(dim=1) - 0.5 * n * math.log(2.0 * math.pi)
         scale = metric.scale(x) if metric.scale is not None else torch.ones_like(log_prior)
-        out.update({
-            "log_prior": log_prior,
-            "log_elbo": -(eq_d / cfg.beta + kl.sum(dim=1)),
-            "log_post": log_prior + 0.5 * logvar.sum(dim=1),
-            "log_scale": scale.log(),
-        })
+        out.update(
+            {
+                "log_prior": log_prior,
+                "log_elbo": -(eq_d / cfg.beta + kl.sum(dim=1)),
+                "log_post": log_prior + 0.5 * logvar.sum(dim=1),
+                "log_scale": scale.log(),
+            }
+        )
     return out
 
 
-def measure(model: torch.nn.Module, cfg: TrialConfig, x_eval: np.ndarray, log_p_true: Optional[np.ndarray],
-            metric: Metric, chunk: int = CHUNK, device: torch.device | str = "cpu") -> Measurements:
+def measure(
+    model: torch.nn.Module,
+    cfg: TrialConfig,
+    x_eval: np.ndarray,
+    log_p_true: np.ndarray | None,
+    metric: Metric,
+    chunk: int = CHUNK,
+    device: torch.device | str = "cpu",
+) -> Measurements:
     """All measurements of METHOD.md section 4 for one trained model.
 
     ``x_eval`` has the model's input shape after its first axis (vectors, or (C, H, W) images).
@@ -188,7 +198,7 @@ def measure(model: torch.nn.Module, cfg: TrialConfig, x_eval: np.ndarray, log_p_
     parts: dict[str, list[Tensor]] = {}
     with torch.no_grad():
         for start in range(0, x_all.shape[0], chunk):
-            x = x_all[start:start + chunk].to(device)
+            x = x_all[start : start + chunk].to(device)
             for name, value in _per_sample(model64, x, cfg, metric, gen, densities).items():  # type: ignore[arg-type]
                 parts.setdefault(name, []).append(value.cpu())
     per = {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}

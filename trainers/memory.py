@@ -71,7 +71,9 @@ def member_bytes(cfg: TrialConfig) -> int:
     """The estimated device memory of one member of a bundle (module docstring)."""
     inputs, rows = member_shape(cfg)
     batch = min(cfg.batch_size, max(1, rows))
-    return (PARAM_BYTES * parameter_count(cfg, inputs)
-            + SAVED_BYTES * BACKWARD_FACTOR * batch * activation_width(cfg, inputs)
-            + rows * (4 * cfg.latent_dim + 8)
-            + 4 * rows * inputs)
+    return (
+        PARAM_BYTES * parameter_count(cfg, inputs)
+        + SAVED_BYTES * BACKWARD_FACTOR * batch * activation_width(cfg, inputs)
+        + rows * (4 * cfg.latent_dim + 8)
+        + 4 * rows * inputs
+    )

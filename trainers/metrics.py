@@ -11,8 +11,8 @@ metric tensor ``G = a(a) I`` (paper, section 3 and appendix C: the toy losses); 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -65,9 +65,9 @@ class Metric:
     name: str
     fn: Callable[[Tensor, Tensor, str], Tensor]
     """D(a, b, reduction) -> (batch,)."""
-    scale: Optional[Callable[[Tensor], Tensor]] = None
+    scale: Callable[[Tensor], Tensor] | None = None
     """a(u) with G(u) = a(u) I for quadratic metrics; None for the others."""
-    divergence: Optional[Callable[[Tensor, Tensor, str], Tensor]] = None
+    divergence: Callable[[Tensor, Tensor, str], Tensor] | None = None
     """D as a distance that is 0 at a == b, where D itself is not (BCE); None means D itself."""
 
     def __call__(self, a: Tensor, b: Tensor, reduction: str = "sum") -> Tensor:

@@ -7,14 +7,16 @@ Predicting log sigma^2 keeps sigma positive and the gradient stable.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 OUTPUT_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "sigmoid": torch.sigmoid, "leaky_relu": nn.functional.leaky_relu}
+    "sigmoid": torch.sigmoid,
+    "leaky_relu": nn.functional.leaky_relu,
+}
 """Activations the decoder's last layer may have (``TrialConfig.output_activation``); a function,
 not a module, so that the parameter names, and so the checkpoints, stay those of a linear output."""
 
@@ -32,8 +34,14 @@ def _mlp(widths: Sequence[int], activation: str, linear_output: bool) -> nn.Sequ
 class MLPVAE(nn.Module):
     """A fully connected VAE: ``encode(x) -> (mu, log sigma^2)``, ``decode(z) -> x``."""
 
-    def __init__(self, input_dim: int, hidden: Sequence[int], latent_dim: int, activation: str = "tanh",
-                 output_activation: Optional[str] = None):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: Sequence[int],
+        latent_dim: int,
+        activation: str = "tanh",
+        output_activation: str | None = None,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
@@ -56,13 +64,19 @@ class MLPVAE(nn.Module):
         return output_activation(self.decoder(z), self.output_activation)
 
 
-def output_activation(h: torch.Tensor, name: Optional[str]) -> torch.Tensor:
+def output_activation(h: torch.Tensor, name: str | None) -> torch.Tensor:
     """The decoder's output activation ``name`` applied to ``h`` (None: linear, ``h`` itself)."""
     return h if name is None else OUTPUT_ACTIVATIONS[name](h)
 
 
-def build_model(input_dim: int, hidden: Sequence[int], latent_dim: int, activation: str, seed: int,
-                output_activation: Optional[str] = None) -> MLPVAE:
+def build_model(
+    input_dim: int,
+    hidden: Sequence[int],
+    latent_dim: int,
+    activation: str,
+    seed: int,
+    output_activation: str | None = None,
+) -> MLPVAE:
     """The model initialised from ``seed`` alone (PyTorch's default layer init), leaving the
     global random state untouched. The output activation has no parameters, so it leaves the
     initial weights unchanged."""

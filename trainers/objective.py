@@ -8,7 +8,8 @@ with ``x_breve = Dec(mu)``, ``x_hat = Dec(mu + sigma * eps)`` and
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -41,8 +42,16 @@ def form_weights(cfg: TrialConfig) -> tuple[float, ...]:
     return weights  # type: ignore[return-value]
 
 
-def vae_terms(model: VAE, x: Tensor, eps: Tensor, form: str, weights: Sequence[Any],
-              recon: Distance, transform: Distance, coding: Distance) -> dict[str, Tensor]:
+def vae_terms(
+    model: VAE,
+    x: Tensor,
+    eps: Tensor,
+    form: str,
+    weights: Sequence[Any],
+    recon: Distance,
+    transform: Distance,
+    coding: Distance,
+) -> dict[str, Tensor]:
     """Per-sample named terms of the code-form objective; ``loss`` is L_x.
 
     Works on any leading shape: one model's batch (batch, m), or the (K, batch, m) of a fused
@@ -85,7 +94,13 @@ def objective_terms(
     every random draw of a trial comes from that trial's own generator.
     """
     reduction, d_t = cfg.reduction, transform or metric
-    return vae_terms(model, x, eps, cfg.form, form_weights(cfg),
-                     recon=lambda a, b: metric(a, b, reduction),
-                     transform=lambda a, b: d_t(a, b, reduction),
-                     coding=lambda a, b: metric.distance(a, b, reduction))
+    return vae_terms(
+        model,
+        x,
+        eps,
+        cfg.form,
+        form_weights(cfg),
+        recon=lambda a, b: metric(a, b, reduction),
+        transform=lambda a, b: d_t(a, b, reduction),
+        coding=lambda a, b: metric.distance(a, b, reduction),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class TrialResult:
     status: TrialStatus
     started_at: datetime
     finished_at: datetime
-    error: Optional[str] = None
+    error: str | None = None
     scalars: dict[str, Any] = field(default_factory=dict)
     dims: list[dict[str, Any]] = field(default_factory=list)
     curves: list[dict[str, float]] = field(default_factory=list)

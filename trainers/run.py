@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -32,20 +33,30 @@ def provenance(where: DeviceLike = None) -> dict[str, Any]:
         version = metadata.version("isosweep")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    return {"isosweep_version": version, "torch_version": torch.__version__, "device": device_name(where),
-            "hostname": socket.gethostname()}
+    return {
+        "isosweep_version": version,
+        "torch_version": torch.__version__,
+        "device": device_name(where),
+        "hostname": socket.gethostname(),
+    }
 
 
-def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: Optional[datetime] = None) -> TrialResult:
+def failed_result(cfg: TrialConfig, error: BaseException | str, started_at: datetime | None = None) -> TrialResult:
     """The record of a trial that raised: kept in the store so that nothing disappears silently."""
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return TrialResult(cfg, TrialStatus.FAILED, started_at or _now(), _now(), error=message[:2000],
-                       provenance=provenance())
+    return TrialResult(
+        cfg, TrialStatus.FAILED, started_at or _now(), _now(), error=message[:2000], provenance=provenance()
+    )
 
 
-def run_mlp_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
-                   checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
-                   dtype: torch.dtype = torch.float32, where: DeviceLike = None) -> list[TrialResult]:
+def run_mlp_bundle(
+    cfgs: Sequence[TrialConfig],
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    data_root: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    where: DeviceLike = None,
+) -> list[TrialResult]:
     """Train MLP trials of one fusion key together (``isosweep.trainers.fused``) on device ``where``
     (default the CPU) and measure each there; one result per trial, in order. A diverged member
     gets status ``diverged``; the others are unaffected by it."""
@@ -57,19 +68,43 @@ def run_mlp_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = Non
     results = []
     for cfg, data, outcome in zip(cfgs, datas, outcomes):
         if outcome.model is None:
-            results.append(TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=outcome.diverged,
-                                       curves=outcome.curves, provenance=where_run))
+            results.append(
+                TrialResult(
+                    cfg,
+                    TrialStatus.DIVERGED,
+                    started,
+                    _now(),
+                    error=outcome.diverged,
+                    curves=outcome.curves,
+                    provenance=where_run,
+                )
+            )
             continue
         found = measure(outcome.model, cfg, data.eval, data.eval_log_p, get_metric(cfg.loss), device=device)
         scalars = {"loss_final": outcome.loss_final, "steps": outcome.steps, **found.scalars}
-        results.append(TrialResult(cfg, TrialStatus.OK, started, _now(), scalars=scalars, dims=found.dims,
-                                   curves=outcome.curves, points=found.points, provenance=where_run))
+        results.append(
+            TrialResult(
+                cfg,
+                TrialStatus.OK,
+                started,
+                _now(),
+                scalars=scalars,
+                dims=found.dims,
+                curves=outcome.curves,
+                points=found.points,
+                provenance=where_run,
+            )
+        )
     return results
 
 
-def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
-               checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
-               where: Optional[str] = None) -> list[TrialResult]:
+def run_bundle(
+    cfgs: Sequence[TrialConfig],
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    data_root: str | None = None,
+    where: str | None = None,
+) -> list[TrialResult]:
     """Train fusable trials (``isosweep.trainers.kinds.fusable``) together, as their kind does, on
     device ``where`` (``"cuda"`` or ``"cpu"``; default the CPU); one result per trial, in order."""
     if not fusable(cfgs):
@@ -78,9 +113,13 @@ def run_bundle(cfgs: Sequence[TrialConfig], report: Optional[ReportFn] = None,
     return kind_of(cfgs[0]).run(cfgs, report, checkpoint, data_root, where)
 
 
-def run_trial(cfg: TrialConfig, report: Optional[ReportFn] = None,
-              checkpoint: Optional[Checkpoint] = None, data_root: Optional[str] = None,
-              where: Optional[str] = None) -> TrialResult:
+def run_trial(
+    cfg: TrialConfig,
+    report: ReportFn | None = None,
+    checkpoint: Checkpoint | None = None,
+    data_root: str | None = None,
+    where: str | None = None,
+) -> TrialResult:
     """Train one trial (resuming from ``checkpoint`` if given) and take its measurements, on device
     ``where`` (default: the CPU; an image trial's default is the GPU where there is one).
 

@@ -9,7 +9,7 @@ input image, set apart by a wider gap. At most ``MAX_ROWS`` dimensions are shown
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -24,8 +24,13 @@ MIN_SIDE = 56
 """Tiles are drawn at least this large (MNIST's 28 pixels doubled), so that a viewer sees the digits."""
 
 
-def traversal_tiles(model: VAE, x: torch.Tensor, dims: Sequence[int], image_shape: tuple[int, int, int],
-                    values: Sequence[float] = VALUES) -> np.ndarray:
+def traversal_tiles(
+    model: VAE,
+    x: torch.Tensor,
+    dims: Sequence[int],
+    image_shape: tuple[int, int, int],
+    values: Sequence[float] = VALUES,
+) -> np.ndarray:
     """Decoded images (rows, len(values), H, W, C) as floats clipped to [0, 1]: row r sets z at
     ``dims[r]`` to each value, from mu of ``x`` (one input, batch of 1)."""
     with torch.no_grad():
@@ -33,7 +38,7 @@ def traversal_tiles(model: VAE, x: torch.Tensor, dims: Sequence[int], image_shap
         z = mu.repeat(len(dims) * len(values), 1)
         grid = torch.tensor(values, dtype=z.dtype, device=z.device)
         for r, j in enumerate(dims):
-            z[r * len(values):(r + 1) * len(values), j] = grid
+            z[r * len(values) : (r + 1) * len(values), j] = grid
         decoded = model.decode(z).reshape(len(dims), len(values), *image_shape)
     return decoded.clamp(0.0, 1.0).permute(0, 1, 3, 4, 2).cpu().numpy()
 
@@ -50,10 +55,10 @@ def grid_image(tiles: np.ndarray, original: np.ndarray) -> np.ndarray:
     canvas = np.ones((rows * h + (rows - 1) * GAP, left + cols * w + (cols - 1) * GAP, c))
     for r in range(rows):
         top = r * (h + GAP)
-        canvas[top:top + h, :w] = original
+        canvas[top : top + h, :w] = original
         for k in range(cols):
             x0 = left + k * (w + GAP)
-            canvas[top:top + h, x0:x0 + w] = tiles[r, k]
+            canvas[top : top + h, x0 : x0 + w] = tiles[r, k]
     return np.round(canvas * 255.0).astype(np.uint8)
 
 

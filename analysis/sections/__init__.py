@@ -27,6 +27,7 @@ SECTION_SETS: dict[str, tuple[SectionFn, ...]] = {
 def sections_for(study: Study) -> tuple[SectionFn, ...]:
     """Every section function of the report of ``study``."""
     if study.report is not None and study.report not in SECTION_SETS:
-        raise KeyError(f"study {study.name!r} names report section set {study.report!r}; known: "
-                       f"{', '.join(SECTION_SETS)}")
+        raise KeyError(
+            f"study {study.name!r} names report section set {study.report!r}; known: {', '.join(SECTION_SETS)}"
+        )
     return FIRST + (SECTION_SETS[study.report] if study.report is not None else ())

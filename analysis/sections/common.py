@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -36,42 +37,75 @@ def overview(ctx: ReportContext) -> Section:
     """Trials per budget and status, the points of the grid with no ok trial, failed trials."""
     section = Section("Trials in the store")
     counts = ctx.frame("study_overview", budget=None, reduction=None, lr_schedule=None)
-    section.add(frame_table("trials", f"Trials of study {ctx.study.name} per budget, settings and status", counts,
-                            None, "study_overview"))
+    section.add(
+        frame_table(
+            "trials",
+            f"Trials of study {ctx.study.name} per budget, settings and status",
+            counts,
+            None,
+            "study_overview",
+        )
+    )
     other = counts[(counts["budget"] != ctx.budget) & (counts["status"] == "ok")]["budget"].unique().tolist()
     if other:
-        section.note(f"This report shows budget {ctx.budget}; the store also holds ok trials at budget "
-                     f"{', '.join(other)} (choose with --budget).")
+        section.note(
+            f"This report shows budget {ctx.budget}; the store also holds ok trials at budget "
+            f"{', '.join(other)} (choose with --budget)."
+        )
     shown = counts[(counts["budget"] == ctx.budget)]
     for column, value in ctx.settings.items():
         others = shown[(shown[column] != value) & (shown["status"] == "ok")]
         if not others.empty:
-            section.note(f"{int(others['trials'].sum())} ok trial(s) with {column} other than {value} "
-                         f"({', '.join(sorted(others[column].unique()))}) are not in this report; "
-                         f"query them with `isosweep query` (the named queries keep these columns).")
+            section.note(
+                f"{int(others['trials'].sum())} ok trial(s) with {column} other than {value} "
+                f"({', '.join(sorted(others[column].unique()))}) are not in this report; "
+                f"query them with `isosweep query` (the named queries keep these columns)."
+            )
 
     planned = ctx.study.size(ctx.budget)
     missing = ctx.frame("missing_points")
     axes = [a.name for a in ctx.study.axes if a.name in missing.columns]
     if ctx.study.needs_user_data:
-        section.note(f"The trials of study {ctx.study.name} depend on the data file and options each run was given; "
-                     f"`isosweep query @{ctx.study.summary}` lists the points the store holds.")
+        section.note(
+            f"The trials of study {ctx.study.name} depend on the data file and options each run was given; "
+            f"`isosweep query @{ctx.study.summary}` lists the points the store holds."
+        )
     elif missing.empty:
         section.note(f"All {planned} planned point(s) ({', '.join(axes)}) have an ok trial at budget {ctx.budget}.")
     else:
         listed = missing_summary(missing, axes, ctx.axis_values(axes[-1]) if axes else ())
-        section.note(f"{len(missing)} of {planned} planned point(s) ({', '.join(axes)}) have no ok trial at "
-                     f"budget {ctx.budget}: {listed}. Run `isosweep run "
-                     f"{ctx.study.name} --budget {ctx.budget} --store {ctx.store_url}` to complete the sweep "
-                     "(completed trials are skipped).", warning=True)
+        section.note(
+            f"{len(missing)} of {planned} planned point(s) ({', '.join(axes)}) have no ok trial at "
+            f"budget {ctx.budget}: {listed}. Run `isosweep run "
+            f"{ctx.study.name} --budget {ctx.budget} --store {ctx.store_url}` to complete the sweep "
+            "(completed trials are skipped).",
+            warning=True,
+        )
         columns = [*axes, "present", "statuses"]
-        section.add(frame_table("missing_points", f"Planned points with no ok trial at budget {ctx.budget}",
-                                missing, columns, "missing_points", fold_above=12))
+        section.add(
+            frame_table(
+                "missing_points",
+                f"Planned points with no ok trial at budget {ctx.budget}",
+                missing,
+                columns,
+                "missing_points",
+                fold_above=12,
+            )
+        )
     failed = ctx.frame("failed_trials")
     if not failed.empty:
         columns = [*axes, "seed", "status", "error"]
-        section.note(f"{len(failed)} trial(s) failed or diverged at budget {ctx.budget}; a new run retries them.",
-                     warning=True)
-        section.add(frame_table("failed_trials", f"Failed or diverged trials at budget {ctx.budget}", failed, columns,
-                                "failed_trials", fold_above=12))
+        section.note(
+            f"{len(failed)} trial(s) failed or diverged at budget {ctx.budget}; a new run retries them.", warning=True
+        )
+        section.add(
+            frame_table(
+                "failed_trials",
+                f"Failed or diverged trials at budget {ctx.budget}",
+                failed,
+                columns,
+                "failed_trials",
+                fold_above=12,
+            )
+        )
     return section

@@ -7,9 +7,9 @@ import contextlib
 import glob
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,8 +28,13 @@ def trial_rows(store: Path) -> list[dict]:
     return rows
 
 
-def copy_subset(src: Path, dst: Path, keep: set[str], edit_trials: Optional[Callable[[pa.Table], pa.Table]] = None,
-                drop_results: frozenset = frozenset()) -> Path:
+def copy_subset(
+    src: Path,
+    dst: Path,
+    keep: set[str],
+    edit_trials: Callable[[pa.Table], pa.Table] | None = None,
+    drop_results: frozenset = frozenset(),
+) -> Path:
     """A copy of the store ``src`` with the trials ``keep`` only, one file per source file.
 
     ``edit_trials`` may rewrite each kept trials table; trials in ``drop_results`` keep their
@@ -83,8 +88,11 @@ def toy_report(smoke_store, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def failed_key(smoke_store) -> str:
     """The trial that the partial store records as failed: mix, uconv, lambda 1000."""
-    return next(r["trial_key"] for r in trial_rows(smoke_store)
-                if r["dataset"] == "mix" and r["loss"] == "uconv" and r["lam"] == 1000.0)
+    return next(
+        r["trial_key"]
+        for r in trial_rows(smoke_store)
+        if r["dataset"] == "mix" and r["loss"] == "uconv" and r["lam"] == 1000.0
+    )
 
 
 @pytest.fixture(scope="session")

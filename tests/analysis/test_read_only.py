@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import fsspec
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_trial
-
+from helpers import write_trial
 from isosweep.cli import main
 from isosweep.store import Store
 from isosweep.trainers.config import TrialConfig
@@ -19,8 +17,9 @@ from isosweep.trainers.config import TrialConfig
 
 def write_toy_trial(store: Store, seed: int) -> str:
     """One fabricated ok trial of the toy study (its rows, not its science, matter here)."""
-    return write_trial(store, TrialConfig(study="toy", budget="smoke", dataset="mix", loss="se", seed=seed,
-                                          latent_dim=3, lam=100.0))
+    return write_trial(
+        store, TrialConfig(study="toy", budget="smoke", dataset="mix", loss="se", seed=seed, latent_dim=3, lam=100.0)
+    )
 
 
 @pytest.fixture
@@ -96,18 +95,21 @@ def test_refused_queries_are_one_line_exit_2_and_leave_no_file(store, tmp_path, 
     assert json.loads(capsys.readouterr().out) == {"n": 2}
 
 
-@pytest.mark.parametrize("sql", [
-    "select trial_key, lam from trials",
-    "with t as (select * from trials) select count(*) from t",
-    "from dims select dim, norm_mean",
-    "describe trials",
-    "summarize dims",
-    "values (1, 2)",
-    "pivot trials on loss in ('se', 'dconv') using count(*)",
-    "select count(*) from read_parquet('store/trials/*/*.parquet')",  # the store's own files may be read
-    "@status_counts",
-    "@toy_summary",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select trial_key, lam from trials",
+        "with t as (select * from trials) select count(*) from t",
+        "from dims select dim, norm_mean",
+        "describe trials",
+        "summarize dims",
+        "values (1, 2)",
+        "pivot trials on loss in ('se', 'dconv') using count(*)",
+        "select count(*) from read_parquet('store/trials/*/*.parquet')",  # the store's own files may be read
+        "@status_counts",
+        "@toy_summary",
+    ],
+)
 def test_selects_and_named_queries_still_work(store, capsys, sql):
     assert main(["query", sql, "--store", str(store)]) == 0, capsys.readouterr().err
 

@@ -12,6 +12,16 @@ from pathlib import Path
 import fsspec
 import pytest
 from PIL import Image
+from report_fixtures import (  # noqa: F401
+    copy_subset,
+    failed_key,
+    partial_report,
+    partial_store,
+    relabel_trial,
+    run_report,
+    toy_report,
+    trial_rows,
+)
 
 from isosweep.analysis.document import Document, Figure, Note, Section, Table, to_html, to_markdown
 from isosweep.analysis.queries import planned_rows
@@ -23,12 +33,15 @@ from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.schema import ESTIMATES
 from isosweep.studies import STUDIES
-from report_fixtures import (copy_subset, failed_key, partial_report, partial_store, relabel_trial,  # noqa: F401
-                             run_report, toy_report, trial_rows)
 
 DATASETS, LOSSES = ("norm", "ramp", "mix"), ("se", "dconv", "uconv")
-TOY_FIGURES = {*(f"lambda_{d}_{lo}" for d in DATASETS for lo in LOSSES), "ratios_lambda100", "coding_loss",
-               "transform_coding_ratio", *(f"scatter_{d}" for d in DATASETS)}
+TOY_FIGURES = {
+    *(f"lambda_{d}_{lo}" for d in DATASETS for lo in LOSSES),
+    "ratios_lambda100",
+    "coding_loss",
+    "transform_coding_ratio",
+    *(f"scatter_{d}" for d in DATASETS),
+}
 TOY_TABLES = {"trials", *(f"dims_{d}" for d in DATASETS), "density_lambda100", "rate_distortion_lambda100"}
 
 
@@ -44,6 +57,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 # -- the whole smoke sweep --------------------------------------------------------------------------
+
 
 def test_report_files(toy_report):
     assert (toy_report / "report.md").is_file() and (toy_report / "report.html").is_file()
@@ -106,6 +120,7 @@ def test_html_is_self_contained_and_embeds_every_figure_and_table(toy_report):
 
 # -- a partial sweep --------------------------------------------------------------------------------
 
+
 def test_partial_report_names_what_is_missing(partial_report, failed_key):
     # Written without --out: to report-toy in the current folder.
     assert partial_report.out.name == "report-toy" and str(partial_report.out) in partial_report.stdout
@@ -122,8 +137,15 @@ def test_partial_report_names_what_is_missing(partial_report, failed_key):
     columns, rows = read_csv(partial_report / "tables" / "failed_trials.csv")
     assert len(rows) == 1 and rows[0][columns.index("error")] == "RuntimeError: out of memory"
     figures = {p.stem for p in (partial_report / "figures").iterdir()}
-    assert figures == {"lambda_mix_se", "lambda_mix_dconv", "lambda_mix_uconv", "ratios_lambda100", "coding_loss",
-                       "transform_coding_ratio", "scatter_mix"}
+    assert figures == {
+        "lambda_mix_se",
+        "lambda_mix_dconv",
+        "lambda_mix_uconv",
+        "ratios_lambda100",
+        "coding_loss",
+        "transform_coding_ratio",
+        "scatter_mix",
+    }
     assert {p.stem for p in (partial_report / "tables").iterdir()} >= {"dims_mix", "missing_points"}
     page = (partial_report / "report.html").read_text()
     assert page.count("<strong>Missing:</strong>") >= 3 and page.count("data:image/png;base64,") == len(figures)
@@ -139,11 +161,16 @@ def test_a_report_from_an_object_store(smoke_store, tmp_path):
     url = f"memory://isosweep-report-{uuid.uuid4().hex}"
     fs = fsspec.filesystem("memory")
     for path in local.rglob("*.parquet"):
-        fs.pipe_file(f"{url[len('memory://'):]}/{path.relative_to(local)}", path.read_bytes())
+        fs.pipe_file(f"{url[len('memory://') :]}/{path.relative_to(local)}", path.read_bytes())
     doc, budget = build_document(url, "toy")
     assert budget == "smoke"
-    assert {f.name for f in doc.figures()} == {"lambda_ramp_se", "ratios_lambda100", "coding_loss",
-                                               "transform_coding_ratio", "scatter_ramp"}
+    assert {f.name for f in doc.figures()} == {
+        "lambda_ramp_se",
+        "ratios_lambda100",
+        "coding_loss",
+        "transform_coding_ratio",
+        "scatter_ramp",
+    }
     table = next(t for t in doc.tables() if t.name == "dims_ramp")
     assert [r[:2] for r in table.rows] == [("se", 1), ("se", 2), ("se", 3)]
     # The toy report shows table 4 when the variant's trials exist; the variant has a report of its own.
@@ -156,8 +183,14 @@ def test_a_report_from_an_object_store(smoke_store, tmp_path):
 
 
 def test_named_queries_run_by_name(smoke_store, capsys):
-    rows = {"study_overview": 1, "missing_points": 0, "failed_trials": 0, "toy_dims": 270, "toy_corr": 90,
-            "toy_rate_distortion": 90}
+    rows = {
+        "study_overview": 1,
+        "missing_points": 0,
+        "failed_trials": 0,
+        "toy_dims": 270,
+        "toy_corr": 90,
+        "toy_rate_distortion": 90,
+    }
     for name, expected in rows.items():
         assert main(["query", f"@{name}", "--store", str(smoke_store), "--format", "csv"]) == 0, name
         lines = capsys.readouterr().out.strip().splitlines()
@@ -176,17 +209,33 @@ def test_registry_views_are_read_by_any_query(smoke_store):
     table expression of the same name takes the view's place."""
     from isosweep.analysis.db import run_query
 
-    assert run_query(str(smoke_store), "WITH x AS (SELECT 1) SELECT count(*) FROM planned, x").rows == [(len(planned_rows()),)]
+    assert run_query(str(smoke_store), "WITH x AS (SELECT 1) SELECT count(*) FROM planned, x").rows == [
+        (len(planned_rows()),)
+    ]
     assert run_query(str(smoke_store), "WITH planned AS (SELECT 7 AS n) SELECT n FROM planned").rows == [(7,)]
-    counts = run_query(str(smoke_store), "SELECT (SELECT count(*) FROM studies WHERE plan = 'anomaly-paper'), "
-                       "(SELECT count(*) FROM paper_points), (SELECT count(*) FROM anomaly_trials)").rows
+    counts = run_query(
+        str(smoke_store),
+        "SELECT (SELECT count(*) FROM studies WHERE plan = 'anomaly-paper'), "
+        "(SELECT count(*) FROM paper_points), (SELECT count(*) FROM anomaly_trials)",
+    ).rows
     assert counts == [(1, 4, 0)]  # the smoke store holds toy trials only
 
 
 # -- bad input --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["unknown study", "store is a file", "out under a file", "out is a file",
-                                  "empty store", "unknown budget", "budget not in store"])
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown study",
+        "store is a file",
+        "out under a file",
+        "out is a file",
+        "empty store",
+        "unknown budget",
+        "budget not in store",
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, smoke_store, tmp_path, capsys):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
@@ -217,6 +266,7 @@ def test_unwritable_out_folder(tmp_path, monkeypatch):
 
 # -- the frame --------------------------------------------------------------------------------------
 
+
 def test_every_study_has_a_report_that_starts_with_the_overview():
     for study in STUDIES.values():
         sections = sections_for(study)
@@ -226,9 +276,20 @@ def test_every_study_has_a_report_that_starts_with_the_overview():
 
 def test_markdown_and_html_of_a_small_document():
     png = b"\x89PNG\r\n\x1a\nfake"
-    doc = Document("T <1>", ["lead | line"], [Section("S", [
-        Note("gone", warning=True), Table("t", "cap", ("a", "b|c"), ((1.23456789, None), ("x<y", True))),
-        Figure("f", "fig & cap", png)])])
+    doc = Document(
+        "T <1>",
+        ["lead | line"],
+        [
+            Section(
+                "S",
+                [
+                    Note("gone", warning=True),
+                    Table("t", "cap", ("a", "b|c"), ((1.23456789, None), ("x<y", True))),
+                    Figure("f", "fig & cap", png),
+                ],
+            )
+        ],
+    )
     md, page = to_markdown(doc), to_html(doc)
     assert "| a | b\\|c |" in md and "| 1.235 |  |" in md and "| x<y | yes |" in md
     assert "**Missing:** gone" in md and "![fig & cap](figures/f.png)" in md
@@ -240,5 +301,6 @@ def test_missing_summary_groups_by_the_last_axis():
 
     df = pd.DataFrame({"dataset": ["norm", "norm", "mix"], "lam": [1.0, 2.0, 100.0]})
     assert missing_summary(df, ["dataset", "lam"], (1.0, 2.0, 100.0)) == (
-        "dataset norm: lam 1, 2; dataset mix: lam 100")
+        "dataset norm: lam 1, 2; dataset mix: lam 100"
+    )
     assert missing_summary(df.iloc[:2], ["dataset", "lam"], (1.0, 2.0)) == "dataset norm: every lam"

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from report_fixtures import toy_report  # noqa: F401
 
 # Line colours of the figures (matplotlib's tab10 blue, orange, green); the page's own CSS has none.
@@ -27,9 +26,21 @@ def chromium() -> str:
 def screenshot(exe: str, page: Path, shot: Path, profile: Path) -> np.ndarray:
     """A 1400 x 3000 screenshot of ``page`` as an RGB array."""
     profile.mkdir()
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1400,3000", page.as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--screenshot={shot}",
+        "--window-size=1400,3000",
+        page.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert shot.is_file(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
     with Image.open(shot) as image:

@@ -16,9 +16,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 BIN = Path(sys.executable).parent
 SUBNET = "10.213.{net}.{host}"
@@ -29,7 +29,7 @@ def _run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Comp
     return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
 
 
-def unavailable() -> Optional[str]:
+def unavailable() -> str | None:
     """Why network namespaces cannot be made here, or None where they can."""
     if os.geteuid() != 0:
         return "network namespaces need root"
@@ -53,11 +53,21 @@ class Host:
     hostname: str
     temp_dir: str = ""
 
-    def command(self, *args: str, env: Optional[dict[str, str]] = None) -> list[str]:
+    def command(self, *args: str, env: dict[str, str] | None = None) -> list[str]:
         """``args`` run inside this host: its network namespace, a fresh UTS namespace with its host
         name, and ``env`` added to the environment."""
-        prefix = ["ip", "netns", "exec", self.netns, "unshare", "--uts", "sh", "-c",
-                  f'hostname {self.hostname} && exec "$@"', "sh"]
+        prefix = [
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            f'hostname {self.hostname} && exec "$@"',
+            "sh",
+        ]
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
         return prefix + (["env", *extra] if extra else []) + list(args)
 
@@ -111,8 +121,12 @@ class NetnsCluster:
     def add_host(self, name: str) -> Host:
         """A new namespace with an address on the bridge and the host name ``name``."""
         index = len(self.hosts) + 1
-        host = Host(f"iso{self.tag}{name}", SUBNET.format(net=self.net, host=index), name,
-                    tempfile.mkdtemp(prefix=f"ray-{name}-", dir="/tmp"))
+        host = Host(
+            f"iso{self.tag}{name}",
+            SUBNET.format(net=self.net, host=index),
+            name,
+            tempfile.mkdtemp(prefix=f"ray-{name}-", dir="/tmp"),
+        )
         self._netns(host.netns)
         outer, inner = f"v{self.tag}{index}h", f"v{self.tag}{index}n"
         _run("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
@@ -126,20 +140,24 @@ class NetnsCluster:
         self.hosts[name] = host
         return host
 
-    def start(self, host: Host, args: Sequence[str], env: Optional[dict[str, str]] = None,
-              log: Optional[Path] = None) -> subprocess.Popen:
+    def start(
+        self, host: Host, args: Sequence[str], env: dict[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen:
         """A long-running process inside ``host`` (ended by :meth:`close`)."""
         out = open(log, "ab") if log is not None else subprocess.DEVNULL
-        proc = subprocess.Popen(host.command(*args, env={**self.env, **(env or {})}), stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            host.command(*args, env={**self.env, **(env or {})}), stdout=out, stderr=subprocess.STDOUT
+        )
         self._procs.append(proc)
         return proc
 
-    def run(self, host: Host, args: Sequence[str], env: Optional[dict[str, str]] = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(
+        self, host: Host, args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
         """A command inside ``host``, waited for."""
-        return subprocess.run(host.command(*args, env={**self.env, **(env or {})}), capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            host.command(*args, env={**self.env, **(env or {})}), capture_output=True, text=True, timeout=timeout
+        )
 
     def wait_port(self, host: Host, address: str, port: int, timeout: float = 60) -> None:
         """Wait until ``address:port`` accepts connections, as seen from ``host``."""
@@ -152,12 +170,25 @@ class NetnsCluster:
         raise TimeoutError(f"{address}:{port} did not open within {timeout:.0f} s")
 
     # -- Ray ------------------------------------------------------------------------------------
-    def ray_start(self, host: Host, head: Optional[Host] = None, num_cpus: int = 1, num_gpus: int = 0,
-                  env: Optional[dict[str, str]] = None) -> None:
+    def ray_start(
+        self,
+        host: Host,
+        head: Host | None = None,
+        num_cpus: int = 1,
+        num_gpus: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """``ray start`` on ``host``: the head where ``head`` is None, else a worker joining it.
         ``num_gpus`` are logical GPUs: Ray schedules by them whether or not the host has any."""
-        args = [str(BIN / "ray"), "start", f"--node-ip-address={host.address}", f"--num-cpus={num_cpus}",
-                f"--num-gpus={num_gpus}", f"--temp-dir={host.temp_dir}", "--disable-usage-stats"]
+        args = [
+            str(BIN / "ray"),
+            "start",
+            f"--node-ip-address={host.address}",
+            f"--num-cpus={num_cpus}",
+            f"--num-gpus={num_gpus}",
+            f"--temp-dir={host.temp_dir}",
+            "--disable-usage-stats",
+        ]
         if head is None:
             args += ["--head", "--port=6379", "--include-dashboard=false"]
         else:
@@ -197,7 +228,7 @@ class NetnsCluster:
         for host in self.hosts.values():
             shutil.rmtree(host.temp_dir, ignore_errors=True)
 
-    def __enter__(self) -> "NetnsCluster":
+    def __enter__(self) -> NetnsCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:

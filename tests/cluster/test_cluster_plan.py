@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from netns import BIN, NetnsCluster, unavailable
 
 
@@ -45,8 +44,23 @@ def test_a_dry_run_against_8_gpus_plans_a_bundle_per_gpu(gpu_head, tmp_path):
 
 def test_gpus_per_trial_packs_more_trials_on_each_gpu(gpu_head, tmp_path):
     c, head = gpu_head
-    done = c.run(head, [str(BIN / "isosweep"), "run", "toy", "--budget", "paper", "--dry-run", "--gpus-per-trial",
-                        "0.5", "--store", str(tmp_path / "store"), "--address", f"{head.address}:6379"])
+    done = c.run(
+        head,
+        [
+            str(BIN / "isosweep"),
+            "run",
+            "toy",
+            "--budget",
+            "paper",
+            "--dry-run",
+            "--gpus-per-trial",
+            "0.5",
+            "--store",
+            str(tmp_path / "store"),
+            "--address",
+            f"{head.address}:6379",
+        ],
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "planned for 16 trial(s) at once" in done.stdout
     # 90 trials over 16 slots: bundles of ceil(90 / 16) = 6, so 15 of them.

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from netns import BIN, Host, NetnsCluster, unavailable
 
 pytestmark = pytest.mark.slow
@@ -35,10 +34,15 @@ def cluster():
         head, w1, w2, s3 = (c.add_host(name) for name in ("head", "worker1", "worker2", "s3"))
         c.start(s3, [str(BIN / "moto_server"), "-H", s3.address, "-p", "5000"])
         c.wait_port(head, s3.address, 5000)
-        env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL": f"http://{s3.address}:5000"}
-        made = c.run(head, [str(BIN / "python"), "-c", f"import fsspec; fsspec.filesystem('s3').mkdir({BUCKET!r})"],
-                     env=env)
+        env = {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://{s3.address}:5000",
+        }
+        made = c.run(
+            head, [str(BIN / "python"), "-c", f"import fsspec; fsspec.filesystem('s3').mkdir({BUCKET!r})"], env=env
+        )
         assert made.returncode == 0, made.stderr
         # No trial runs on the head (as in cluster.yaml): the workers do all the training.
         c.ray_start(head, num_cpus=0, env=env)
@@ -68,8 +72,12 @@ def test_a_sweep_spreads_over_both_workers_and_survives_losing_one(cluster):
     store = f"s3://{BUCKET}/sweep-{uuid.uuid4().hex[:6]}"
     address = f"{head.address}:6379"
     started = time.monotonic()
-    sweep = subprocess.Popen(head.command(str(BIN / "isosweep"), *SWEEP, "--store", store, "--address", address,
-                                          env=c.env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        head.command(str(BIN / "isosweep"), *SWEEP, "--store", store, "--address", address, env=c.env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     # The sweep's output is read only at the end: at most a few kB, well within the pipe's buffer.
     # Let both workers finish trials, then take worker2 away as a machine that loses power.
     removed_after = None
@@ -88,19 +96,29 @@ def test_a_sweep_spreads_over_both_workers_and_survives_losing_one(cluster):
     assert sweep.returncode == 0, out
     assert f"ok {PLANNED}, failed 0, diverged 0, missing 0 of {PLANNED}" in out, out
 
-    rows = query(c, store, "select count(*) as n, count(distinct trial_key) as keys, "
-                           "count(*) filter (where status = 'ok') as ok from trials")
+    rows = query(
+        c,
+        store,
+        "select count(*) as n, count(distinct trial_key) as keys, "
+        "count(*) filter (where status = 'ok') as ok from trials",
+    )
     assert rows == [{"n": PLANNED, "keys": PLANNED, "ok": PLANNED}]
     hosts = {r["hostname"] for r in query(c, store, "select distinct hostname from trials")}
     assert hosts == {"worker1", "worker2"}
     # Exactly once: one trials row per key in the raw files (per-trial or compacted at the sweep's
     # end), and every trial's tables written by the same run.
-    count_rows = ("import fsspec, pyarrow.parquet as pq; fs = fsspec.filesystem('s3'); "
-                  f"print(sum(pq.read_metadata(fs.open(p)).num_rows for p in fs.glob('{store[5:]}/trials/*/*.parquet')))")
+    count_rows = (
+        "import fsspec, pyarrow.parquet as pq; fs = fsspec.filesystem('s3'); "
+        f"print(sum(pq.read_metadata(fs.open(p)).num_rows for p in fs.glob('{store[5:]}/trials/*/*.parquet')))"
+    )
     files = c.run(head, [str(BIN / "python"), "-c", count_rows])
     assert files.stdout.strip() == str(PLANNED), files.stderr
-    mismatched = query(c, store, "select count(*) as n from trials t where (select count(*) from dims d "
-                                 "where d.trial_key = t.trial_key and d.run_id = t.run_id) <> t.latent_dim")
+    mismatched = query(
+        c,
+        store,
+        "select count(*) as n from trials t where (select count(*) from dims d "
+        "where d.trial_key = t.trial_key and d.run_id = t.run_id) <> t.latent_dim",
+    )
     assert mismatched == [{"n": 0}]
     print(f"multi-host sweep: {PLANNED} trials in {wall:.0f} s, worker2 removed after {removed_after}")
 
@@ -123,14 +141,23 @@ def test_the_data_root_reaches_every_worker_from_s3_and_a_local_one_is_refused(c
     data = Path(__file__).resolve().parents[3] / "shared" / "data" / "thyroid" / "thyroid.mat"
     if not data.is_file():
         pytest.skip(f"the real Thyroid file is not present at {data}")
-    copy = c.run(head, [str(BIN / "python"), "-c", "import fsspec, sys; fsspec.filesystem('s3').put_file(sys.argv[1], "
-                        f"'{BUCKET}/data/thyroid/thyroid.mat')", str(data)])
+    copy = c.run(
+        head,
+        [
+            str(BIN / "python"),
+            "-c",
+            f"import fsspec, sys; fsspec.filesystem('s3').put_file(sys.argv[1], '{BUCKET}/data/thyroid/thyroid.mat')",
+            str(data),
+        ],
+    )
     assert copy.returncode == 0, copy.stderr
     address = f"{head.address}:6379"
     anomaly = ("run", "anomaly", "--budget", "smoke", "--where", "dataset=thyroid", "--address", address)
     store = f"s3://{BUCKET}/anomaly-{uuid.uuid4().hex[:6]}"
     done = isosweep(c, head, *anomaly, "--data-root", f"s3://{BUCKET}/data", "--store", store)
-    assert done.returncode == 0 and "ok 4, failed 0, diverged 0, missing 0 of 4" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "ok 4, failed 0, diverged 0, missing 0 of 4" in done.stdout, (
+        done.stdout + done.stderr
+    )
     # A folder on the head's disk would be missing on the workers: refused before anything runs.
     local = isosweep(c, head, *anomaly, "--data-root", str(data.parents[1]), "--store", f"{store}-local")
     lines = local.stderr.strip().splitlines()

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import write_trial
+from helpers import write_trial
 from isosweep.store import Store
 from isosweep.studies import STUDIES
 
@@ -55,8 +55,9 @@ def start_run_until(command: list[str], progress: str, env: dict[str, str]) -> t
     """Start an ``isosweep run`` as a process group of its own and read its output until the line
     that begins with ``progress`` (``"[2/"``: the second trial done), at most 300 s: the process
     (still running) and the lines read so far."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     assert proc.stdout is not None
     lines = []
     deadline = time.monotonic() + 300

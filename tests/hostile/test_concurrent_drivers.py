@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import cli_env
 from support import trained
+
+from helpers import cli_env
 from isosweep.analysis.db import run_query
 
 SWEEP = ("run", "toy", "--budget", "smoke", "--where", "dataset=mix")
@@ -26,20 +26,34 @@ REPEATS = 5
 
 def start_drivers(store: Path) -> list[subprocess.Popen]:
     exe = Path(sys.executable).parent / "isosweep"
-    return [subprocess.Popen([str(exe), *SWEEP, "--store", str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=cli_env()) for _ in range(DRIVERS)]
+    return [
+        subprocess.Popen(
+            [str(exe), *SWEEP, "--store", str(store)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
+        for _ in range(DRIVERS)
+    ]
 
 
 def check_store(store: Path) -> None:
     keys = [r[0] for r in run_query(str(store), "select trial_key from trials").rows]
     assert len(keys) == PLANNED == len(set(keys))
     # The views: every trial has its dims, curves and points of the trials row's run_id.
-    for table, per_trial in (("dims", 3), ("curves", 2)):
-        rows = run_query(str(store), f"select t.trial_key, count(x.trial_key) from trials t left join {table} x "
-                                     f"using (trial_key, run_id) group by 1").rows
+    for table in ("dims", "curves"):
+        rows = run_query(
+            str(store),
+            f"select t.trial_key, count(x.trial_key) from trials t left join {table} x "
+            f"using (trial_key, run_id) group by 1",
+        ).rows
         assert all(n >= 1 for _, n in rows), (table, [k for k, n in rows if n < 1])
-    bad = run_query(str(store), "select count(*) from trials t where t.status = 'ok' and not exists "
-                                "(select 1 from points p where p.trial_key = t.trial_key and p.run_id = t.run_id)").rows
+    bad = run_query(
+        str(store),
+        "select count(*) from trials t where t.status = 'ok' and not exists "
+        "(select 1 from points p where p.trial_key = t.trial_key and p.run_id = t.run_id)",
+    ).rows
     assert bad == [(0,)]
     # The raw files agree too: one run_id per key across the four tables (per-trial files, or the
     # compacted files each driver's sweep-end compaction merged them into).
@@ -63,6 +77,8 @@ def test_three_drivers_train_each_key_once(tmp_path: Path, repeat: int, capsys) 
     check_store(store)
     work = sum(trained(out) for out, _ in outputs)
     with capsys.disabled():
-        print(f"\nrepeat {repeat}: {DRIVERS} drivers trained {work} trials for {PLANNED} planned "
-              f"({[trained(out) for out, _ in outputs]} per driver) in {time.monotonic() - started:.0f} s")
+        print(
+            f"\nrepeat {repeat}: {DRIVERS} drivers trained {work} trials for {PLANNED} planned "
+            f"({[trained(out) for out, _ in outputs]} per driver) in {time.monotonic() - started:.0f} s"
+        )
     assert work == PLANNED

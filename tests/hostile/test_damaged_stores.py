@@ -7,7 +7,7 @@ named with the fix), never silently counted as done. Every reader (status, query
 report, the Python API) treats an unreadable or foreign file alike, ``compact`` leaves such a file
 where it is and exits 2, and a damaged file is one line, never a traceback.
 
-The stores are fabricated (``conftest.write_trial``) with the trials of ``isosweep run toy
+The stores are fabricated (``helpers.write_trial``) with the trials of ``isosweep run toy
 --where dataset=mix,lam=100`` at the smoke budget; the tests that rerun that sweep train the
 damaged trials on a real local Ray.
 """
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import isosweep
-from conftest import cli_env, write_trial
+from helpers import cli_env, write_trial
 from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.orchestrator.compact import compact
@@ -90,6 +90,7 @@ def compacted_file(store: Path, table: str) -> Path:
 
 # -- results lost without a word -------------------------------------------------------------
 
+
 def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store)
@@ -97,8 +98,17 @@ def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_pa
     (store / "dims" / "study=toy" / f"{victim}.parquet").unlink()
 
     out = status_of(store, capsys)
-    assert out.splitlines()[0].split() == ["study", "budget", "planned", "ok", "failed", "diverged", "damaged",
-                                           "missing", "extra"]
+    assert out.splitlines()[0].split() == [
+        "study",
+        "budget",
+        "planned",
+        "ok",
+        "failed",
+        "diverged",
+        "damaged",
+        "missing",
+        "extra",
+    ]
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "2", "0", "0", "1", "87", "0"]
     assert f"toy smoke {victim}: no readable dims rows" in out
     assert main(["run", *SWEEP, "--store", str(store), "--dry-run"]) == 0
@@ -109,7 +119,9 @@ def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_pa
     assert "2 already complete, 1 to run" in proc.stdout and "ok 3, failed 0, diverged 0, missing 0 of 3" in proc.stdout
     dims = isosweep.dims(str(store))
     assert dims.groupby("trial_key").size().to_dict() == {
-        **{key: DIMS_PER_TRIAL for key in keys[1:]}, victim: sweep_configs()[0].latent_dim}  # its real dims
+        **{key: DIMS_PER_TRIAL for key in keys[1:]},
+        victim: sweep_configs()[0].latent_dim,
+    }  # its real dims
     assert counts(store, "trials") == (3, 3)
     out = status_of(store, capsys)
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "3", "0", "0", "87", "0"]
@@ -142,7 +154,8 @@ def test_random_bytes_in_a_compacted_dims_file_are_reported_and_its_trials_train
         f"isosweep: warning: skipping unreadable file {damaged} (ArrowInvalid); delete it and run the sweep again "
         "to recompute its trials",
         f"isosweep: warning: 1 unreadable file(s) left unmerged: {damaged}; delete them and run the sweep again to "
-        "recompute their trials (`isosweep status` lists them)"]
+        "recompute their trials (`isosweep status` lists them)",
+    ]
     assert "Traceback" not in proc.stderr
     assert damaged.exists()
     out = status_of(store, capsys)
@@ -202,6 +215,7 @@ def test_rows_written_before_the_row_counts_need_dims_and_curves(tmp_path):
 
 # -- wrong answers: a file of a foreign schema -----------------------------------------------
 
+
 @pytest.mark.parametrize("table", ["trials", "dims"])
 def test_a_foreign_parquet_file_is_unreadable_for_every_reader(tmp_path, capsys, table):
     store = tmp_path / "store"
@@ -237,6 +251,7 @@ def test_a_foreign_parquet_file_is_unreadable_for_every_reader(tmp_path, capsys,
 
 # -- tracebacks instead of one line: a truncated trials file ---------------------------------
 
+
 def test_report_over_a_truncated_trials_file_is_one_line(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store)
@@ -250,8 +265,11 @@ def test_report_over_a_truncated_trials_file_is_one_line(tmp_path, capsys):
     assert line.startswith(f"isosweep: error: store file {victim} is unreadable") and "delete it" in line
     assert not out.exists()
 
-    for call in (lambda: isosweep.connect(str(store)), lambda: isosweep.report("toy", str(store), out=str(out)),
-                 lambda: isosweep.trials(str(store))):
+    for call in (
+        lambda: isosweep.connect(str(store)),
+        lambda: isosweep.report("toy", str(store), out=str(out)),
+        lambda: isosweep.trials(str(store)),
+    ):
         with pytest.raises(UsageError) as caught:
             call()
         assert str(victim) in str(caught.value) and "delete it" in str(caught.value)
@@ -283,8 +301,10 @@ def test_compact_leaves_a_damaged_file_in_place_and_merges_the_rest(tmp_path, ca
     assert merged["trials"].num_rows == 3
     assert sorted(set(merged["dims"]["trial_key"].to_pylist())) == sorted(keys[:2])
     assert merged["dims"].num_rows == 2 * DIMS_PER_TRIAL
-    assert {p.name for p in (store / "dims" / "study=toy").iterdir()} == {compacted_file(store, "dims").name,
-                                                                         damaged.name}
+    assert {p.name for p in (store / "dims" / "study=toy").iterdir()} == {
+        compacted_file(store, "dims").name,
+        damaged.name,
+    }
     # The trial whose dims are unreadable is named as damaged, and planned again.
     out = status_of(store, capsys)
     assert f"toy smoke {keys[2]}: no readable dims rows" in out and f"  {damaged}" in out.splitlines()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, fill
+from helpers import cli_env, fill
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 RAY_MARKER = ".validate_storage_marker"
@@ -22,8 +22,11 @@ RAY_MARKER = ".validate_storage_marker"
 
 
 def _empty_files(store: Path) -> list[str]:
-    return sorted(str(p.relative_to(store)) for p in store.rglob("*")
-                  if p.is_file() and p.stat().st_size == 0 and p.name != RAY_MARKER)
+    return sorted(
+        str(p.relative_to(store))
+        for p in store.rglob("*")
+        if p.is_file() and p.stat().st_size == 0 and p.name != RAY_MARKER
+    )
 
 
 def _run_into_a_full_disk(disk: Path) -> tuple[Path, list[str]]:
@@ -31,15 +34,28 @@ def _run_into_a_full_disk(disk: Path) -> tuple[Path, list[str]]:
     not fit; check the outcome; return the store and the command."""
     store = disk / "store"
     fill(disk, leave_bytes=300_000)
-    command = [EXE, "run", "toy", "--budget", "smoke", "--where", "dataset=mix,lam=100", "--max-failures", "2",
-               "--store", str(store)]
+    command = [
+        EXE,
+        "run",
+        "toy",
+        "--budget",
+        "smoke",
+        "--where",
+        "dataset=mix,lam=100",
+        "--max-failures",
+        "2",
+        "--store",
+        str(store),
+    ]
     start = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=240)
     assert time.monotonic() - start < 240
     assert proc.returncode == 2, f"{proc.stdout}\n{proc.stderr}"
     errors = [line for line in proc.stderr.splitlines() if line.startswith("isosweep:")]
-    assert errors == [f"isosweep: error: no space left on {store}; free space there or choose another --store, "
-                      "then start the sweep again with `isosweep run` (completed trials are kept)"], proc.stderr
+    assert errors == [
+        f"isosweep: error: no space left on {store}; free space there or choose another --store, "
+        "then start the sweep again with `isosweep run` (completed trials are kept)"
+    ], proc.stderr
     assert "Traceback" not in proc.stderr and "retry" not in proc.stdout
     assert _empty_files(store) == []
     assert [p for p in (store / "claims").rglob("*") if p.is_file()] == []
@@ -84,16 +100,22 @@ def _leave_an_empty_claim(store: Path, age_s: float) -> Path:
     return claim
 
 
-@pytest.mark.parametrize("age_s, bound_s", [(600.0, 240.0), pytest.param(0.0, 300.0, marks=pytest.mark.slow)],
-                         ids=["old", "fresh"])
+@pytest.mark.parametrize(
+    "age_s, bound_s", [(600.0, 240.0), pytest.param(0.0, 300.0, marks=pytest.mark.slow)], ids=["old", "fresh"]
+)
 def test_an_empty_claim_delays_a_run_by_one_lease_at_most(tmp_path: Path, age_s: float, bound_s: float) -> None:
     """An empty claim file counts as expired one lease (60 s) after it was last written: an old
     one at once, a fresh one after a minute; the run then trains its key and leaves no claim."""
     store = tmp_path / "store"
     _leave_an_empty_claim(store, age_s)
     start = time.monotonic()
-    proc = subprocess.run([EXE, "run", "toy", "--budget", "smoke", "--where", "dataset=mix,lam=100",
-                           "--store", str(store)], capture_output=True, text=True, env=cli_env(), timeout=bound_s)
+    proc = subprocess.run(
+        [EXE, "run", "toy", "--budget", "smoke", "--where", "dataset=mix,lam=100", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=bound_s,
+    )
     assert time.monotonic() - start < bound_s
     assert proc.returncode == 0, proc.stderr
     assert "ok 3, failed 0, diverged 0, missing 0 of 3" in proc.stdout

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from anomaly_files import write_anomaly_files
-from isosweep.cli import main
 from support import make_store, snapshot
+
+from isosweep.cli import main
 
 SECRET = "hostile-canary-7f3a"
 """A token written only outside the store: no query output may ever hold it."""
@@ -71,11 +71,13 @@ def build_world(root: Path) -> Path:
     # Data roots: a truncated, a damaged and a malformed KDDCup file, and a file of your own.
     good = write_anomaly_files(root / "data-good", kdd_rows_n=300)
     raw = (good / "kddcup99" / "kddcup.data_10_percent.gz").read_bytes()
-    for name, data in (("truncated", raw[: len(raw) // 2]),
-                       ("crc", raw[:-8] + bytes(b ^ 0xFF for b in raw[-8:-4]) + raw[-4:]),
-                       ("badrow", gzip.compress(gzip.decompress(raw).replace(b"\n", b"\n1,2,3\n", 1))),
-                       ("nolabel", gzip.compress(gzip.decompress(raw).replace(b".\n", b"\n", 1))),
-                       ("empty", gzip.compress(b""))):
+    for name, data in (
+        ("truncated", raw[: len(raw) // 2]),
+        ("crc", raw[:-8] + bytes(b ^ 0xFF for b in raw[-8:-4]) + raw[-4:]),
+        ("badrow", gzip.compress(gzip.decompress(raw).replace(b"\n", b"\n1,2,3\n", 1))),
+        ("nolabel", gzip.compress(gzip.decompress(raw).replace(b".\n", b"\n", 1))),
+        ("empty", gzip.compress(b"")),
+    ):
         (root / f"data-{name}" / "kddcup99").mkdir(parents=True)
         (root / f"data-{name}" / "kddcup99" / "kddcup.data_10_percent.gz").write_bytes(data)
     (root / "csv").mkdir()
@@ -143,8 +145,11 @@ REFUSED_SQL = [
     ("ok-glob-root", "select * from glob('/*')", "is outside it"),
     ("ok-glob-cwd", "select * from glob('*')", "is outside it"),
     ("ok-nested-query", "select * from query('select * from read_csv(''/etc/passwd'')')", "is outside it"),
-    ("ok-parquet-list", "select * from read_parquet(['{W}/store/trials/*/*.parquet', '{W}/outside/secret.parquet'])",
-     "is outside it"),
+    (
+        "ok-parquet-list",
+        "select * from read_parquet(['{W}/store/trials/*/*.parquet', '{W}/outside/secret.parquet'])",
+        "is outside it",
+    ),
     ("ok-json", "select * from read_json('/etc/os-release')", "is outside it"),
     # item 1: a glob that would expand into a sibling store
     ("i1-sibling-glob", "select count(*) from read_parquet('{W}/globs/s*/trials/*/*.parquet')", "is outside it"),
@@ -152,37 +157,96 @@ REFUSED_SQL = [
     ("i11-depth-hint", "select " + "(" * 1100 + "1" + ")" * 1100, "cannot change DuckDB's settings"),
     # item 7: bounded work
     ("i7-timeout-range", "select sum(i::double * i) from range(1000000000000) t(i)", "--timeout"),
-    ("i7-timeout-recursive", "with recursive r(n) as (select 1 union all select n + 1 from r) select count(*) from r",
-     "--timeout"),
+    (
+        "i7-timeout-recursive",
+        "with recursive r(n) as (select 1 union all select n + 1 from r) select count(*) from r",
+        "--timeout",
+    ),
 ]
 
 CASES: list[Case] = [
-    *[Case(f"sql-{name}", (*Q, sql, "--store", STORE, "--timeout", "2" if name.startswith("i7") else "300"), 2,
-           needle, sql=True)
-      for name, sql, needle in REFUSED_SQL],
+    *[
+        Case(
+            f"sql-{name}",
+            (*Q, sql, "--store", STORE, "--timeout", "2" if name.startswith("i7") else "300"),
+            2,
+            needle,
+            sql=True,
+        )
+        for name, sql, needle in REFUSED_SQL
+    ],
     # -- item 1: store paths with glob characters are literal
-    Case("i1-dry-run-star", ("run", "toy", "--dry-run", "--store", S("globs", "s*")), 0, "1 already complete, 89 to run"),
+    Case(
+        "i1-dry-run-star", ("run", "toy", "--dry-run", "--store", S("globs", "s*")), 0, "1 already complete, 89 to run"
+    ),
     Case("i1-dry-run-question", ("run", "toy", "--dry-run", "--store", S("globs", "s?")), 0, "1 already complete"),
     Case("i1-dry-run-class", ("run", "toy", "--dry-run", "--store", S("globs", "s[A]")), 0, "1 already complete"),
     Case("i1-status-star", ("status", "--store", S("globs", "s*")), 0, "toy    smoke   90       1 "),
-    Case("i1-query-star", (*Q, "select count(*) as n from trials", "--store", S("globs", "s*"), "--format", "csv"), 0,
-         "n\n1", sql=True),
-    Case("i1-query-class", (*Q, "select count(*) as n from trials", "--store", S("globs", "s[A]"), "--format", "csv"), 0,
-         "n\n1", sql=True),
-    Case("i1-query-sibling", (*Q, "select count(*) as n from trials", "--store", S("globs", "sA"), "--format", "csv"), 0,
-         "n\n6", sql=True),
+    Case(
+        "i1-query-star",
+        (*Q, "select count(*) as n from trials", "--store", S("globs", "s*"), "--format", "csv"),
+        0,
+        "n\n1",
+        sql=True,
+    ),
+    Case(
+        "i1-query-class",
+        (*Q, "select count(*) as n from trials", "--store", S("globs", "s[A]"), "--format", "csv"),
+        0,
+        "n\n1",
+        sql=True,
+    ),
+    Case(
+        "i1-query-sibling",
+        (*Q, "select count(*) as n from trials", "--store", S("globs", "sA"), "--format", "csv"),
+        0,
+        "n\n6",
+        sql=True,
+    ),
     # -- item 2: links
     Case("i2-link-in-store", (*Q, "select count(*) from trials", "--store", S("linked")), 2, "symbolic link", sql=True),
-    Case("i2-link-glob", (*Q, "select * from glob('{W}/linked/*/root/*')", "--store", S("linked")), 2, "symbolic link",
-         sql=True),
-    Case("i2-link-in-artifacts", (*Q, "select * from glob('{W}/artlink/artifacts/out/*')", "--store", S("artlink")), 2,
-         "is outside it", sql=True),
-    Case("i2-link-in-artifacts-ok", (*Q, "select count(*) as n from trials", "--store", S("artlink"), "--format", "csv"), 0,
-         "n\n3", sql=True),
-    Case("i2-store-through-link", (*Q, "select count(*) as n from trials", "--store", S("store-link"), "--format", "csv"),
-         0, "n\n3", sql=True),
-    Case("i2-store-own-files", (*Q, "select count(*) as n from read_parquet('{W}/store/trials/*/*.parquet')", "--store",
-                                STORE, "--format", "csv"), 0, "n\n3", sql=True),
+    Case(
+        "i2-link-glob",
+        (*Q, "select * from glob('{W}/linked/*/root/*')", "--store", S("linked")),
+        2,
+        "symbolic link",
+        sql=True,
+    ),
+    Case(
+        "i2-link-in-artifacts",
+        (*Q, "select * from glob('{W}/artlink/artifacts/out/*')", "--store", S("artlink")),
+        2,
+        "is outside it",
+        sql=True,
+    ),
+    Case(
+        "i2-link-in-artifacts-ok",
+        (*Q, "select count(*) as n from trials", "--store", S("artlink"), "--format", "csv"),
+        0,
+        "n\n3",
+        sql=True,
+    ),
+    Case(
+        "i2-store-through-link",
+        (*Q, "select count(*) as n from trials", "--store", S("store-link"), "--format", "csv"),
+        0,
+        "n\n3",
+        sql=True,
+    ),
+    Case(
+        "i2-store-own-files",
+        (
+            *Q,
+            "select count(*) as n from read_parquet('{W}/store/trials/*/*.parquet')",
+            "--store",
+            STORE,
+            "--format",
+            "csv",
+        ),
+        0,
+        "n\n3",
+        sql=True,
+    ),
     # -- item 4: --name is a plain name
     Case("i4-name-escape", (*RUN, "--name", "../../escape"), 2, "not a plain name"),
     Case("i4-name-slash", (*RUN, "--name", "a/b"), 2, "not a plain name"),
@@ -194,18 +258,44 @@ CASES: list[Case] = [
     Case("i4-resume-escape", ("resume", "../x", "--store", STORE), 2, "not a plain name"),
     Case("i4-name-ok", (*DRY, "--name", "my-sweep_1.a"), 0, "my-sweep_1.a: 90 trials planned"),
     # -- item 5: query --out never inside the store
-    Case("i5-out-trial-file", (*Q, "select 1", "--store", STORE, "--format", "parquet", "--out",
-                               S("store", "trials", "study=toy", "x.parquet")), 2, "inside the store"),
+    Case(
+        "i5-out-trial-file",
+        (
+            *Q,
+            "select 1",
+            "--store",
+            STORE,
+            "--format",
+            "parquet",
+            "--out",
+            S("store", "trials", "study=toy", "x.parquet"),
+        ),
+        2,
+        "inside the store",
+    ),
     Case("i5-out-csv", (*Q, "select 1", "--store", STORE, "--out", S("store", "result.csv")), 2, "inside the store"),
     Case("i5-out-store-itself", (*Q, "select 1", "--store", STORE, "--out", STORE), 2, "inside the store"),
-    Case("i5-out-through-link", (*Q, "select 1", "--store", STORE, "--out", S("store-link", "r.csv")), 2,
-         "inside the store"),
+    Case(
+        "i5-out-through-link",
+        (*Q, "select 1", "--store", STORE, "--out", S("store-link", "r.csv")),
+        2,
+        "inside the store",
+    ),
     Case("i5-out-url", (*Q, "select 1", "--store", STORE, "--out", "s3://bucket/r.csv"), 2, "local file path"),
     Case("i5-out-folder", (*Q, "select 1", "--store", STORE, "--out", S("outside")), 2, "is a folder"),
-    Case("i5-report-out-in-store", ("report", "toy", "--store", STORE, "--out", S("store", "report")), 2,
-         "inside the store"),
-    Case("i5-out-ok", (*Q, "select 1 as one", "--store", STORE, "--format", "csv", "--out", S("cwd", "r.csv")), 0,
-         sql=True, creates=("cwd/r.csv",)),
+    Case(
+        "i5-report-out-in-store",
+        ("report", "toy", "--store", STORE, "--out", S("store", "report")),
+        2,
+        "inside the store",
+    ),
+    Case(
+        "i5-out-ok",
+        (*Q, "select 1 as one", "--store", STORE, "--format", "csv", "--out", S("cwd", "r.csv")),
+        0,
+        sql=True,
+        creates=("cwd/r.csv",),
+    ),
     # -- item 6: resources that can never be met
     Case("i6-gpus-inf", (*RUN, "--gpus-per-trial", "inf"), 2, "finite number"),
     Case("i6-gpus-nan", (*RUN, "--gpus-per-trial", "nan"), 2, "finite number"),
@@ -219,32 +309,84 @@ CASES: list[Case] = [
     Case("i7-seeds-huge", (*DRY, "--seeds", "100000000"), 2, "--max-trials"),
     Case("i7-max-trials-low", (*DRY, "--max-trials", "50"), 2, "--max-trials 90"),
     Case("i7-max-trials-ok", (*DRY, "--max-trials", "90"), 0, "90 trials planned"),
-    Case("i7-search-huge", ("run", "anomaly", "--search", "optuna", "--num-samples", "100000000", "--where",
-                            "dataset=thyroid", "--dry-run", "--store", STORE), 2, "--max-trials"),
+    Case(
+        "i7-search-huge",
+        (
+            "run",
+            "anomaly",
+            "--search",
+            "optuna",
+            "--num-samples",
+            "100000000",
+            "--where",
+            "dataset=thyroid",
+            "--dry-run",
+            "--store",
+            STORE,
+        ),
+        2,
+        "--max-trials",
+    ),
     Case("i7-timeout-zero", (*Q, "select 1", "--store", STORE, "--timeout", "0"), 2, "more than 0 seconds"),
     Case("i7-timeout-negative", (*Q, "select 1", "--store", STORE, "--timeout", "-1"), 2, "finite number"),
     Case("i7-timeout-text", (*Q, "select 1", "--store", STORE, "--timeout", "soon"), 2, "not a number"),
     # -- item 8: every data file checked before anything starts
-    Case("i8-kdd-truncated", ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-truncated"),
-                              "--store", MISSING), 2, "broken gzip data"),
-    Case("i8-kdd-crc", ("run", "anomaly", "--where", "dataset=kddcup_rev", "--data-root", S("data-crc"),
-                        "--store", MISSING), 2, "broken gzip data"),
-    Case("i8-kdd-bad-row", ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-badrow"),
-                            "--store", MISSING), 2, "has 3 fields"),
-    Case("i8-kdd-no-label", ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-nolabel"),
-                             "--store", MISSING), 2, "does not end in '.'"),
-    Case("i8-kdd-empty", ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-empty"),
-                          "--store", MISSING), 2, "is empty"),
-    Case("i8-thyroid-missing", ("run", "anomaly", "--where", "dataset=thyroid", "--data-root", S("data-truncated"),
-                                "--store", MISSING), 2, "not found"),
+    Case(
+        "i8-kdd-truncated",
+        ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-truncated"), "--store", MISSING),
+        2,
+        "broken gzip data",
+    ),
+    Case(
+        "i8-kdd-crc",
+        ("run", "anomaly", "--where", "dataset=kddcup_rev", "--data-root", S("data-crc"), "--store", MISSING),
+        2,
+        "broken gzip data",
+    ),
+    Case(
+        "i8-kdd-bad-row",
+        ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-badrow"), "--store", MISSING),
+        2,
+        "has 3 fields",
+    ),
+    Case(
+        "i8-kdd-no-label",
+        ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-nolabel"), "--store", MISSING),
+        2,
+        "does not end in '.'",
+    ),
+    Case(
+        "i8-kdd-empty",
+        ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-empty"), "--store", MISSING),
+        2,
+        "is empty",
+    ),
+    Case(
+        "i8-thyroid-missing",
+        ("run", "anomaly", "--where", "dataset=thyroid", "--data-root", S("data-truncated"), "--store", MISSING),
+        2,
+        "not found",
+    ),
     Case("i8-no-data-root", ("run", "anomaly", "--where", "dataset=thyroid", "--store", MISSING), 2, "--data-root"),
-    Case("i8-kdd-good", ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-good"), "--dry-run",
-                         "--store", MISSING), 0, "0 already complete"),
+    Case(
+        "i8-kdd-good",
+        ("run", "anomaly", "--where", "dataset=kddcup", "--data-root", S("data-good"), "--dry-run", "--store", MISSING),
+        0,
+        "0 already complete",
+    ),
     # -- item 9: one line, not a traceback
-    Case("i9-csv-duplicate-columns", ("run", "custom", "--data", S("csv", "dup.csv"), "--store", MISSING), 2,
-         "appears 2 times"),
-    Case("i9-out-missing-folder", (*Q, "select 1", "--store", STORE, "--out", "/nonexistent/dir/x.csv"), 2,
-         "does not exist"),
+    Case(
+        "i9-csv-duplicate-columns",
+        ("run", "custom", "--data", S("csv", "dup.csv"), "--store", MISSING),
+        2,
+        "appears 2 times",
+    ),
+    Case(
+        "i9-out-missing-folder",
+        (*Q, "select 1", "--store", STORE, "--out", "/nonexistent/dir/x.csv"),
+        2,
+        "does not exist",
+    ),
     Case("ok-csv-nan", ("run", "custom", "--data", S("csv", "nan.csv"), "--store", MISSING), 2, "csv"),
     Case("ok-csv-text", ("run", "custom", "--data", S("csv", "text.csv"), "--store", MISSING), 2, "csv"),
     Case("ok-csv-empty", ("run", "custom", "--data", S("csv", "empty.csv"), "--store", MISSING), 2, "is empty"),
@@ -279,7 +421,12 @@ CASES: list[Case] = [
     Case("ok-max-failures", (*RUN, "--max-failures", "-1"), 2, "--max-failures"),
     Case("ok-address", (*RUN, "--address", "no-port"), 2, "HOST:PORT"),
     Case("ok-store-is-file", ("run", "toy", "--store", S("a-file")), 2, "is a file"),
-    Case("ok-search-other-study", ("run", "toy", "--search", "optuna", "--num-samples", "2", "--store", STORE), 2, "search"),
+    Case(
+        "ok-search-other-study",
+        ("run", "toy", "--search", "optuna", "--num-samples", "2", "--store", STORE),
+        2,
+        "search",
+    ),
     Case("ok-num-samples-alone", ("run", "anomaly", "--num-samples", "3", "--store", STORE), 2, "--search optuna"),
     Case("ok-data-on-toy", (*RUN, "--data", S("csv", "one.csv")), 2, "applies to studies"),
     Case("ok-custom-without-data", ("run", "custom", "--store", STORE), 2, "--data FILE"),
@@ -290,7 +437,9 @@ CASES: list[Case] = [
     Case("ok-report-unknown", ("report", "toys", "--store", STORE), 2, "unknown study"),
     Case("ok-resume-unknown", ("resume", "nope", "--store", STORE), 2, "no sweep named 'nope'"),
     Case("ok-status", ("status", "--store", STORE), 0, "toy    smoke   90       3 "),
-    Case("ok-query", (*Q, "select count(*) as n from trials", "--store", STORE, "--format", "csv"), 0, "n\n3", sql=True),
+    Case(
+        "ok-query", (*Q, "select count(*) as n from trials", "--store", STORE, "--format", "csv"), 0, "n\n3", sql=True
+    ),
 ]
 
 
@@ -355,25 +504,59 @@ def test_sql_cases_open_nothing_outside_the_store(world: Path, tmp_path: Path) -
     files every process opens."""
     sqls = [fill(sql, world) for _, sql, _ in REFUSED_SQL if not _.startswith("i7")]
     log = tmp_path / "strace.log"
-    proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=%file", "-o", str(log), sys.executable, "-c",
-                           STRACE_SCRIPT, str(world / "store"), *sqls],
-                          cwd=world / "cwd", capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=%file",
+            "-o",
+            str(log),
+            sys.executable,
+            "-c",
+            STRACE_SCRIPT,
+            str(world / "store"),
+            *sqls,
+        ],
+        cwd=world / "cwd",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("isosweep: error:") == len(sqls)
     # DuckDB resolves the links of a path it is asked for (readlink) before it checks the path
     # against its allowed folders; that reads no file. Any other call (open, stat, access, ...)
     # on a path outside the store would.
-    touched = [line for line in log.read_text().splitlines()
-               if not re.match(r"\d+\s+(execve|readlink)\(", line)
-               and any(secret in line for secret in (str(world / "outside"), "/etc/passwd", "/etc/hostname",
-                                                     "/etc/os-release", "/proc/self/environ", "secret.csv",
-                                                     "secret.parquet", ".tmp/etc", str(world / "globs" / "sA")))]
+    touched = [
+        line
+        for line in log.read_text().splitlines()
+        if not re.match(r"\d+\s+(execve|readlink)\(", line)
+        and any(
+            secret in line
+            for secret in (
+                str(world / "outside"),
+                "/etc/passwd",
+                "/etc/hostname",
+                "/etc/os-release",
+                "/proc/self/environ",
+                "secret.csv",
+                "secret.parquet",
+                ".tmp/etc",
+                str(world / "globs" / "sA"),
+            )
+        )
+    ]
     assert touched == [], touched[:5]
     assert any("readlink" in line and "secret.csv" in line for line in log.read_text().splitlines())  # the log is real
 
 
-CTRL_C_ANSWERS = {"isosweep: interrupted while starting; nothing was done", "isosweep: interrupted",
-                  "isosweep: query interrupted; nothing was written"}
+CTRL_C_ANSWERS = {
+    "isosweep: interrupted while starting; nothing was done",
+    "isosweep: interrupted",
+    "isosweep: query interrupted; nothing was written",
+}
 """What `isosweep query` may say to Ctrl-C, by how far it got: importing, reading its arguments, or
 listing the store and querying."""
 
@@ -398,10 +581,21 @@ def test_ctrl_c_during_a_query_is_one_line(world: Path, delay: float) -> None:
     exe = Path(sys.executable).parent / "isosweep"
     before = snapshot(world)
     # PYTHONFAULTHANDLER: if it hangs, SIGABRT makes it print every thread's stack for the report.
-    proc = subprocess.Popen([str(exe), "query", "select sum(i::double * i) from range(1000000000000) t(i)",
-                             "--store", str(world / "store")], cwd=world / "cwd", stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-                            preexec_fn=sigint_as_in_a_terminal)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "query",
+            "select sum(i::double * i) from range(1000000000000) t(i)",
+            "--store",
+            str(world / "store"),
+        ],
+        cwd=world / "cwd",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        preexec_fn=sigint_as_in_a_terminal,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     try:

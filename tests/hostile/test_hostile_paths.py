@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import make_store, snapshot
+from test_hostile_inputs import Case, run_case
 
 import isosweep
-from conftest import cli_env
+from helpers import cli_env
 from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.store import Store
 from isosweep.trainers.data import data_root
-from support import make_store, snapshot
-from test_hostile_inputs import Case, run_case
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 HUGE = "99999999999999999999"
@@ -68,56 +68,116 @@ def world(tmp_path_factory) -> Path:
 
 CASES: list[Case] = [
     # Whole numbers beyond the store's columns (seed is an int32 column): refused when parsed.
-    Case("where-seed-64bit", (*RUN, "--where", f"dataset=mix,lam=100,seed={HUGE}"), 2,
-         "--where seed='99999999999999999999': seeds must be at most 2,147,483,647"),
+    Case(
+        "where-seed-64bit",
+        (*RUN, "--where", f"dataset=mix,lam=100,seed={HUGE}"),
+        2,
+        "--where seed='99999999999999999999': seeds must be at most 2,147,483,647",
+    ),
     Case("where-seed-32bit", (*RUN, "--where", "seed=2147483648"), 2, "seeds must be at most 2,147,483,647"),
     Case("where-seed-largest", (*DRY, "--where", "dataset=mix,lam=100,seed=2147483647"), 0, "3 trials planned"),
-    Case("where-epochs-64bit", ("run", "anomaly", "--store", STORE, "--where", f"dataset=thyroid,epochs={HUGE}"), 2,
-         "epochs must be at most"),
-    Case("seeds-64bit", (*DRY, "--seeds", HUGE, "--max-trials", HUGE), 2, "argument --seeds: '99999999999999999999' "
-         "must be at most 2,147,483,648"),
+    Case(
+        "where-epochs-64bit",
+        ("run", "anomaly", "--store", STORE, "--where", f"dataset=thyroid,epochs={HUGE}"),
+        2,
+        "epochs must be at most",
+    ),
+    Case(
+        "seeds-64bit",
+        (*DRY, "--seeds", HUGE, "--max-trials", HUGE),
+        2,
+        "argument --seeds: '99999999999999999999' must be at most 2,147,483,648",
+    ),
     Case("max-trials-64bit", (*DRY, "--max-trials", HUGE), 2, "argument --max-trials"),
     Case("max-failures-64bit", (*DRY, "--max-failures", HUGE), 2, "argument --max-failures"),
     Case("max-concurrent-64bit", (*DRY, "--max-concurrent", HUGE), 2, "argument --max-concurrent"),
     # --where given twice: the keys add up; a key in both is refused.
-    Case("where-two-flags-add-up", (*DRY, "--where", "dataset=mix", "--where", "lam=100"), 0,
-         "3 trials planned"),  # dataset=mix alone plans 30, lam=100 alone 9
-    Case("where-key-in-two-flags", (*DRY, "--where", "dataset=mix,lam=100", "--where", "dataset=norm"), 2,
-         "--where names dataset twice; give its values once, separated by |"),
+    Case(
+        "where-two-flags-add-up", (*DRY, "--where", "dataset=mix", "--where", "lam=100"), 0, "3 trials planned"
+    ),  # dataset=mix alone plans 30, lam=100 alone 9
+    Case(
+        "where-key-in-two-flags",
+        (*DRY, "--where", "dataset=mix,lam=100", "--where", "dataset=norm"),
+        2,
+        "--where names dataset twice; give its values once, separated by |",
+    ),
     Case("where-seed-in-two-flags", (*DRY, "--where", "seed=1", "--where", "seed=2"), 2, "names seed twice"),
     Case("where-second-flag-empty", (*DRY, "--where", "dataset=mix", "--where", ""), 2, "--where is empty"),
     # --out onto what is not a regular file: refused, never replaced nor written through.
-    Case("out-link", (*Q, S("outside", "link.csv")), 2,
-         "is a symbolic link (to '{W}/outside/target.csv'), which isosweep never replaces nor writes through"),
+    Case(
+        "out-link",
+        (*Q, S("outside", "link.csv")),
+        2,
+        "is a symbolic link (to '{W}/outside/target.csv'), which isosweep never replaces nor writes through",
+    ),
     Case("out-dangling-link", (*Q, S("outside", "dangling.csv")), 2, "is a symbolic link"),
     Case("out-pipe", (*Q, S("outside", "pipe")), 2, "is a device or other special file"),
-    Case("out-pipe-parquet", ("query", "select 1 as one", "--store", STORE, "--format", "parquet", "--out",
-                              S("outside", "pipe")), 2, "is a device or other special file"),
+    Case(
+        "out-pipe-parquet",
+        ("query", "select 1 as one", "--store", STORE, "--format", "parquet", "--out", S("outside", "pipe")),
+        2,
+        "is a device or other special file",
+    ),
     Case("out-folder", (*Q, S("outside", "folder")), 2, "is a folder"),
-    Case("report-file-link", ("report", "toy", "--store", STORE, "--out", S("rep-file-link")), 2,
-         "its 'report.md' is a symbolic link"),
-    Case("report-figure-link", ("report", "toy", "--store", STORE, "--out", S("rep-figure-link")), 2,
-         "its 'figures/old.png' is a symbolic link"),
-    Case("report-tables-link", ("report", "toy", "--store", STORE, "--out", S("rep-tables-link")), 2,
-         "its 'tables' is a symbolic link"),
-    Case("report-out-folder-file", ("report", "toy", "--store", STORE, "--out", S("outside", "target.csv")), 2,
-         "is a file, not a folder"),
+    Case(
+        "report-file-link",
+        ("report", "toy", "--store", STORE, "--out", S("rep-file-link")),
+        2,
+        "its 'report.md' is a symbolic link",
+    ),
+    Case(
+        "report-figure-link",
+        ("report", "toy", "--store", STORE, "--out", S("rep-figure-link")),
+        2,
+        "its 'figures/old.png' is a symbolic link",
+    ),
+    Case(
+        "report-tables-link",
+        ("report", "toy", "--store", STORE, "--out", S("rep-tables-link")),
+        2,
+        "its 'tables' is a symbolic link",
+    ),
+    Case(
+        "report-out-folder-file",
+        ("report", "toy", "--store", STORE, "--out", S("outside", "target.csv")),
+        2,
+        "is a file, not a folder",
+    ),
     # ~ means HOME ({W}/home) for the store and the output alike, or is refused.
     Case("tilde-store-status", ("status", "--store", "~/s"), 0, "toy    smoke   90       3 "),
-    Case("tilde-store-query", ("query", "select count(*) as n from trials", "--store", "~/s", "--format", "csv"), 0,
-         "n\n3"),
+    Case(
+        "tilde-store-query",
+        ("query", "select count(*) as n from trials", "--store", "~/s", "--format", "csv"),
+        0,
+        "n\n3",
+    ),
     Case("tilde-store-dry-run", ("run", "toy", "--dry-run", "--store", "~/s"), 0, "3 already complete, 87 to run"),
     Case("tilde-out", (*Q, "~/r.csv"), 0, "", creates=("home/r.csv",)),
-    Case("tilde-out-inside-own-store", ("query", "select 1", "--store", "~/s", "--out", "~/s/r.csv"), 2,
-         "--out '{W}/home/s/r.csv' is inside the store '{W}/home/s'"),
-    Case("tilde-report-inside-store", ("report", "toy", "--store", "~/s", "--out", "~/s/rep"), 2,
-         "is inside the store '{W}/home/s'"),
-    Case("tilde-unknown-user-store", ("status", "--store", "~no-such-user-here/s"), 2,
-         "store '~no-such-user-here/s': user 'no-such-user-here' is unknown on this machine"),
+    Case(
+        "tilde-out-inside-own-store",
+        ("query", "select 1", "--store", "~/s", "--out", "~/s/r.csv"),
+        2,
+        "--out '{W}/home/s/r.csv' is inside the store '{W}/home/s'",
+    ),
+    Case(
+        "tilde-report-inside-store",
+        ("report", "toy", "--store", "~/s", "--out", "~/s/rep"),
+        2,
+        "is inside the store '{W}/home/s'",
+    ),
+    Case(
+        "tilde-unknown-user-store",
+        ("status", "--store", "~no-such-user-here/s"),
+        2,
+        "store '~no-such-user-here/s': user 'no-such-user-here' is unknown on this machine",
+    ),
     Case("tilde-unknown-user-out", (*Q, "~no-such-user-here/r.csv"), 2, "--out '~no-such-user-here/r.csv'"),
-    Case("tilde-unknown-user-data-root", ("run", "anomaly", "--where", "dataset=thyroid", "--data-root",
-                                          "~no-such-user-here/data", "--store", STORE), 2,
-         "--data-root '~no-such-user-here/data': user 'no-such-user-here' is unknown"),
+    Case(
+        "tilde-unknown-user-data-root",
+        ("run", "anomaly", "--where", "dataset=thyroid", "--data-root", "~no-such-user-here/data", "--store", STORE),
+        2,
+        "--data-root '~no-such-user-here/data': user 'no-such-user-here' is unknown",
+    ),
 ]
 
 
@@ -129,7 +189,9 @@ def test_hostile_path(case: Case, world: Path, capsys, monkeypatch, tmp_path: Pa
     run_case(case, world, capsys, monkeypatch)
     for created in case.creates:
         (world / created).unlink()
-    assert (world / "outside" / "link.csv").is_symlink() and (world / "outside" / "target.csv").read_text() == "keep me\n"
+    assert (world / "outside" / "link.csv").is_symlink() and (
+        world / "outside" / "target.csv"
+    ).read_text() == "keep me\n"
     assert stat.S_ISFIFO(os.lstat(world / "outside" / "pipe").st_mode)
     assert not (world / "cwd" / "~").exists()
 
@@ -192,8 +254,14 @@ def test_a_run_with_a_tilde_store_writes_under_home(tmp_path: Path) -> None:
     home.mkdir()
     cwd.mkdir()
     env = {**cli_env(), "HOME": str(home)}
-    proc = subprocess.run([EXE, "run", "toy", "--where", "dataset=mix,lam=100", "--store", "~/x"], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [EXE, "run", "toy", "--where", "dataset=mix,lam=100", "--store", "~/x"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok 3, failed 0, diverged 0, missing 0 of 3" in proc.stdout
     assert f"store {home / 'x'}" in proc.stdout
@@ -202,11 +270,18 @@ def test_a_run_with_a_tilde_store_writes_under_home(tmp_path: Path) -> None:
     assert sorted(p for p in os.listdir(home) if p != ".ray") == ["x"]
     assert (home / "x" / "ray" / "toy-smoke").is_dir()
     assert len(list((home / "x" / "trials" / "study=toy").glob("*.parquet"))) >= 1
-    status = subprocess.run([EXE, "status", "--store", "~/x"], cwd=cwd, capture_output=True, text=True, env=env,
-                            timeout=300)
+    status = subprocess.run(
+        [EXE, "status", "--store", "~/x"], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
     assert status.returncode == 0 and "toy    smoke   90       3 " in status.stdout, status.stdout + status.stderr
-    counted = subprocess.run([sys.executable, "-c", "import isosweep; print(len(isosweep.trials('~/x')))"], cwd=cwd,
-                             capture_output=True, text=True, env=env, timeout=300)
+    counted = subprocess.run(
+        [sys.executable, "-c", "import isosweep; print(len(isosweep.trials('~/x')))"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert counted.stdout.strip() == "3", counted.stderr
     assert os.listdir(cwd) == []
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import cli_env
 from support import snapshot, start_run_until
+
+from helpers import cli_env
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 
@@ -25,8 +25,13 @@ def test_a_gpu_on_a_cluster_without_one_is_refused_before_anything_is_written(tm
         pytest.skip("this machine has a GPU")
     store = tmp_path / "store"
     before = snapshot(tmp_path)
-    proc = subprocess.run([EXE, "run", "toy", "--where", "dataset=mix,lam=100", "--gpus-per-trial", "1",
-                           "--store", str(store)], capture_output=True, text=True, env=cli_env(), timeout=300)
+    proc = subprocess.run(
+        [EXE, "run", "toy", "--where", "dataset=mix,lam=100", "--gpus-per-trial", "1", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("isosweep:")]
     assert len(errors) == 1 and "no node can run a trial that asks for 1 CPU(s) and 1 GPU(s)" in errors[0]
@@ -40,17 +45,21 @@ def test_ctrl_c_during_a_run_names_isosweep_resume(tmp_path: Path) -> None:
     are done: exit 130 and one line that says how to finish, `isosweep resume NAME --store S`;
     then that command finishes the sweep."""
     store = tmp_path / "store"
-    proc, lines = start_run_until([EXE, "run", "toy", "--where", "dataset=mix", "--fuse", "off", "--store", str(store)],
-                                  "[2/", cli_env())
+    proc, lines = start_run_until(
+        [EXE, "run", "toy", "--where", "dataset=mix", "--fuse", "off", "--store", str(store)], "[2/", cli_env()
+    )
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     out = "".join(lines) + out
     assert proc.returncode == 130, f"{out}\n{err}"
     errors = [line for line in err.splitlines() if line.startswith("isosweep:")]
-    assert errors == [f"isosweep: interrupted; completed trials are kept: finish the sweep with "
-                      f"`isosweep resume toy-smoke --store {store}` (or run the same command again)"], err
+    assert errors == [
+        f"isosweep: interrupted; completed trials are kept: finish the sweep with "
+        f"`isosweep resume toy-smoke --store {store}` (or run the same command again)"
+    ], err
     assert "Tuner.restore" not in out + err and "Traceback" not in err
-    finish = subprocess.run([EXE, "resume", "toy-smoke", "--store", str(store)], capture_output=True, text=True,
-                            env=cli_env(), timeout=600)
+    finish = subprocess.run(
+        [EXE, "resume", "toy-smoke", "--store", str(store)], capture_output=True, text=True, env=cli_env(), timeout=600
+    )
     assert finish.returncode == 0, finish.stderr
     assert "ok 30, failed 0, diverged 0, missing 0 of 30" in finish.stdout

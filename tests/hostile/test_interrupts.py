@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import cli_env
 from support import start_run_until
+
+from helpers import cli_env
 from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
 
 EXE = str(Path(sys.executable).parent / "isosweep")
@@ -98,9 +98,11 @@ def _claim_files(store: Path) -> list[str]:
     return sorted(str(p.relative_to(store)) for p in (store / "claims").rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("stop, code", [(signal.SIGTERM, 143),
-                                        pytest.param(signal.SIGHUP, 129, marks=pytest.mark.slow)],
-                         ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize(
+    "stop, code",
+    [(signal.SIGTERM, 143), pytest.param(signal.SIGHUP, 129, marks=pytest.mark.slow)],
+    ids=["SIGTERM", "SIGHUP"],
+)
 def test_a_run_stopped_by_sigterm_or_sighup_says_how_to_finish(tmp_path: Path, stop: signal.Signals, code: int) -> None:
     """SIGTERM (``kill``, a job scheduler) or SIGHUP (a closed terminal) to the driver alone, once
     the first trial is done: the sweep stops as on Ctrl-C, with the exit code of that signal, one
@@ -114,8 +116,10 @@ def test_a_run_stopped_by_sigterm_or_sighup_says_how_to_finish(tmp_path: Path, s
     out = "".join(lines) + out
     assert proc.returncode == code, f"{out}\n{err}"
     errors = [line for line in err.splitlines() if line.startswith("isosweep:")]
-    assert errors == [f"isosweep: interrupted; completed trials are kept: finish the sweep with "
-                      f"`isosweep resume toy-smoke --store {store}` (or run the same command again)"], err
+    assert errors == [
+        f"isosweep: interrupted; completed trials are kept: finish the sweep with "
+        f"`isosweep resume toy-smoke --store {store}` (or run the same command again)"
+    ], err
     assert "SIGTERM received" not in err and "Traceback" not in err and "Tuner.restore" not in out + err
     again = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=600)
     assert again.returncode == 0, again.stderr

@@ -10,9 +10,9 @@ import json
 import shutil
 
 import pytest
+from support import make_store, snapshot
 
 from isosweep.cli import main
-from support import make_store, snapshot
 
 
 @pytest.fixture

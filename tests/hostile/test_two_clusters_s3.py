@@ -15,16 +15,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import boto3
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import cli_env
-from isosweep.analysis.db import run_query
 from support import trained
+
+from helpers import cli_env
+from isosweep.analysis.db import run_query
 
 BUCKET = "isosweep-two-clusters"
 SWEEP = ("run", "toy", "--budget", "smoke", "--where", "dataset=mix,lam=10|100", "--fuse", "1")
@@ -60,8 +60,11 @@ def rows_of(prefix: str, table: str, all_versions: bool) -> list[dict]:
                 objects.append((v["Key"], v["VersionId"] if all_versions else None))
     live = set()
     if not all_versions:  # a latest version under a delete marker is no file of the store now
-        live = {o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{prefix}/{table}/")
-                for o in page.get("Contents", [])}
+        live = {
+            o["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{prefix}/{table}/")
+            for o in page.get("Contents", [])
+        }
     rows = []
     for key, version in objects:
         if not all_versions and key not in live:
@@ -91,12 +94,20 @@ def start_driver(url: str, cwd: Path, ray_tmp: str) -> subprocess.Popen:
     joins another Ray), with its own Ray temporary folder so that nothing of the two instances
     is shared but the store."""
     exe = Path(sys.executable).parent / "isosweep"
-    return subprocess.Popen([str(exe), *SWEEP, "--store", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**cli_env(), "RAY_TMPDIR": ray_tmp}, cwd=cwd)
+    return subprocess.Popen(
+        [str(exe), *SWEEP, "--store", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**cli_env(), "RAY_TMPDIR": ray_tmp},
+        cwd=cwd,
+    )
 
 
 @pytest.mark.slow  # two Ray instances start and train: about 2 minutes on a 2-core machine
-def test_two_drivers_of_separate_ray_instances_train_each_trial_once(s3_server, tmp_path: Path, ray_tmp, capsys) -> None:
+def test_two_drivers_of_separate_ray_instances_train_each_trial_once(
+    s3_server, tmp_path: Path, ray_tmp, capsys
+) -> None:
     prefix = f"store-{time.monotonic_ns()}"
     url = versioned_bucket(prefix)
     started = time.monotonic()
@@ -125,6 +136,9 @@ def test_two_drivers_of_separate_ray_instances_train_each_trial_once(s3_server, 
     assert all(run_of[k] == r for k, r in dims)
     for table in ("trials", "dims"):
         assert {(r["trial_key"], r["run_id"]) for r in rows_of(prefix, table, all_versions=False)} == set(rows), table
-    claims = [o["Key"] for o in s3_client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/claims/").get("Contents", [])
-              if "/owners/" not in o["Key"]]
+    claims = [
+        o["Key"]
+        for o in s3_client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/claims/").get("Contents", [])
+        if "/owners/" not in o["Key"]
+    ]
     assert claims == [], "claims left behind"

@@ -13,12 +13,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from anomaly_files import write_anomaly_files
-from conftest import cli_env, isosweep, wait_until_still
+
+from helpers import cli_env, isosweep, wait_until_still
 from isosweep.cli import main
-from isosweep.orchestrator.search import (SearchHistory, SearchSpec, build_optuna_study, point_objective, read_history,
-                                 search_space)
+from isosweep.orchestrator.search import (
+    SearchHistory,
+    SearchSpec,
+    build_optuna_study,
+    point_objective,
+    read_history,
+    search_space,
+)
 from isosweep.store import Store
 from isosweep.studies import ANOMALY_LAMBDAS, STUDIES
 
@@ -31,8 +37,21 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def _search(store: Path, root: Path, *extra: str, env: dict[str, str] | None = None, check: bool = True):
-    args = ["run", "anomaly", "--search", "optuna", "--where", "dataset=thyroid", "--budget", "smoke",
-            "--data-root", str(root), "--store", str(store), *extra]
+    args = [
+        "run",
+        "anomaly",
+        "--search",
+        "optuna",
+        "--where",
+        "dataset=thyroid",
+        "--budget",
+        "smoke",
+        "--data-root",
+        str(root),
+        "--store",
+        str(store),
+        *extra,
+    ]
     if env is None:
         return isosweep(*args, check=check)
     exe = Path(sys.executable).parent / "isosweep"
@@ -40,22 +59,38 @@ def _search(store: Path, root: Path, *extra: str, env: dict[str, str] | None = N
 
 
 def _rows(store: Path) -> list[dict]:
-    out = isosweep("query", "select trial_key, run_id, sweep, dataset, lam1, lam2, seed, status, val_f1, f1 "
-                   "from trials order by lam1, lam2, seed", "--store", str(store), "--format", "json").stdout
+    out = isosweep(
+        "query",
+        "select trial_key, run_id, sweep, dataset, lam1, lam2, seed, status, val_f1, f1 "
+        "from trials order by lam1, lam2, seed",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+    ).stdout
     return [json.loads(line) for line in out.splitlines()]
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--search", "optuna", "--num-samples", "2"], "add --where dataset=NAME"),
-    (["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid|arrhythmia"], "one data set"),
-    (["--search", "optuna", "--where", "dataset=thyroid"], "--search needs --num-samples"),
-    (["--num-samples", "2", "--where", "dataset=thyroid"], "add --search optuna"),
-    (["--search", "grid", "--num-samples", "2", "--where", "dataset=thyroid"], "one of optuna"),
-    (["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid,lam1=6000"], "cannot be set in a search"),
-    (["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid", "--lam-range", "5000:100"], "LOW:HIGH"),
-    (["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid", "--force"], "--force"),
-    (["--search", "optuna", "--num-samples", "0", "--where", "dataset=thyroid"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--search", "optuna", "--num-samples", "2"], "add --where dataset=NAME"),
+        (["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid|arrhythmia"], "one data set"),
+        (["--search", "optuna", "--where", "dataset=thyroid"], "--search needs --num-samples"),
+        (["--num-samples", "2", "--where", "dataset=thyroid"], "add --search optuna"),
+        (["--search", "grid", "--num-samples", "2", "--where", "dataset=thyroid"], "one of optuna"),
+        (
+            ["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid,lam1=6000"],
+            "cannot be set in a search",
+        ),
+        (
+            ["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid", "--lam-range", "5000:100"],
+            "LOW:HIGH",
+        ),
+        (["--search", "optuna", "--num-samples", "2", "--where", "dataset=thyroid", "--force"], "--force"),
+        (["--search", "optuna", "--num-samples", "0", "--where", "dataset=thyroid"], "must be at least 1"),
+    ],
+)
 def test_bad_search_requests_are_refused_with_one_line(tmp_path, capsys, data_root, args, needle):
     store = tmp_path / "store"
     code = main(["run", "anomaly", "--budget", "smoke", "--data-root", str(data_root), "--store", str(store), *args])
@@ -77,12 +112,15 @@ def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path
     rows = _rows(store)
     points = {(r["lam1"], r["lam2"]) for r in rows}
     assert len(rows) == 4 and len(points) == 2
-    assert all(r["status"] == "ok" and r["sweep"] == SWEEP and r["val_f1"] is not None and 0 <= r["f1"] <= 1
-               for r in rows)
+    assert all(
+        r["status"] == "ok" and r["sweep"] == SWEEP and r["val_f1"] is not None and 0 <= r["f1"] <= 1 for r in rows
+    )
     assert all(2000 <= v <= 50000 for p in points for v in p)
     assert not points & {(a, b) for a in ANOMALY_LAMBDAS for b in ANOMALY_LAMBDAS}
-    search = [json.loads(line) for line in isosweep("query", "@anomaly_search", "--store", str(store),
-                                                    "--format", "json").stdout.splitlines()]
+    search = [
+        json.loads(line)
+        for line in isosweep("query", "@anomaly_search", "--store", str(store), "--format", "json").stdout.splitlines()
+    ]
     assert sorted(r["val_rank"] for r in search) == [1, 2] and {r["seeds"] for r in search} == {2}
     best = max(point_objective(r["val_f1"] for r in rows if (r["lam1"], r["lam2"]) == p) for p in points)
     chosen = next(r for r in search if r["val_rank"] == 1)
@@ -117,7 +155,8 @@ def test_history_holds_complete_points_and_queues_unfinished_ones(tmp_path, data
     for r in rows:
         expected[(r["lam1"], r["lam2"])].append(r["val_f1"])
     assert {(a, b): v for a, b, v in history.evaluated} == pytest.approx(
-        {p: point_objective(v) for p, v in expected.items()})
+        {p: point_objective(v) for p, v in expected.items()}
+    )
     # With 3 seeds asked for, those points are unfinished (seed 2 is missing): queued, not evaluated.
     wider = read_history(store, study, SearchSpec(SWEEP, "thyroid", "smoke", (0, 1, 2), 5), {})
     assert wider.evaluated == () and set(wider.unfinished) == set(expected)
@@ -133,8 +172,9 @@ def test_history_holds_complete_points_and_queues_unfinished_ones(tmp_path, data
 @pytest.mark.slow
 def test_a_search_killed_mid_write_is_finished_by_resume(tmp_path, data_root):
     store = tmp_path / "store"
-    killed = _search(store, data_root, "--num-samples", "3", "--seeds", "2",
-                     env={"ISOSWEEP_TEST_KILL_IN_WRITE": "2"}, check=False)
+    killed = _search(
+        store, data_root, "--num-samples", "3", "--seeds", "2", env={"ISOSWEEP_TEST_KILL_IN_WRITE": "2"}, check=False
+    )
     assert killed.returncode != 0
     wait_until_still(store)
     before = _rows(store)
@@ -155,8 +195,11 @@ def test_a_search_killed_mid_write_is_finished_by_resume(tmp_path, data_root):
     # complete trials of its Optuna study, with the mean validation F1 the store holds.
     newest = max((store / "ray" / SWEEP).glob("searcher-state-*.pkl"))  # named by the session's start time
     with open(newest, "rb") as f:
-        told = {(t.params["lam1"], t.params["lam2"]): t.value for t in pickle.load(f)["_ot_study"].trials
-                if t.state.name == "COMPLETE"}
+        told = {
+            (t.params["lam1"], t.params["lam2"]): t.value
+            for t in pickle.load(f)["_ot_study"].trials
+            if t.state.name == "COMPLETE"
+        }
     first = (before[0]["lam1"], before[0]["lam2"])
     assert len(told) == 3 and told[first] == pytest.approx(point_objective(r["val_f1"] for r in before))
     again = _search(store, data_root, "--num-samples", "3", "--seeds", "2")

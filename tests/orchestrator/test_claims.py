@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import write_trial
+from helpers import write_trial
 from isosweep.orchestrator.claims import Claims
 from isosweep.store import Store
 from isosweep.studies import STUDIES
@@ -72,7 +72,7 @@ def test_dead_or_expired_holders_are_taken_over_live_ones_are_not(store: Store) 
     import socket
 
     host = socket.gethostname()
-    _forge(store, "dead", 1, owner="x", host=host, pid=2 ** 22 + 7, start="1", expires=time.time() + 600)
+    _forge(store, "dead", 1, owner="x", host=host, pid=2**22 + 7, start="1", expires=time.time() + 600)
     _forge(store, "expired", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
     _forge(store, "live", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() + 600)
     c = Claims(store)
@@ -116,8 +116,11 @@ def test_a_holder_whose_lease_lapsed_sees_it_before_writing(store: Store) -> Non
     b.close()
 
 
-@pytest.mark.parametrize("content", [b"", b"{\"owner\": ", b"[1, 2]", b"{\"expires\": \"soon\"}"],
-                         ids=["empty", "cut-short", "not-a-record", "bad-expiry"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b'{"owner": ', b"[1, 2]", b'{"expires": "soon"}'],
+    ids=["empty", "cut-short", "not-a-record", "bad-expiry"],
+)
 def test_an_empty_or_damaged_claim_expires_after_one_lease(store: Store, content: bytes) -> None:
     """A claim file left empty or unparsable (a write into a full disk) holds its key for one
     lease from its last write (it may be a claim being written), then counts as expired: a worker
@@ -138,23 +141,25 @@ def test_clear_stale_removes_dead_and_expired_claims_and_leases_only(store: Stor
     import socket
 
     host = socket.gethostname()
-    _forge(store, "dead", 1, owner="x", host=host, pid=2 ** 22 + 7, start="1", expires=time.time() + 600)
-    _forge(store, "dead", 2, owner="x", host=host, pid=2 ** 22 + 7, start="1", expires=time.time() + 600)
+    _forge(store, "dead", 1, owner="x", host=host, pid=2**22 + 7, start="1", expires=time.time() + 600)
+    _forge(store, "dead", 2, owner="x", host=host, pid=2**22 + 7, start="1", expires=time.time() + 600)
     _forge(store, "expired", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
     _forge(store, "live", 1, owner="y", host="elsewhere", pid=1, start="1", expires=time.time() + 600)
     _forge(store, "other", 1, owner="x", host="elsewhere", pid=1, start="1", expires=time.time() - 1)
     store.write_bytes(f"{store.root}/claims/owners/x", json.dumps({"expires": time.time() - 1}).encode())
     store.write_bytes(f"{store.root}/claims/owners/y", json.dumps({"expires": time.time() + 600}).encode())
     assert Claims(store).clear_stale(["dead", "expired", "live"]) == 3
-    left = {k: [p.rsplit("/", 1)[1] for p in store.list_files(f"{store.root}/claims/{k}", "")]
-            for k in ("dead", "expired", "live", "other", "owners")}
+    left = {
+        k: [p.rsplit("/", 1)[1] for p in store.list_files(f"{store.root}/claims/{k}", "")]
+        for k in ("dead", "expired", "live", "other", "owners")
+    }
     assert left == {"dead": [], "expired": [], "live": ["1"], "other": ["1"], "owners": ["y"]}
 
 
 def test_a_claim_whose_write_finds_the_disk_full_leaves_no_file(tiny_disk) -> None:
     """On a full disk a claim's creation fails with the OS error, and leaves no empty claim file
     that other workers would wait on."""
-    from conftest import fill
+    from helpers import fill
 
     store = Store(str(tiny_disk / "store"))
     os.makedirs(f"{store.root}/claims/k")

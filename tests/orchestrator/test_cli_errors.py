@@ -2,24 +2,27 @@
 
 import pytest
 
-from conftest import isosweep
+from helpers import isosweep
 from isosweep.cli import main
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "toys"], "unknown study 'toys'"),
-    (["run", "toy", "--where", "colour=red"], "is not an axis"),
-    (["run", "toy", "--where", "dataset=circle"], "is not a value"),
-    (["run", "toy", "--where", "lam=-5"], "must be a positive"),
-    (["run", "toy", "--where", "lam=0"], "must be a positive"),
-    (["run", "toy", "--budget", "huge"], "unknown budget 'huge'"),
-    (["run", "toy", "--seeds", "0"], "must be at least 1"),
-    (["run", "toy", "--fuse", "x"], "--fuse"),
-    (["frobnicate"], "invalid choice"),
-    (["query", "select 1", "--format", "parquet"], "needs --out"),
-    (["query", "@no_such_query"], "unknown named query"),
-    (["query", "select * from nowhere"], "does not exist"),  # a missing store is an error, not an empty answer
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "toys"], "unknown study 'toys'"),
+        (["run", "toy", "--where", "colour=red"], "is not an axis"),
+        (["run", "toy", "--where", "dataset=circle"], "is not a value"),
+        (["run", "toy", "--where", "lam=-5"], "must be a positive"),
+        (["run", "toy", "--where", "lam=0"], "must be a positive"),
+        (["run", "toy", "--budget", "huge"], "unknown budget 'huge'"),
+        (["run", "toy", "--seeds", "0"], "must be at least 1"),
+        (["run", "toy", "--fuse", "x"], "--fuse"),
+        (["frobnicate"], "invalid choice"),
+        (["query", "select 1", "--format", "parquet"], "needs --out"),
+        (["query", "@no_such_query"], "unknown named query"),
+        (["query", "select * from nowhere"], "does not exist"),  # a missing store is an error, not an empty answer
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, needle):
     store = tmp_path / "store"
     code = main([*args, "--store", str(store)] if args[0] in ("run", "query") else args)

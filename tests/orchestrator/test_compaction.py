@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, isosweep
+from helpers import cli_env, isosweep
 from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
 
 EXE = str(Path(sys.executable).parent / "isosweep")
@@ -54,7 +53,10 @@ def test_compaction_merges_files_and_changes_no_answer(store_copy):
         assert name.startswith("compact-")
     assert views(store_copy) == before
     # The sweep sees every trial as complete and runs nothing.
-    assert "90 already complete, 0 to run" in isosweep("run", "toy", "--budget", "smoke", "--store", str(store_copy)).stdout
+    assert (
+        "90 already complete, 0 to run"
+        in isosweep("run", "toy", "--budget", "smoke", "--store", str(store_copy)).stdout
+    )
     # Compacting again merges nothing more.
     assert "compacted 0 file(s) into 0 file(s)" in isosweep("compact", "--store", str(store_copy)).stdout
 
@@ -62,8 +64,13 @@ def test_compaction_merges_files_and_changes_no_answer(store_copy):
 @pytest.mark.parametrize("phase", ["after-write", pytest.param("mid-remove", marks=pytest.mark.slow)])
 def test_compaction_killed_at_each_phase(store_copy, phase):
     before = views(store_copy)
-    proc = subprocess.run([EXE, "compact", "--store", str(store_copy)], env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [EXE, "compact", "--store", str(store_copy)],
+        env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9
     # Rows now sit in both the merged file and (some of) the per-trial files: still seen once.
     assert len(files(store_copy, "dims")) > 1
@@ -76,16 +83,27 @@ def test_compaction_killed_at_each_phase(store_copy, phase):
 @pytest.mark.slow
 def test_compaction_beside_a_running_sweep(tmp_path):
     store = tmp_path / "store"
-    sweep = subprocess.Popen([EXE, "run", "toy", "--budget", "smoke", "--fuse", "5", "--store", str(store)],
-                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [EXE, "run", "toy", "--budget", "smoke", "--fuse", "5", "--store", str(store)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     rounds = 0
     while sweep.poll() is None:
         if store.joinpath("trials").exists():
             isosweep("compact", "--store", str(store))
             rounds += 1
             # While both run, a reader never sees a trial twice.
-            out = isosweep("query", "select count(*) as n, count(distinct trial_key) as k from trials",
-                           "--store", str(store), "--format", "json").stdout
+            out = isosweep(
+                "query",
+                "select count(*) as n, count(distinct trial_key) as k from trials",
+                "--store",
+                str(store),
+                "--format",
+                "json",
+            ).stdout
             row = json.loads(out)
             assert row["n"] == row["k"]
         time.sleep(0.2)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli_env, isosweep, wait_until_still
+from helpers import cli_env, isosweep, wait_until_still
 from isosweep.orchestrator.faults import KILL_IN_WRITE_ENV, RAISE_ENV, Faults
 
 EXE = str(Path(sys.executable).parent / "isosweep")
@@ -36,8 +36,13 @@ def run_killed_in_write(store: Path, after: int) -> subprocess.Popen:
     # Two workers check the count of finished trials at the same moment and can both pass N; near
     # the end of the sweep one worker makes "all but one finished" exact.
     serial = ["--max-concurrent", "1"] if after >= 60 else []
-    proc = subprocess.Popen([EXE, *SWEEP, *serial, "--store", str(store)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [EXE, *SWEEP, *serial, "--store", str(store)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proc.wait(timeout=300)
     assert proc.returncode == -signal.SIGKILL, "the driver was killed by the switch"
     _kill_group(proc)
@@ -49,8 +54,13 @@ def run_killed_from_outside(store: Path, when_done: int) -> None:
     """Start a sweep and SIGKILL it once ``when_done`` trials are in the store. Bundles of 5: a
     worker writes (and merges) the whole bundle it is training even after its driver is gone, so
     two bundles of 45 would leave nothing to run again."""
-    proc = subprocess.Popen([EXE, *SWEEP, "--fuse", "5", "--store", str(store)], env=cli_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [EXE, *SWEEP, "--fuse", "5", "--store", str(store)],
+        env=cli_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if trials_written(store) >= when_done:
@@ -88,8 +98,14 @@ def assert_exactly_once(store: Path, before: dict[str, str]) -> None:
     assert len(after) == 90, f"{90 - len(after)} trials lost"
     repeated = [k for k, run in before.items() if after[k] != run]
     assert not repeated, f"trials finished before the kill were run again: {repeated}"
-    out = isosweep("query", "select count(*) as n, count(distinct trial_key) as k, "
-                   "count(*) filter (where status = 'ok') as ok from trials", "--store", str(store), "--format", "json").stdout
+    out = isosweep(
+        "query",
+        "select count(*) as n, count(distinct trial_key) as k, count(*) filter (where status = 'ok') as ok from trials",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+    ).stdout
     assert json.loads(out) == {"n": 90, "k": 90, "ok": 90}
     dims = isosweep("query", "select count(*) as n from dims", "--store", str(store), "--format", "json").stdout
     assert json.loads(dims) == {"n": 270}
@@ -154,8 +170,13 @@ def test_injected_faults_are_retried_from_checkpoints_and_change_nothing(tmp_pat
     where = ["--where", "dataset=mix|norm,loss=se"]
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
     isosweep(*SWEEP, *where, "--store", str(clean))
-    env_run = subprocess.run([EXE, *SWEEP, *where, "--store", str(faulty), "--max-failures", "6"],
-                             env={**cli_env(), RAISE_ENV: "0.35:7"}, capture_output=True, text=True, timeout=600)
+    env_run = subprocess.run(
+        [EXE, *SWEEP, *where, "--store", str(faulty), "--max-failures", "6"],
+        env={**cli_env(), RAISE_ENV: "0.35:7"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert env_run.returncode == 0, env_run.stdout + env_run.stderr
     assert "retry" in env_run.stdout
 
@@ -163,8 +184,10 @@ def test_injected_faults_are_retried_from_checkpoints_and_change_nothing(tmp_pat
         out = isosweep("query", sql, "--store", str(store), "--format", "json").stdout
         return [json.loads(line) for line in out.splitlines()]
 
-    trial_sql = ("select trial_key, status, loss_final, recon, kl, coding_loss, transform_loss, corr_post, steps "
-                 "from trials order by trial_key")
+    trial_sql = (
+        "select trial_key, status, loss_final, recon, kl, coding_loss, transform_loss, corr_post, steps "
+        "from trials order by trial_key"
+    )
     dims_sql = "select trial_key, dim, norm_mean, sigma_inv2_mean, dprime_mean from dims order by trial_key, dim"
     curve_sql = "select trial_key, step, epoch, loss from curves order by trial_key, step"
     assert rows(faulty, trial_sql) == rows(clean, trial_sql)
@@ -189,5 +212,12 @@ def test_extending_a_finished_sweep_runs_only_new_keys(tmp_path):
     assert "4 trials planned, 2 already complete, 2 to run" in seeds
     lams = isosweep(*SWEEP, "--where", "dataset=mix,loss=se,lam=1|2|3", "--seeds", "2", "--store", store).stdout
     assert "6 trials planned, 4 already complete, 2 to run" in lams
-    out = isosweep("query", "select count(*) as n, count(distinct trial_key) as k from trials", "--store", store, "--format", "json").stdout
+    out = isosweep(
+        "query",
+        "select count(*) as n, count(distinct trial_key) as k from trials",
+        "--store",
+        store,
+        "--format",
+        "json",
+    ).stdout
     assert json.loads(out) == {"n": 6, "k": 6}

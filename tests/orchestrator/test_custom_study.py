@@ -13,7 +13,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import isosweep
+from helpers import isosweep
 from isosweep.cli import main
 from isosweep.trainers.data.custom import TOTAL_VARIANCE, prepare, split_rows
 
@@ -42,8 +42,20 @@ def custom_run(tmp_path_factory):
     data = folder / "gauss.csv"
     pcsv.write_csv(gaussian_table(4000), data)
     store = folder / "store"
-    proc = isosweep("run", "custom", "--data", str(data), "--density-column", "p", "--budget", "quick",
-                    "--where", "loss=uconv,lam=100", "--store", str(store))
+    proc = isosweep(
+        "run",
+        "custom",
+        "--data",
+        str(data),
+        "--density-column",
+        "p",
+        "--budget",
+        "quick",
+        "--where",
+        "loss=uconv,lam=100",
+        "--store",
+        str(store),
+    )
     return data, store, proc
 
 
@@ -62,8 +74,11 @@ def test_custom_end_to_end_estimates_the_density(custom_run):
     data, store, proc = custom_run
     assert "custom-quick: ok 1, failed 0" in proc.stdout
     assert "elbo_metric" in proc.stdout  # the summary printed at the end
-    result = run_query(str(store), "select status, n_active, corr_elbo, corr_elbo_metric, corr_post_metric, "
-                                   "data_hash, features, density_column, dataset, latent_dim, hidden from trials")
+    result = run_query(
+        str(store),
+        "select status, n_active, corr_elbo, corr_elbo_metric, corr_post_metric, "
+        "data_hash, features, density_column, dataset, latent_dim, hidden from trials",
+    )
     (row,) = [dict(zip(result.columns, r)) for r in result.rows]
     assert row["status"] == "ok" and row["n_active"] == 3
     assert row["corr_elbo_metric"] >= 0.85 and row["corr_post_metric"] >= 0.85
@@ -94,8 +109,21 @@ def test_the_file_is_part_of_the_key_by_content_not_by_path(custom_run, tmp_path
     data, store, _ = custom_run
     moved = tmp_path / "renamed-copy.csv"
     shutil.copyfile(data, moved)
-    args = ["run", "custom", "--data", str(moved), "--density-column", "p", "--budget", "quick",
-            "--where", "loss=uconv,lam=100", "--store", str(store), "--dry-run"]
+    args = [
+        "run",
+        "custom",
+        "--data",
+        str(moved),
+        "--density-column",
+        "p",
+        "--budget",
+        "quick",
+        "--where",
+        "loss=uconv,lam=100",
+        "--store",
+        str(store),
+        "--dry-run",
+    ]
     assert main(args) == 0
     assert "1 already complete, 0 to run" in capsys.readouterr().out
     changed = tmp_path / "changed.csv"
@@ -112,14 +140,34 @@ def test_the_file_is_part_of_the_key_by_content_not_by_path(custom_run, tmp_path
 def test_parquet_files_and_default_features(tmp_path, capsys):
     data = tmp_path / "gauss.parquet"
     pq.write_table(gaussian_table(50), data)
-    assert main(["run", "custom", "--data", str(data), "--density-column", "p", "--dry-run",
-                 "--store", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            ["run", "custom", "--data", str(data), "--density-column", "p", "--dry-run", "--store", str(tmp_path / "s")]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     # Every numeric column but the density one; the text column is left out.
     assert "50 rows, 3 features (x0, x1, x2), density column 'p'" in out and "latent 3" in out
     assert "6 trials planned" in out  # smoke: 3 losses x lambda 10, 100
-    assert main(["run", "custom", "--data", str(data), "--features", "x2,x0", "--latent-dim", "5", "--dry-run",
-                 "--store", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "custom",
+                "--data",
+                str(data),
+                "--features",
+                "x2,x0",
+                "--latent-dim",
+                "5",
+                "--dry-run",
+                "--store",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 features (x2, x0), no density column" in out and "latent 5" in out
     assert not (tmp_path / "s").exists()
@@ -153,25 +201,28 @@ def _write(path, text):
     return str(path)
 
 
-@pytest.mark.parametrize("case,extra,needle", [
-    ("missing", [], "no such file"),
-    ("folder", [], "is a folder"),
-    ("empty", [], "is empty"),
-    ("header_only", [], "has 0 row(s)"),
-    ("one_row", [], "has 1 row(s)"),
-    ("text_value", [], "column 'b' is not numeric (row 2 holds 'oops')"),
-    ("nan", [], "column 'b' has 1 missing, NaN or infinite value(s) (first in row 2)"),
-    ("blank", [], "column 'b' has 1 missing, NaN or infinite value(s) (first in row 3)"),
-    ("good", ["--features", "a,zz"], "has no column(s) 'zz'"),
-    ("good", ["--density-column", "dens"], "has no column 'dens' for --density-column"),
-    ("good", ["--features", "a,,b"], "empty column name"),
-    ("good", ["--features", "a,a"], "names 'a' twice"),
-    ("good", ["--features", "a,p", "--density-column", "p"], "names the density column 'p'"),
-    ("negative_density", ["--density-column", "p"], "density column 'p' is negative in row 2"),
-    ("constant", [], "every feature column is constant"),
-    ("only_text", [], "has no numeric column"),
-    ("good", ["--data-root", "/tmp"], "--data-root does not apply"),
-])
+@pytest.mark.parametrize(
+    "case,extra,needle",
+    [
+        ("missing", [], "no such file"),
+        ("folder", [], "is a folder"),
+        ("empty", [], "is empty"),
+        ("header_only", [], "has 0 row(s)"),
+        ("one_row", [], "has 1 row(s)"),
+        ("text_value", [], "column 'b' is not numeric (row 2 holds 'oops')"),
+        ("nan", [], "column 'b' has 1 missing, NaN or infinite value(s) (first in row 2)"),
+        ("blank", [], "column 'b' has 1 missing, NaN or infinite value(s) (first in row 3)"),
+        ("good", ["--features", "a,zz"], "has no column(s) 'zz'"),
+        ("good", ["--density-column", "dens"], "has no column 'dens' for --density-column"),
+        ("good", ["--features", "a,,b"], "empty column name"),
+        ("good", ["--features", "a,a"], "names 'a' twice"),
+        ("good", ["--features", "a,p", "--density-column", "p"], "names the density column 'p'"),
+        ("negative_density", ["--density-column", "p"], "density column 'p' is negative in row 2"),
+        ("constant", [], "every feature column is constant"),
+        ("only_text", [], "has no numeric column"),
+        ("good", ["--data-root", "/tmp"], "--data-root does not apply"),
+    ],
+)
 def test_bad_files_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, case, extra, needle):
     files = {
         "empty": "",
@@ -200,12 +251,15 @@ def test_bad_files_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, case,
     assert not store.exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "custom"], "pass --data FILE"),
-    (["run", "toy", "--data", "x.csv"], "--data applies to studies that run on your own data"),
-    (["run", "toy", "--latent-dim", "4"], "--latent-dim applies"),
-    (["run", "custom", "--data", "x.csv", "--latent-dim", "0"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "custom"], "pass --data FILE"),
+        (["run", "toy", "--data", "x.csv"], "--data applies to studies that run on your own data"),
+        (["run", "toy", "--latent-dim", "4"], "--latent-dim applies"),
+        (["run", "custom", "--data", "x.csv", "--latent-dim", "0"], "must be at least 1"),
+    ],
+)
 def test_custom_options_are_checked(tmp_path, capsys, args, needle):
     store = tmp_path / "store"
     assert main([*args, "--store", str(store)]) == 2

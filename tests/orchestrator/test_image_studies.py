@@ -6,9 +6,9 @@ in the real formats, with their report sections."""
 import json
 
 import pytest
-
-from conftest import isosweep
 from image_files import write_celeba, write_mnist
+
+from helpers import isosweep
 from isosweep.cli import main
 from isosweep.store import Store
 from isosweep.studies import STUDIES, parse_where
@@ -18,14 +18,22 @@ from isosweep.trainers.config import TrialConfig
 def test_variants_are_pairs_not_a_cross_product():
     mnist = STUDIES["mnist"].configs("paper")
     assert [(c.latent_dim, c.lam, c.form, c.loss, c.arch) for c in mnist] == [
-        (32, 2000.0, "conventional", "bce", "mlp_sigmoid"), (64, 10000.0, "conventional", "bce", "mlp_sigmoid")]
+        (32, 2000.0, "conventional", "bce", "mlp_sigmoid"),
+        (64, 10000.0, "conventional", "bce", "mlp_sigmoid"),
+    ]
     assert {(c.iterations, c.batch_size, c.lr, c.hidden, c.activation) for c in mnist} == {
-        (50_000, 256, 1e-3, (1024, 1024), "relu")}
+        (50_000, 256, 1e-3, (1024, 1024), "relu")
+    }
     celeba = STUDIES["celeba"].configs("paper")
     assert [(c.latent_dim, c.hidden, c.form, c.lam, c.lam1, c.lam2) for c in celeba] == [
-        (32, (1024,), "conventional", 1000.0, None, None), (32, (1024,), "decomposed", None, 1000.0, 1000.0),
-        (256, (2048,), "conventional", 10000.0, None, None), (256, (2048,), "decomposed", None, 10000.0, 10000.0)]
-    assert {(c.iterations, c.batch_size, c.lr, c.loss, c.arch) for c in celeba} == {(300_000, 64, 1e-3, "ssim", "conv_gdn")}
+        (32, (1024,), "conventional", 1000.0, None, None),
+        (32, (1024,), "decomposed", None, 1000.0, 1000.0),
+        (256, (2048,), "conventional", 10000.0, None, None),
+        (256, (2048,), "decomposed", None, 10000.0, 10000.0),
+    ]
+    assert {(c.iterations, c.batch_size, c.lr, c.loss, c.arch) for c in celeba} == {
+        (300_000, 64, 1e-3, "ssim", "conv_gdn")
+    }
     # Keys are content-based: the same fields give the same key, whatever the variant was called.
     c = celeba[1]
     assert c.key == TrialConfig.from_dict(c.to_dict()).key
@@ -41,8 +49,9 @@ def test_new_fields_leave_the_other_studies_keys_alone():
     assert "iterations" not in json.dumps({k: v for k, v in toy.to_dict().items() if v is not None})
 
 
-@pytest.mark.parametrize("study, layout", [("mnist", "mnist/t10k-images-idx3-ubyte"),
-                                           ("celeba", "celeba/img_align_celeba")])
+@pytest.mark.parametrize(
+    "study, layout", [("mnist", "mnist/t10k-images-idx3-ubyte"), ("celeba", "celeba/img_align_celeba")]
+)
 def test_bad_data_paths_are_refused_in_one_line_with_nothing_written(tmp_path, capsys, monkeypatch, study, layout):
     monkeypatch.delenv("ISOSWEEP_DATA", raising=False)
     store = tmp_path / "store"
@@ -52,8 +61,11 @@ def test_bad_data_paths_are_refused_in_one_line_with_nothing_written(tmp_path, c
         (partial / "mnist" / "t10k-images-idx3-ubyte.gz").unlink()
     else:
         (partial / "celeba" / "img_align_celeba").mkdir(parents=True)
-    for args, needle in [([], "--data-root"), (["--data-root", str(tmp_path / "none")], "not"),
-                         (["--data-root", str(partial)], layout)]:
+    for args, needle in [
+        ([], "--data-root"),
+        (["--data-root", str(tmp_path / "none")], "not"),
+        (["--data-root", str(partial)], layout),
+    ]:
         code = main(["run", study, "--budget", "smoke", "--store", str(store), *args])
         err = capsys.readouterr().err
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
@@ -106,9 +118,12 @@ def test_smoke_run_end_to_end(request, fixture, trials, dims):
     assert "0 GPU per trial (0 GPU(s) in the Ray cluster" in proc.stdout
     summary = proc.stdout.split(f"missing 0 of {trials}", 1)[1]  # the run's closing @image_summary table
     assert "n_active" in summary and "norm_active" in summary and f"({trials} rows)" in summary
-    (row,) = _query(store, "select count(*) as n, count(*) filter (where status = 'ok' and steps = iterations "
-                    "and n_test > 0 and transform_loss > 0 and arch is not null) as good, "
-                    "(select count(*) from dims) as dims, (select count(*) from curves) as curves from trials")
+    (row,) = _query(
+        store,
+        "select count(*) as n, count(*) filter (where status = 'ok' and steps = iterations "
+        "and n_test > 0 and transform_loss > 0 and arch is not null) as good, "
+        "(select count(*) from dims) as dims, (select count(*) from curves) as curves from trials",
+    )
     assert row["n"] == row["good"] == trials and row["dims"] == dims and row["curves"] > trials
     keys = [r["trial_key"] for r in _query(store, "select trial_key from trials")]
     for key in keys:

@@ -21,8 +21,10 @@ from isosweep.studies import get_study  # noqa: E402
 @pytest.mark.slow
 def test_removing_a_worker_node_mid_sweep(tmp_path):
     # Trials of about a second each, so that some are surely running when the node goes.
-    configs = [c.__class__(**{**c.to_dict(), "hidden": tuple(c.hidden), "epochs": 20, "n_train": 2048})
-               for c in get_study("toy").configs("smoke", where={"dataset": ("mix",), "loss": ("se", "dconv")})]
+    configs = [
+        c.__class__(**{**c.to_dict(), "hidden": tuple(c.hidden), "epochs": 20, "n_train": 2048})
+        for c in get_study("toy").configs("smoke", where={"dataset": ("mix",), "loss": ("se", "dconv")})
+    ]
     store = Store(str(tmp_path / "store"))
     plan = make_plan(configs, set(), 1, slots=2, force=False)
     # An earlier test in this process may have left a local Ray connected (a sweep run in process
@@ -34,8 +36,13 @@ def test_removing_a_worker_node_mid_sweep(tmp_path):
     ray.init(address=cluster.address)
     outcome: dict = {}
     try:
-        runner = threading.Thread(target=lambda: outcome.update(
-            counts=driver.run_sweep(plan, store, driver.RunOptions(sweep="node-loss", max_failures=3, compact=False))))
+        runner = threading.Thread(
+            target=lambda: outcome.update(
+                counts=driver.run_sweep(
+                    plan, store, driver.RunOptions(sweep="node-loss", max_failures=3, compact=False)
+                )
+            )
+        )
         runner.start()
         deadline = time.monotonic() + 300
         while len(store.table_files("trials")) < 4 and time.monotonic() < deadline:

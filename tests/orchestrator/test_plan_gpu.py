@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import math
 
-from isosweep.orchestrator.plan import (GPU_MEMORY_SHARE, GPU_RESERVED_BYTES, GpuBudget, gpu_bundle_size,
-                                        make_bundles, make_plan)
+from isosweep.orchestrator.plan import (
+    GPU_MEMORY_SHARE,
+    GPU_RESERVED_BYTES,
+    GpuBudget,
+    gpu_bundle_size,
+    make_bundles,
+    make_plan,
+)
 from isosweep.studies import STUDIES
 from isosweep.trainers.memory import member_bytes
 

@@ -2,8 +2,8 @@
 
 import json
 import uuid
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -20,9 +20,26 @@ def _result(lam=100.0, status=TrialStatus.OK):
     cfg = TrialConfig(study="toy", budget="smoke", dataset="mix", loss="se", seed=0, latent_dim=2, lam=lam)
     now = datetime.now(timezone.utc)
     return TrialResult(
-        cfg, status, now, now, scalars={"recon": 0.5, "kl": 3.0, "n_active": 2, "corr_post": 0.9},
-        dims=[{"dim": j, "rank": j + 1, "active": True, "norm_mean": 1.0, "norm_sd": 0.1, "dprime_mean": 1.0,
-               "dprime_sd": 0.1, "sigma_inv2_mean": 10.0 / (j + 1), "var_ratio": 2.0 - j, "kl_mean": 1.0} for j in range(2)],
+        cfg,
+        status,
+        now,
+        now,
+        scalars={"recon": 0.5, "kl": 3.0, "n_active": 2, "corr_post": 0.9},
+        dims=[
+            {
+                "dim": j,
+                "rank": j + 1,
+                "active": True,
+                "norm_mean": 1.0,
+                "norm_sd": 0.1,
+                "dprime_mean": 1.0,
+                "dprime_sd": 0.1,
+                "sigma_inv2_mean": 10.0 / (j + 1),
+                "var_ratio": 2.0 - j,
+                "kl_mean": 1.0,
+            }
+            for j in range(2)
+        ],
         curves=[{"step": 10, "epoch": 1, "loss": 1.0, "recon": 0.5, "kl": 0.5}],
         points={"log_p_true": np.zeros(3), **{f"log_{e}": np.ones(3) for e in ESTIMATES}},
     )
@@ -45,8 +62,17 @@ def test_rows_follow_the_schema():
 
 
 def test_a_trial_that_trains_by_iterations_has_no_epochs_column_value():
-    cfg = TrialConfig(study="mnist", budget="smoke", dataset="mnist", loss="bce", seed=0, latent_dim=4, lam=2000.0,
-                      iterations=10, arch="mlp_sigmoid")
+    cfg = TrialConfig(
+        study="mnist",
+        budget="smoke",
+        dataset="mnist",
+        loss="bce",
+        seed=0,
+        latent_dim=4,
+        lam=2000.0,
+        iterations=10,
+        arch="mlp_sigmoid",
+    )
     now = datetime.now(timezone.utc)
     row = result_tables(TrialResult(cfg, TrialStatus.OK, now, now), "s", {})["trials"].to_pylist()[0]
     assert row["epochs"] is None and row["iterations"] == 10 and row["trial_key"] == cfg.key

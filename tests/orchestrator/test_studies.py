@@ -43,11 +43,22 @@ def test_extending_with_seeds_or_lambdas_adds_only_new_keys():
 
 def test_where_parsing_types_and_errors():
     toy = get_study("toy")
-    assert parse_where(toy, "dataset=mix,lam=10|100,seed=2") == {"dataset": ("mix",), "lam": (10.0, 100.0), "seed": (2,)}
+    assert parse_where(toy, "dataset=mix,lam=10|100,seed=2") == {
+        "dataset": ("mix",),
+        "lam": (10.0, 100.0),
+        "seed": (2,),
+    }
     assert parse_where(toy, "reduction=mean") == {"reduction": ("mean",)}
-    for bad, message in [("colour=red", "not an axis"), ("dataset=circle", "not a value"), ("lam=-1", "positive"),
-                         ("lam=0", "positive"), ("lam=abc", "takes numbers"), ("lam", "not K=V"),
-                         ("seed=-1", "non-negative"), ("reduction=max", "choose one of")]:
+    for bad, message in [
+        ("colour=red", "not an axis"),
+        ("dataset=circle", "not a value"),
+        ("lam=-1", "positive"),
+        ("lam=0", "positive"),
+        ("lam=abc", "takes numbers"),
+        ("lam", "not K=V"),
+        ("seed=-1", "non-negative"),
+        ("reduction=max", "choose one of"),
+    ]:
         with pytest.raises(UsageError, match=message):
             parse_where(toy, bad)
     with pytest.raises(UsageError, match="unknown study"):

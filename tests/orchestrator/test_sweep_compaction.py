@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli_env, isosweep, wait_until_still
+from helpers import cli_env, isosweep, wait_until_still
 from isosweep.orchestrator.compact import MAX_COMPACTED, tiered_inputs
 from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
 
@@ -29,8 +29,10 @@ def files(store: Path, table: str) -> list[str]:
 
 
 def counts(store: Path) -> dict[str, int]:
-    sql = ("select (select count(*) from trials) as n, (select count(distinct trial_key) from trials) as k, "
-           "(select count(*) from dims) as dims, (select count(*) from curves) as curves")
+    sql = (
+        "select (select count(*) from trials) as n, (select count(distinct trial_key) from trials) as k, "
+        "(select count(*) from dims) as dims, (select count(*) from curves) as curves"
+    )
     return json.loads(isosweep("query", sql, "--store", str(store), "--format", "json").stdout)
 
 
@@ -57,8 +59,12 @@ def test_tiered_rule_bounds_files_and_rewrites(tmp_path):
 
 
 def snapshot(store: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(store)): (p.stat().st_mtime_ns, p.stat().st_size)
-            for table in TABLES for p in (store / table).rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(store)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for table in TABLES
+        for p in (store / table).rglob("*")
+        if p.is_file()
+    }
 
 
 def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
@@ -77,7 +83,9 @@ def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
     assert "30 already complete, 0 to run" in isosweep(*MIX, "--store", str(store)).stdout
     assert snapshot(store) == before
     # --no-compact keeps one file per trial and table.
-    out = isosweep("run", "toy", "--budget", "smoke", "--where", "dataset=norm|ramp", "--no-compact", "--store", str(store)).stdout
+    out = isosweep(
+        "run", "toy", "--budget", "smoke", "--where", "dataset=norm|ramp", "--no-compact", "--store", str(store)
+    ).stdout
     assert "merged" not in out
     assert sum(not n.startswith("compact-") for n in files(store, "trials")) == 60
     assert counts(store) == {"n": 90, "k": 90, "dims": 270, "curves": 180}
@@ -101,16 +109,25 @@ def trial_runs(store: Path) -> dict[str, set]:
     return runs
 
 
-@pytest.mark.parametrize("phase,fuse", [
-    ("worker-after-write", "auto"),  # a worker merging its unit's files kills the driver and itself
-    pytest.param("worker-mid-remove", "auto", marks=pytest.mark.slow),
-    pytest.param("after-write", "3", marks=pytest.mark.slow),  # the sweep's end (ten units: it merges)
-    pytest.param("mid-remove", "3", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "phase,fuse",
+    [
+        ("worker-after-write", "auto"),  # a worker merging its unit's files kills the driver and itself
+        pytest.param("worker-mid-remove", "auto", marks=pytest.mark.slow),
+        pytest.param("after-write", "3", marks=pytest.mark.slow),  # the sweep's end (ten units: it merges)
+        pytest.param("mid-remove", "3", marks=pytest.mark.slow),
+    ],
+)
 def test_killed_during_a_merge(tmp_path, phase, fuse):
     store = tmp_path / "store"
-    proc = subprocess.Popen([EXE, *MIX, "--fuse", fuse, "--store", str(store)], env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [EXE, *MIX, "--fuse", fuse, "--store", str(store)],
+        env={**cli_env(), KILL_IN_COMPACT_ENV: phase},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output = proc.communicate(timeout=600)[0]
     try:  # the local Ray processes the killed driver started die with its session
         os.killpg(proc.pid, signal.SIGKILL)

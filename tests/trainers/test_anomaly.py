@@ -4,12 +4,21 @@ divergence, and rows the store accepts."""
 import numpy as np
 import pytest
 import torch
-
 from anomaly_files import write_anomaly_files
+
 from isosweep.store import result_tables
 from isosweep.studies import STUDIES
-from isosweep.trainers.anomaly import (detect, flag_top, mean_distance_scores, precision_recall_f1, snapshot_epochs,
-                              split_rows, train_anomaly, validation_f1, weighted_detect)
+from isosweep.trainers.anomaly import (
+    detect,
+    flag_top,
+    mean_distance_scores,
+    precision_recall_f1,
+    snapshot_epochs,
+    split_rows,
+    train_anomaly,
+    validation_f1,
+    weighted_detect,
+)
 from isosweep.trainers.data.anomaly import LabelledData, load_anomaly
 from isosweep.trainers.records import TrialStatus
 from isosweep.trainers.run import run_trial
@@ -70,8 +79,9 @@ def test_split_is_seeded_disjoint_and_trains_on_normal_rows_only():
     assert len(ids[1]) == round(0.1 * (len(ids[0]) + len(ids[1])))
     assert not np.array_equal(split_rows(data, 2, 0.1).test, a.test)
     # The reference score: distance to the mean of the training rows.
-    assert np.allclose(mean_distance_scores(np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[1.0, 0.0], [1.0, 3.0]])),
-                       [0.0, 3.0])
+    assert np.allclose(
+        mean_distance_scores(np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[1.0, 0.0], [1.0, 3.0]])), [0.0, 3.0]
+    )
 
 
 def test_snapshot_epochs():
@@ -79,12 +89,13 @@ def test_snapshot_epochs():
     assert snapshot_epochs(4, 10) == [1, 2, 3, 4]
     assert snapshot_epochs(25, 10) == [2, 5, 7, 10, 12, 15, 17, 20, 22, 25]
     assert snapshot_epochs(600, 100) == list(range(6, 601, 6))
-    assert snapshot_epochs(3, 10 ** 15) == [1, 2, 3]  # a huge count from --where costs nothing
+    assert snapshot_epochs(3, 10**15) == [1, 2, 3]  # a huge count from --where costs nothing
 
 
 def _smoke_config(dataset="thyroid", **changes):
     (cfg,) = STUDIES["anomaly-paper"].configs("smoke", where={"dataset": (dataset,)})
     from dataclasses import replace
+
     return replace(cfg, **changes)
 
 

@@ -6,10 +6,16 @@ import gzip
 import numpy as np
 import pytest
 import scipy.io
-
 from anomaly_files import write_anomaly_files
-from isosweep.trainers.data.anomaly import (ANOMALY_DATASETS, DataError, check_files, kddcup_rev_rows, load_anomaly,
-                                   minmax)
+
+from isosweep.trainers.data.anomaly import (
+    ANOMALY_DATASETS,
+    DataError,
+    check_files,
+    kddcup_rev_rows,
+    load_anomaly,
+    minmax,
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +100,16 @@ def test_missing_root_or_file_is_one_clear_line(tmp_path, files):
     check_files(["thyroid", "kddcup", "norm"], str(files))  # toy names are not files: ignored
 
 
-@pytest.mark.parametrize("content,needle", [
-    (b"1,2,3\n4,5,6\n", "3 fields"),
-    (b"0,tcp,http,SF" + b",0" * 37 + b",normal\n", "does not end in '.'"),
-    (b"0,tcp,http,SF,abc" + b",0" * 36 + b",normal.\n", "not a number"),
-    (b"\x1f\x8b\x08broken", "gzip"),
-    (b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"1,2,3\n4,5,6\n", "3 fields"),
+        (b"0,tcp,http,SF" + b",0" * 37 + b",normal\n", "does not end in '.'"),
+        (b"0,tcp,http,SF,abc" + b",0" * 36 + b",normal.\n", "not a number"),
+        (b"\x1f\x8b\x08broken", "gzip"),
+        (b"", "empty"),
+    ],
+)
 def test_malformed_kdd_files_are_rejected(tmp_path, content, needle):
     (tmp_path / "kddcup99").mkdir()
     path = tmp_path / "kddcup99" / "kddcup.data_10_percent.gz"
@@ -121,14 +130,17 @@ def test_a_malformed_row_after_the_head_is_found_when_read(tmp_path):
         load_anomaly("kddcup", str(tmp_path))
 
 
-@pytest.mark.parametrize("variables,needle", [
-    (None, "not a readable .mat file"),
-    ({"X": np.zeros((5, 2))}, "has variables X"),
-    ({"X": np.zeros((5, 2)), "y": np.array([[0], [1], [2], [0], [0]])}, "other than 0 and 1"),
-    ({"X": np.zeros((5, 2)), "y": np.zeros((4, 1))}, "y has shape"),
-    ({"X": np.zeros((5, 2)), "y": np.zeros((5, 1))}, "single class"),
-    ({"X": np.full((5, 2), np.nan), "y": np.array([[0], [1], [0], [0], [0]])}, "NaN"),
-])
+@pytest.mark.parametrize(
+    "variables,needle",
+    [
+        (None, "not a readable .mat file"),
+        ({"X": np.zeros((5, 2))}, "has variables X"),
+        ({"X": np.zeros((5, 2)), "y": np.array([[0], [1], [2], [0], [0]])}, "other than 0 and 1"),
+        ({"X": np.zeros((5, 2)), "y": np.zeros((4, 1))}, "y has shape"),
+        ({"X": np.zeros((5, 2)), "y": np.zeros((5, 1))}, "single class"),
+        ({"X": np.full((5, 2), np.nan), "y": np.array([[0], [1], [0], [0], [0]])}, "NaN"),
+    ],
+)
 def test_malformed_odds_files_are_rejected(tmp_path, variables, needle):
     (tmp_path / "thyroid").mkdir()
     path = tmp_path / "thyroid" / "thyroid.mat"

@@ -9,11 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from anomaly_files import write_anomaly_files
+
 from isosweep.studies import STUDIES
-from isosweep.trainers.anomaly import (AnomalySplit, batches_per_epoch, train_anomaly, train_anomaly_bundle,
-                                       split_rows)
+from isosweep.trainers.anomaly import AnomalySplit, batches_per_epoch, split_rows, train_anomaly, train_anomaly_bundle
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data.anomaly import LabelledData
 from isosweep.trainers.kinds import fusable
@@ -25,8 +24,14 @@ RATIO = 0.05
 BATCH = 64
 # (seed, lambda1, lambda2, training rows kept): rows 250 and 240 step 4 batches of 64 per epoch (one
 # masked unit), 180 and 170 step 3 (a unit of their own); seed 3's rows hold a NaN.
-MEMBERS = [(0, 6000.0, 18000.0, 250), (1, 12000.0, 6000.0, 240), (2, 30000.0, 24000.0, 180),
-           (0, 24000.0, 12000.0, 250), (3, 6000.0, 6000.0, 250), (4, 18000.0, 30000.0, 170)]
+MEMBERS = [
+    (0, 6000.0, 18000.0, 250),
+    (1, 12000.0, 6000.0, 240),
+    (2, 30000.0, 24000.0, 180),
+    (0, 24000.0, 12000.0, 250),
+    (3, 6000.0, 6000.0, 250),
+    (4, 18000.0, 30000.0, 170),
+]
 DIVERGING = 4
 FIXED_ORDER = 3
 
@@ -39,7 +44,7 @@ def _base() -> TrialConfig:
 
 def _data() -> LabelledData:
     rng = np.random.default_rng(7)
-    x = (rng.normal(size=(600, 3)) @ rng.normal(size=(3, 6)) + 0.05 * rng.normal(size=(600, 6)))
+    x = rng.normal(size=(600, 3)) @ rng.normal(size=(3, 6)) + 0.05 * rng.normal(size=(600, 6))
     anomaly = np.zeros(600, bool)
     anomaly[rng.choice(600, 30, replace=False)] = True
     x[anomaly] += rng.normal(0.0, 2.0, size=(30, 6))

@@ -60,8 +60,11 @@ def test_naming_a_default_keeps_the_default_key_and_bad_values_are_refused():
         replace(base, split="paper")
     assert replace(base, split="paper", snapshot_rule="last").key != replace(base, snapshot_rule="last").key
     # Only the output activation changes the network, so only it parts bundles.
-    fused = {replace(base, **{name: choices[-1]}).fusion_key() for name, choices in ANOMALY_CHOICES.items()
-             if name != "split"}
+    fused = {
+        replace(base, **{name: choices[-1]}).fusion_key()
+        for name, choices in ANOMALY_CHOICES.items()
+        if name != "split"
+    }
     assert fused == {base.fusion_key(), replace(base, output_activation="leaky_relu").fusion_key()}
 
 
@@ -185,22 +188,27 @@ def test_a_fixed_batch_order_walks_the_split_in_order_with_the_shuffled_noise():
     x = torch.as_tensor(split.fit, dtype=torch.float64)
     n, bs = x.shape[0], fixed.batch_size
     assert n > 2 * bs
-    model = build_model(x.shape[1], fixed.hidden, fixed.latent_dim, fixed.activation, fixed.seed,
-                        fixed.output_activation).double()
+    model = build_model(
+        x.shape[1], fixed.hidden, fixed.latent_dim, fixed.activation, fixed.seed, fixed.output_activation
+    ).double()
     optimiser = torch.optim.Adam(model.parameters(), lr=fixed.lr)
     gen = torch.Generator().manual_seed(loop_seed(fixed.seed))
     metric = get_metric(fixed.loss)
     for _ in range(fixed.epochs):
         torch.randperm(n, generator=gen)
-        noise = [torch.randn(min(bs, n - s), fixed.latent_dim, generator=gen, dtype=torch.float64)
-                 for s in range(0, n, bs)]
+        noise = [
+            torch.randn(min(bs, n - s), fixed.latent_dim, generator=gen, dtype=torch.float64) for s in range(0, n, bs)
+        ]
         for eps, s in zip(noise, range(0, n, bs)):
-            loss = objective_terms(model, x[s:s + bs], eps, fixed, metric,
-                                   get_metric(fixed.transform_metric or fixed.loss))["loss"].mean()
+            loss = objective_terms(
+                model, x[s : s + bs], eps, fixed, metric, get_metric(fixed.transform_metric or fixed.loss)
+            )["loss"].mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
     for name, value in model.state_dict().items():
         torch.testing.assert_close(got_fixed.outcome.model.state_dict()[name], value, rtol=1e-9, atol=1e-12)
-    assert any(not torch.allclose(got_shuffled.outcome.model.state_dict()[name], value, rtol=1e-4)
-               for name, value in model.state_dict().items())
+    assert any(
+        not torch.allclose(got_shuffled.outcome.model.state_dict()[name], value, rtol=1e-4)
+        for name, value in model.state_dict().items()
+    )

@@ -81,8 +81,10 @@ def test_incompatible_members_are_refused():
 
 def test_decomposed_members_with_a_transform_loss_fuse_exactly():
     decomposed = {**SMALL, "epochs": 4, "form": "decomposed", "transform_metric": "l2"}
-    members = [TrialConfig(dataset="mix", loss="se", lam1=50, lam2=100, seed=0, **decomposed),
-               TrialConfig(dataset="norm", loss="dconv", lam1=200, lam2=400, seed=1, **decomposed)]
+    members = [
+        TrialConfig(dataset="mix", loss="se", lam1=50, lam2=100, seed=0, **decomposed),
+        TrialConfig(dataset="norm", loss="dconv", lam1=200, lam2=400, seed=1, **decomposed),
+    ]
     datas = [make_data(c) for c in members]
     fused = train_bundle(members, datas, dtype=torch.float64)
     for cfg, data, member in zip(members, datas, fused):
@@ -97,8 +99,10 @@ def test_the_feature_major_chain_has_the_gradients_of_its_layers(activation):
     from isosweep.trainers.fused import _FeatureMajorChain
 
     torch.manual_seed(0)
-    params = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-              for shape in [(2, 4, 5), (2, 4, 1), (2, 3, 4), (2, 3, 1), (2, 2, 3), (2, 2, 1)]]
+    params = [
+        torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        for shape in [(2, 4, 5), (2, 4, 1), (2, 3, 4), (2, 3, 1), (2, 2, 3), (2, 2, 1)]
+    ]
     h = torch.randn(2, 5, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, *p: _FeatureMajorChain.apply(x, activation, *p), (h, *params))
 

@@ -37,8 +37,8 @@ def test_initial_parameters_are_beta_one_and_gamma_a_tenth_of_the_identity():
     torch.testing.assert_close(gamma, 0.1 * torch.eye(3, dtype=torch.float64), rtol=0, atol=1e-7)
     x = torch.full((1, 3, 1, 1), 2.0, dtype=torch.float64)
     # Every channel equal to 2: y = 2 / sqrt(1 + 0.1 * 4), and IGDN multiplies instead.
-    torch.testing.assert_close(GDN(3).double()(x), x / 1.4 ** 0.5)
-    torch.testing.assert_close(IGDN(3).double()(x), x * 1.4 ** 0.5)
+    torch.testing.assert_close(GDN(3).double()(x), x / 1.4**0.5)
+    torch.testing.assert_close(IGDN(3).double()(x), x * 1.4**0.5)
 
 
 def test_reparameterisation_keeps_beta_above_its_minimum_and_gamma_non_negative():
@@ -78,8 +78,12 @@ def test_training_steps_keep_the_layer_valid():
 
 
 def test_forward_mode_derivative_through_gdn_matches_a_central_difference():
-    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), _randomised(GDN(3)),
-                              torch.nn.Conv2d(3, 2, 3, padding=1), _randomised(IGDN(2), seed=1)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, padding=1),
+        _randomised(GDN(3)),
+        torch.nn.Conv2d(3, 2, 3, padding=1),
+        _randomised(IGDN(2), seed=1),
+    ).double()
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64, generator=gen)
     t = torch.randn(1, 2, 5, 5, dtype=torch.float64, generator=gen)

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import isosweep
+from helpers import isosweep
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 RTOL = 1e-5
 
@@ -83,14 +82,27 @@ def test_a_checkpoint_taken_on_the_gpu_resumes_on_the_cpu():
 def test_a_sweep_on_a_gpu_records_the_gpus_name(tmp_path):
     pytest.importorskip("ray", reason="the sweep runs on Ray, which this machine lacks")
     pytest.importorskip("duckdb", reason="the check reads the store with DuckDB, which this machine lacks")
-    import isosweep as api
     from anomaly_files import write_anomaly_files
+
+    import isosweep as api
 
     store = str(tmp_path / "store")
     root = str(write_anomaly_files(tmp_path / "data"))
     isosweep("run", "toy", "--budget", "smoke", "--where", "lam=100", "--gpus-per-trial", "0.5", "--store", store)
-    isosweep("run", "anomaly", "--budget", "smoke", "--where", "dataset=thyroid", "--gpus-per-trial", "0.5",
-             "--data-root", root, "--store", store)
+    isosweep(
+        "run",
+        "anomaly",
+        "--budget",
+        "smoke",
+        "--where",
+        "dataset=thyroid",
+        "--gpus-per-trial",
+        "0.5",
+        "--data-root",
+        root,
+        "--store",
+        store,
+    )
     rows = api.query(store, "select study, status, device from trials")
     assert len(rows) == 9 + 4 and set(rows["status"]) == {"ok"}
     assert set(rows["device"]) == {torch.cuda.get_device_name(0)}

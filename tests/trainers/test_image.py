@@ -7,15 +7,15 @@ import io
 import numpy as np
 import pytest
 import torch
-
 from image_files import write_celeba, write_mnist
+
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.image import BatchOrder, ImageData, batches, load_image_data, log_points, train_images
+from isosweep.trainers.image import BatchOrder, batches, load_image_data, log_points, train_images
 from isosweep.trainers.image_models import ConvGDNVAE, build_image_model
+from isosweep.trainers.kinds import fusable
 from isosweep.trainers.measure import dprime_fd, dprime_second_order, measure
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.records import TrialStatus
-from isosweep.trainers.kinds import fusable
 from isosweep.trainers.run import run_trial
 from isosweep.trainers.training import step_learning_rate
 from isosweep.trainers.traversal import GAP, VALUES, traversal_png, traversal_tiles
@@ -24,9 +24,23 @@ CPU = torch.device("cpu")
 
 
 def _mnist_cfg(**kw):
-    fields = dict(study="mnist", budget="t", dataset="mnist", loss="bce", seed=0, latent_dim=4, lam=2000.0,
-                  hidden=(64, 64), activation="relu", iterations=10, n_train=64, n_eval=8, batch_size=16,
-                  lr_schedule="constant", arch="mlp_sigmoid")
+    fields = dict(
+        study="mnist",
+        budget="t",
+        dataset="mnist",
+        loss="bce",
+        seed=0,
+        latent_dim=4,
+        lam=2000.0,
+        hidden=(64, 64),
+        activation="relu",
+        iterations=10,
+        n_train=64,
+        n_eval=8,
+        batch_size=16,
+        lr_schedule="constant",
+        arch="mlp_sigmoid",
+    )
     return TrialConfig(**{**fields, **kw})
 
 
@@ -85,8 +99,18 @@ def test_bce_dprime_agrees_with_the_bernoulli_fisher_form():
 
 def test_measure_takes_image_tensors_and_skips_density_estimates():
     model, _ = _small_conv(latent=3)
-    cfg = TrialConfig(study="celeba", budget="t", dataset="celeba", loss="ssim", seed=0, latent_dim=3, lam=1000.0,
-                      hidden=(16,), iterations=1, arch="conv_gdn")
+    cfg = TrialConfig(
+        study="celeba",
+        budget="t",
+        dataset="celeba",
+        loss="ssim",
+        seed=0,
+        latent_dim=3,
+        lam=1000.0,
+        hidden=(16,),
+        iterations=1,
+        arch="conv_gdn",
+    )
     x = np.random.default_rng(0).random((3, 3, 64, 64)).astype(np.float32)
     found = measure(model, cfg, x, None, get_metric("ssim"), chunk=2)
     assert sorted(d["rank"] for d in found.dims) == [1, 2, 3] and found.points == {}
@@ -135,8 +159,21 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):
 
 def test_celeba_batches_do_not_depend_on_the_number_of_loader_workers(tmp_path, monkeypatch):
     root = str(write_celeba(tmp_path, n=12))
-    cfg = TrialConfig(study="celeba", budget="t", dataset="celeba", loss="ssim", seed=0, latent_dim=2, lam=10.0,
-                      hidden=(8,), iterations=4, n_train=10, n_eval=2, batch_size=4, arch="conv_gdn")
+    cfg = TrialConfig(
+        study="celeba",
+        budget="t",
+        dataset="celeba",
+        loss="ssim",
+        seed=0,
+        latent_dim=2,
+        lam=10.0,
+        hidden=(8,),
+        iterations=4,
+        n_train=10,
+        n_eval=2,
+        batch_size=4,
+        arch="conv_gdn",
+    )
     data = load_image_data(cfg, root)
     assert data.n_train == 10 and data.eval.shape == (2, 3, 64, 64)
     runs = []
@@ -166,7 +203,7 @@ def test_traversal_rows_follow_the_ranks_and_set_one_coordinate():
     assert picture.size == (side + 3 * GAP + len(VALUES) * side + (len(VALUES) - 1) * GAP, 4 * side + 3 * GAP)
     grid = np.asarray(picture, dtype=np.float64) / 255
     row = 2 * (side + GAP)  # the third row of the picture is dim 2, the first row of ``tiles``
-    np.testing.assert_allclose(grid[row:row + side:2, -side::2], tiles[0, -1, :, :, 0], atol=1 / 255)
+    np.testing.assert_allclose(grid[row : row + side : 2, -side::2], tiles[0, -1, :, :, 0], atol=1 / 255)
 
 
 def test_an_image_trial_end_to_end_and_not_fusable(tmp_path):

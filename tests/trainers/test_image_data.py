@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 import torch
-
 from image_files import MNIST_NAMES, idx_bytes, write_celeba, write_mnist
+
 from isosweep.trainers.data.celeba import CROP, CelebAImages, celeba_split, centre_crop_box, check_celeba, list_images
 from isosweep.trainers.data.errors import DataError
 from isosweep.trainers.data.mnist import load_mnist, mnist_split, parse_idx
@@ -25,8 +25,11 @@ def test_mnist_reads_the_four_idx_files(tmp_path, gz):
     root = write_mnist(tmp_path, n_train=40, n_test=12, gz=gz)
     arrays = load_mnist(str(root))
     assert arrays.train.shape == (40, 28, 28) and arrays.test.shape == (12, 28, 28)
-    raw = (root / "mnist" / MNIST_NAMES[0]).read_bytes() if not gz else gzip.decompress(
-        (root / "mnist" / f"{MNIST_NAMES[0]}.gz").read_bytes())
+    raw = (
+        (root / "mnist" / MNIST_NAMES[0]).read_bytes()
+        if not gz
+        else gzip.decompress((root / "mnist" / f"{MNIST_NAMES[0]}.gz").read_bytes())
+    )
     np.testing.assert_array_equal(arrays.train, np.frombuffer(raw[16:], np.uint8).reshape(40, 28, 28))
     train, held_out = mnist_split(str(root), n_train=30, n_eval=100)
     assert train.shape == (30, 784) and held_out.shape == (12, 784) and train.dtype == np.float32
@@ -37,11 +40,13 @@ def test_mnist_reads_the_four_idx_files(tmp_path, gz):
 def test_idx_header_and_size_are_checked():
     good = idx_bytes(np.zeros((2, 28, 28)))
     np.testing.assert_array_equal(parse_idx(good, "f", 3), np.zeros((2, 28, 28), np.uint8))
-    for raw, needle in [(b"PK\x03\x04", "does not start with an IDX header"),
-                        (good[:-5], "the header gives shape (2, 28, 28) (1568 values) but the file holds 1563"),
-                        (bytes([0, 0, 0x0D, 3]) + good[4:], "IDX type 0x0d with 3 dimension(s)"),
-                        (good, "with 1"),
-                        (b"\x1f\x8b" + b"junk", "broken gzip data")]:
+    for raw, needle in [
+        (b"PK\x03\x04", "does not start with an IDX header"),
+        (good[:-5], "the header gives shape (2, 28, 28) (1568 values) but the file holds 1563"),
+        (bytes([0, 0, 0x0D, 3]) + good[4:], "IDX type 0x0d with 3 dimension(s)"),
+        (good, "with 1"),
+        (b"\x1f\x8b" + b"junk", "broken gzip data"),
+    ]:
         with pytest.raises(DataError) as exc:
             parse_idx(raw, "some/file", 1 if needle == "with 1" else 3)
         assert needle in _one_line(exc) and _one_line(exc).startswith("some/file: ")
@@ -97,8 +102,16 @@ def test_celeba_split_holds_out_the_last_images(tmp_path):
     root = str(write_celeba(tmp_path, n=10))
     train, held_out = celeba_split(root, n_train=5, n_eval=3)
     names = [p.rsplit("/", 1)[-1] for p in (*train, *held_out)]
-    assert names == ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg", "000005.jpg",
-                     "000008.jpg", "000009.jpg", "000010.jpg"]
+    assert names == [
+        "000001.jpg",
+        "000002.jpg",
+        "000003.jpg",
+        "000004.jpg",
+        "000005.jpg",
+        "000008.jpg",
+        "000009.jpg",
+        "000010.jpg",
+    ]
     batch = CelebAImages(root, held_out).stack(range(3))
     assert batch.shape == (3, 3, 64, 64) and batch.dtype == torch.float32 and 0 <= batch.min() and batch.max() <= 1
     with pytest.raises(DataError) as exc:

@@ -22,8 +22,21 @@ def test_linear_vae_reaches_the_closed_form_optimum(s2, lam):
     rng = np.random.default_rng(0)
     train = rng.normal(0.0, np.sqrt(s2), (20_000, 1))
     evaluation = rng.normal(0.0, np.sqrt(s2), (5_000, 1))
-    cfg = TrialConfig(study="linear", budget="test", dataset="gauss1d", loss="se", seed=0, latent_dim=1, lam=lam,
-                      hidden=(), epochs=40, n_train=20_000, n_eval=5_000, batch_size=128, lr=1e-2)
+    cfg = TrialConfig(
+        study="linear",
+        budget="test",
+        dataset="gauss1d",
+        loss="se",
+        seed=0,
+        latent_dim=1,
+        lam=lam,
+        hidden=(),
+        epochs=40,
+        n_train=20_000,
+        n_eval=5_000,
+        batch_size=128,
+        lr=1e-2,
+    )
     outcome = train_model(cfg, TrialData(train, evaluation, None))
     found = measure(outcome.model, cfg, evaluation, None, get_metric("se"))
     sigma2_opt = beta / (2 * s2)

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data.toy import ToyData
 from isosweep.trainers.measure import dprime_fd, dprime_jvp, measure, pearson_on_raw
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.models import build_model
-from isosweep.trainers.data.toy import ToyData
 
 
 def _mu(model, n=64):
@@ -51,8 +51,19 @@ def test_pearson_on_raw_values_is_scale_free_and_not_on_logs():
 
 
 def test_measure_returns_every_documented_quantity():
-    cfg = TrialConfig(study="toy", budget="t", dataset="mix", loss="dconv", seed=0, latent_dim=3, lam=100,
-                      epochs=1, n_train=64, n_eval=300, points_cap=100)
+    cfg = TrialConfig(
+        study="toy",
+        budget="t",
+        dataset="mix",
+        loss="dconv",
+        seed=0,
+        latent_dim=3,
+        lam=100,
+        epochs=1,
+        n_train=64,
+        n_eval=300,
+        points_cap=100,
+    )
     toy = ToyData("mix")
     x = toy.sample(300, np.random.default_rng(0))
     model = build_model(16, (128, 64), 3, "tanh", seed=0)

@@ -41,8 +41,10 @@ def saved_bytes_per_member(cfgs: list[TrialConfig], feature_major: bool) -> floa
     return (one(cfgs[:5]) - one(cfgs[:1])) / 4
 
 
-@pytest.mark.parametrize("study,dataset,feature_major", [("toy", "mix", False), ("anomaly", "thyroid", True),
-                                                          ("anomaly", "arrhythmia", True)])
+@pytest.mark.parametrize(
+    "study,dataset,feature_major",
+    [("toy", "mix", False), ("anomaly", "thyroid", True), ("anomaly", "arrhythmia", True)],
+)
 def test_the_estimate_covers_the_saved_activations(study, dataset, feature_major):
     cfgs = STUDIES[study].configs("quick", where={"dataset": (dataset,)})
     inputs, rows = member_shape(cfgs[0])

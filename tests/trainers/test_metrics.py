@@ -26,7 +26,9 @@ def test_dconv_and_uconv_scale_by_the_first_argument():
 
 
 def test_l2_is_the_unsquared_norm():
-    torch.testing.assert_close(get_metric("l2")(A, B), torch.tensor([math.sqrt(5), math.sqrt(1.25)], dtype=torch.float64))
+    torch.testing.assert_close(
+        get_metric("l2")(A, B), torch.tensor([math.sqrt(5), math.sqrt(1.25)], dtype=torch.float64)
+    )
 
 
 def test_bce_is_a_cross_entropy_and_its_distance_a_kl_divergence():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -29,7 +28,7 @@ class TrialData:
     """(n_train, m) training inputs."""
     eval: np.ndarray
     """(n_eval, m) evaluation inputs."""
-    eval_log_p: Optional[np.ndarray]
+    eval_log_p: np.ndarray | None
     """Exact log-density of each evaluation input where it is known (toy data), else None."""
 
     @property
@@ -40,7 +39,7 @@ class TrialData:
 DATA_ROOT_ENV = "ISOSWEEP_DATA"
 
 
-def data_root(explicit: Optional[str] = None) -> Optional[str]:
+def data_root(explicit: str | None = None) -> str | None:
     """The folder or fsspec URL that holds real data sets: ``--data-root``, else $ISOSWEEP_DATA.
 
     A relative local folder is made absolute (and a leading ``~`` expanded) here, in the driver:
@@ -55,7 +54,7 @@ def data_root(explicit: Optional[str] = None) -> Optional[str]:
     return root
 
 
-def make_data(cfg: TrialConfig, root: Optional[str] = None) -> TrialData:
+def make_data(cfg: TrialConfig, root: str | None = None) -> TrialData:
     """Draw (or load, from ``root``) the data of one trial."""
     if cfg.dataset in TOY_DATASETS:
         toy = ToyData(cfg.dataset, cfg.data_seed)

@@ -22,8 +22,8 @@ import functools
 import gzip
 import io
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 import numpy as np
 
@@ -37,8 +37,10 @@ KDD_FIELDS = 42
 KDD_SYMBOLIC = (1, 2, 3, 6, 11, 20, 21)
 KDD_NORMAL = "normal."
 KDD_FILES = ("kddcup99/kddcup.data_10_percent.gz", "kddcup99/kddcup.data_10_percent")
-KDD_EXPECTED = ("the UCI KDD Cup 99 10 % CSV (gzip or plain, no header, 42 comma-separated fields per row: "
-                "41 features and a label ending in '.')")
+KDD_EXPECTED = (
+    "the UCI KDD Cup 99 10 % CSV (gzip or plain, no header, 42 comma-separated fields per row: "
+    "41 features and a label ending in '.')"
+)
 ODDS_EXPECTED = "an ODDS MATLAB v5 .mat file with X (n, m) numeric and y (n, 1) of 0/1 labels (1 = anomaly)"
 
 
@@ -81,7 +83,7 @@ class LabelledData:
         return int(self.x.shape[1])
 
 
-def minmax(x: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+def minmax(x: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """(x - min) / (max - min) per column, min and max over ``reference`` (default ``x`` itself);
     columns constant over ``reference`` become 0. Rows outside ``reference`` may fall outside [0, 1]."""
     reference = x if reference is None else reference
@@ -94,16 +96,21 @@ def minmax(x: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
 
 # -- files --------------------------------------------------------------------------------------
 
-def find_file(name: str, root: Optional[str]) -> str:
+
+def find_file(name: str, root: str | None) -> str:
     """The path (under ``root``) of data set ``name``'s file; DataError naming it when missing."""
     spec = ANOMALY_DATASETS[name]
     root = require_root(root, name, " or ".join(spec.files))
     fs, base = root_fs(root)
     try:
         if not fs.exists(base):
-            raise DataError(f"data root {root!r} does not exist; pass the folder that holds {spec.files[0]} with --data-root")
+            raise DataError(
+                f"data root {root!r} does not exist; pass the folder that holds {spec.files[0]} with --data-root"
+            )
         if not fs.isdir(base):
-            raise DataError(f"data root {root!r} is not a folder; pass the folder that holds {spec.files[0]} with --data-root")
+            raise DataError(
+                f"data root {root!r} is not a folder; pass the folder that holds {spec.files[0]} with --data-root"
+            )
         for rel in spec.files:
             path = f"{base}/{rel}"
             if fs.isfile(path):
@@ -165,8 +172,9 @@ def read_kdd(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}: broken gzip data ({first_line(exc)}); expected {KDD_EXPECTED}") from None
     text_cols = (1, 2, 3, KDD_FIELDS - 1)  # protocol_type, service, flag, label
     try:
-        frame = pd.read_csv(io.BytesIO(raw), header=None, dtype={c: str for c in text_cols},
-                            na_filter=False, engine="c")
+        frame = pd.read_csv(
+            io.BytesIO(raw), header=None, dtype={c: str for c in text_cols}, na_filter=False, engine="c"
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, KeyError) as exc:
         raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc)}); expected {KDD_EXPECTED}") from None
     if frame.shape[1] != KDD_FIELDS:
@@ -175,15 +183,18 @@ def read_kdd(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
     ends = labels.str.endswith(".").to_numpy(dtype=bool)
     if not ends.all():
         row = int((~ends).argmax())
-        raise DataError(f"{path}: row {row + 1} has label {labels.iloc[row]!r}, which does not end in '.'; "
-                        f"expected {KDD_EXPECTED}")
+        raise DataError(
+            f"{path}: row {row + 1} has label {labels.iloc[row]!r}, which does not end in '.'; expected {KDD_EXPECTED}"
+        )
     numeric_cols = [c for c in range(KDD_FIELDS - 1) if c not in text_cols]
     for col in numeric_cols:
         if not pd.api.types.is_numeric_dtype(frame[col]):
             values = pd.to_numeric(frame[col], errors="coerce")
             row = int(values.isna().to_numpy().argmax())
-            raise DataError(f"{path}: row {row + 1}, field {col + 1} is {frame.iat[row, col]!r}, not a number; "
-                            f"expected {KDD_EXPECTED}")
+            raise DataError(
+                f"{path}: row {row + 1}, field {col + 1} is {frame.iat[row, col]!r}, not a number; "
+                f"expected {KDD_EXPECTED}"
+            )
     numeric = [c for c in numeric_cols if c not in KDD_SYMBOLIC]
     parts = [frame[numeric].to_numpy(np.float32)]
     if not np.isfinite(parts[0]).all():
@@ -221,7 +232,7 @@ def kddcup_rev_rows(normal: np.ndarray, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([normal_rows, drawn]))
 
 
-def load_anomaly(name: str, root: Optional[str], seed: int = 0, normalise: bool = True) -> LabelledData:
+def load_anomaly(name: str, root: str | None, seed: int = 0, normalise: bool = True) -> LabelledData:
     """Read (from ``root``), build and normalise anomaly data set ``name``; ``seed`` draws the
     attack rows of ``kddcup_rev``. ``normalise=False`` leaves the columns unscaled, for a caller
     that scales them by the training half alone (``TrialConfig.scaling``)."""
@@ -240,7 +251,7 @@ def load_anomaly(name: str, root: Optional[str], seed: int = 0, normalise: bool 
     return LabelledData(name, _scaled(x, normalise), anomaly.copy(), spec.anomaly_ratio)
 
 
-def check_files(names: Iterable[str], root: Optional[str]) -> None:
+def check_files(names: Iterable[str], root: str | None) -> None:
     """Check, before any training starts, that every named anomaly data set can be read from
     ``root``: the file exists and has the expected format. Raises DataError (one line)."""
     for name in dict.fromkeys(n for n in names if n in ANOMALY_DATASETS):
@@ -293,6 +304,8 @@ def _check_kdd_rows(path: str, lines: list[bytes], before: int) -> int:
             fields = text.split(",")
             if len(fields) != KDD_FIELDS:
                 raise DataError(f"{path}: row {row} has {len(fields)} fields; expected {KDD_EXPECTED}")
-            raise DataError(f"{path}: row {row} has label {fields[-1].strip()[:30]!r}, which does not end in '.'; "
-                            f"expected {KDD_EXPECTED}")
+            raise DataError(
+                f"{path}: row {row} has label {fields[-1].strip()[:30]!r}, which does not end in '.'; "
+                f"expected {KDD_EXPECTED}"
+            )
     return before + len(lines)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import io
-from typing import Optional
 
 import numpy as np
 import torch
@@ -35,7 +34,7 @@ EXPECTED = f"an aligned CelebA JPEG (178 x 218 pixels; at least {CROP} x {CROP})
 HOLDS = f"{FOLDER}/ with the aligned CelebA JPEGs (000001.jpg, ...)"
 
 
-def _folder(root: Optional[str]) -> tuple[str, str]:
+def _folder(root: str | None) -> tuple[str, str]:
     root = require_root(root, "celeba", HOLDS)
     _, base = root_fs(root)
     return root, f"{base}/{FOLDER}"
@@ -49,8 +48,10 @@ def list_images(root: str) -> tuple[str, ...]:
     shown = f"{root.rstrip('/')}/{FOLDER}"
     try:
         if not fs.isdir(folder):
-            raise DataError(f"{shown}: not found; data set 'celeba' needs the folder of aligned CelebA JPEGs there "
-                            f"(pass the folder that holds {FOLDER}/ with --data-root)")
+            raise DataError(
+                f"{shown}: not found; data set 'celeba' needs the folder of aligned CelebA JPEGs there "
+                f"(pass the folder that holds {FOLDER}/ with --data-root)"
+            )
         names = fs.ls(folder, detail=False)
     except DataError:
         raise
@@ -67,10 +68,12 @@ def celeba_split(root: str, n_train: int, n_eval: int) -> tuple[tuple[str, ...],
     ``n_train`` of the others are trained on. DataError when fewer than ``n_eval + 1`` exist."""
     images = list_images(root)
     if len(images) <= n_eval:
-        raise DataError(f"{root.rstrip('/')}/{FOLDER}: holds {len(images)} JPEG(s); this budget holds out {n_eval} "
-                        f"and needs at least one more to train on")
+        raise DataError(
+            f"{root.rstrip('/')}/{FOLDER}: holds {len(images)} JPEG(s); this budget holds out {n_eval} "
+            f"and needs at least one more to train on"
+        )
     rest = images[: len(images) - n_eval]
-    return rest[:n_train], images[len(images) - n_eval:]
+    return rest[:n_train], images[len(images) - n_eval :]
 
 
 def centre_crop_box(width: int, height: int, crop: int = CROP) -> tuple[int, int, int, int]:
@@ -128,7 +131,7 @@ class CelebAImages(torch.utils.data.Dataset):
         return torch.stack([self[i] for i in indices]).float() / 255.0
 
 
-def check_celeba(root: Optional[str], n_eval: int) -> None:
+def check_celeba(root: str | None, n_eval: int) -> None:
     """Before training: the folder exists, holds more than ``n_eval`` JPEGs, and its first and last
     images decode to the expected size. DataError (one line) otherwise."""
     root, _ = _folder(root)

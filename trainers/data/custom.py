@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import fsspec
 import numpy as np
@@ -85,8 +85,9 @@ def parse_table(data: bytes, name: str) -> pa.Table:
     names = table.column_names
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice is not None:
-        raise DataError(f"{name}: column {twice!r} appears {names.count(twice)} times in the header; "
-                        "give every column its own name")
+        raise DataError(
+            f"{name}: column {twice!r} appears {names.count(twice)} times in the header; give every column its own name"
+        )
     return table
 
 
@@ -136,8 +137,10 @@ def _as_float(table: pa.Table, column: str, name: str) -> np.ndarray:
     bad = ~np.isfinite(out)
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"{name}: column {column!r} has {int(bad.sum())} missing, NaN or infinite value(s) "
-                        f"(first in row {row + 1}); remove or fill those rows")
+        raise DataError(
+            f"{name}: column {column!r} has {int(bad.sum())} missing, NaN or infinite value(s) "
+            f"(first in row {row + 1}); remove or fill those rows"
+        )
     return out
 
 
@@ -147,10 +150,10 @@ class CustomTable:
 
     x: np.ndarray
     """(rows, m) float64 feature values, in the order of ``features``."""
-    log_p: Optional[np.ndarray]
+    log_p: np.ndarray | None
     """log of the density column, or None without one."""
     features: tuple[str, ...]
-    density_column: Optional[str]
+    density_column: str | None
 
     @property
     def rows(self) -> int:
@@ -161,24 +164,30 @@ class CustomTable:
         return int(self.x.shape[1])
 
 
-def select(table: pa.Table, name: str, features: Optional[Sequence[str]] = None,
-           density_column: Optional[str] = None) -> CustomTable:
+def select(
+    table: pa.Table, name: str, features: Sequence[str] | None = None, density_column: str | None = None
+) -> CustomTable:
     """The feature and density columns of ``table``, checked: present, numeric, finite, at least
     two rows and a non-negative density. ``features`` None: every numeric column but the density
     one, in file order (text columns such as labels are left out, but a text column holding some
     numbers is refused as a typo). DataError (one line) otherwise."""
     columns = list(table.column_names)
     if density_column is not None and density_column not in columns:
-        raise DataError(f"{name}: has no column {density_column!r} for --density-column; its columns are: "
-                        f"{', '.join(columns)}")
+        raise DataError(
+            f"{name}: has no column {density_column!r} for --density-column; its columns are: {', '.join(columns)}"
+        )
     if table.num_rows < 2:
-        raise DataError(f"{name}: has {table.num_rows} row(s); the custom study needs at least 2 "
-                        "(rows are split into training and evaluation)")
+        raise DataError(
+            f"{name}: has {table.num_rows} row(s); the custom study needs at least 2 "
+            "(rows are split into training and evaluation)"
+        )
     if features is None:
         chosen = [c for c in columns if c != density_column and _numbers_or_text(table, c, name)]
         if not chosen:
-            raise DataError(f"{name}: has no numeric column to use as a feature (columns: {', '.join(columns)}); "
-                            "name them with --features")
+            raise DataError(
+                f"{name}: has no numeric column to use as a feature (columns: {', '.join(columns)}); "
+                "name them with --features"
+            )
     else:
         chosen = list(features)
         if not chosen:
@@ -188,8 +197,9 @@ def select(table: pa.Table, name: str, features: Optional[Sequence[str]] = None,
             raise DataError(f"--features names {duplicates[0]!r} twice; name each column once")
         missing = [c for c in chosen if c not in columns]
         if missing:
-            raise DataError(f"{name}: has no column(s) {', '.join(map(repr, missing))}; its columns are: "
-                            f"{', '.join(columns)}")
+            raise DataError(
+                f"{name}: has no column(s) {', '.join(map(repr, missing))}; its columns are: {', '.join(columns)}"
+            )
         if density_column in chosen:
             raise DataError(f"--features names the density column {density_column!r}; the density is not a feature")
     x = np.stack([_as_float(table, c, name) for c in chosen], axis=1)
@@ -200,15 +210,18 @@ def select(table: pa.Table, name: str, features: Optional[Sequence[str]] = None,
         p = _as_float(table, density_column, name)
         if (p < 0).any():
             row = int(np.argmax(p < 0))
-            raise DataError(f"{name}: density column {density_column!r} is negative in row {row + 1}; "
-                            "it must hold the density p(x) >= 0 of each row")
+            raise DataError(
+                f"{name}: density column {density_column!r} is negative in row {row + 1}; "
+                "it must hold the density p(x) >= 0 of each row"
+            )
         with np.errstate(divide="ignore"):
             log_p = np.log(p)
     return CustomTable(x, log_p, tuple(chosen), density_column)
 
 
-def read_custom(url: str, features: Optional[Sequence[str]] = None,
-                density_column: Optional[str] = None) -> tuple[CustomTable, bytes]:
+def read_custom(
+    url: str, features: Sequence[str] | None = None, density_column: str | None = None
+) -> tuple[CustomTable, bytes]:
     """Read and check a user's data file; returns its table and its bytes (whose hash is its identity)."""
     data = read_bytes(url)
     return select(parse_table(data, url), url, features, density_column), data
@@ -227,7 +240,7 @@ def default_latent_dim(input_dim: int) -> int:
     return min(input_dim, 16)
 
 
-def prepare(x: np.ndarray, log_p: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def prepare(x: np.ndarray, log_p: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Centre, and scale by one common factor to total variance 7/2; the log-density follows the
     change of variables (a constant shift)."""
     centred = x - x.mean(axis=0)
@@ -246,18 +259,22 @@ def split_rows(rows: int, seed: int, n_train: int, n_eval: int) -> tuple[np.ndar
     return order[n_ev:][:n_train], order[:n_ev]
 
 
-def load_custom(cfg: TrialConfig, root: Optional[str]) -> TrialData:
+def load_custom(cfg: TrialConfig, root: str | None) -> TrialData:
     """The data of one ``custom`` trial, read from ``<root>/<data_hash>``."""
     if not cfg.data_hash:
         raise DataError("a custom trial needs data_hash (the SHA-256 of its data file)")
     if not root:
-        raise DataError("the custom study's data file is read from the data root; run it with "
-                        "`isosweep run custom --data FILE`, which puts the file there")
+        raise DataError(
+            "the custom study's data file is read from the data root; run it with "
+            "`isosweep run custom --data FILE`, which puts the file there"
+        )
     url = f"{root.rstrip('/')}/{cfg.data_hash}"
     data = read_bytes(url)
     if file_hash(data) != cfg.data_hash:
-        raise DataError(f"{url}: its bytes do not match its SHA-256 name; run `isosweep run custom --data FILE` "
-                        "again to put a fresh copy there")
+        raise DataError(
+            f"{url}: its bytes do not match its SHA-256 name; run `isosweep run custom --data FILE` "
+            "again to put a fresh copy there"
+        )
     table = select(parse_table(data, url), url, cfg.features, cfg.density_column)
     x, log_p = prepare(table.x, table.log_p)
     train, evaluation = split_rows(table.rows, cfg.seed, cfg.n_train, cfg.n_eval)

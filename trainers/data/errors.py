@@ -27,6 +27,8 @@ def root_fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
 def require_root(root: str | None, name: str, holds: str) -> str:
     """``root``, or DataError saying that data set ``name`` needs one holding ``holds``."""
     if not root:
-        raise DataError(f"data set {name!r} is read from a data root: pass --data-root DIR (or set ISOSWEEP_DATA) "
-                        f"to a folder holding {holds}")
+        raise DataError(
+            f"data set {name!r} is read from a data root: pass --data-root DIR (or set ISOSWEEP_DATA) "
+            f"to a folder holding {holds}"
+        )
     return root

@@ -6,7 +6,7 @@ was expected."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from isosweep.trainers.config import TrialConfig
 
@@ -14,7 +14,7 @@ IMAGE_DATASETS = ("mnist", "celeba")
 """The image data sets of METHOD.md 5.2, trained by ``isosweep.trainers.image``."""
 
 
-def check_image_files(configs: Sequence[TrialConfig], root: Optional[str]) -> None:
+def check_image_files(configs: Sequence[TrialConfig], root: str | None) -> None:
     if any(c.dataset == "mnist" for c in configs):
         from isosweep.trainers.data.errors import require_root
         from isosweep.trainers.data.mnist import HOLDS, load_mnist

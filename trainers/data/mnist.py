@@ -17,7 +17,6 @@ import functools
 import gzip
 import struct
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -44,7 +43,7 @@ class MnistArrays:
     test: np.ndarray
 
 
-def find_files(root: Optional[str]) -> dict[str, str]:
+def find_files(root: str | None) -> dict[str, str]:
     """The path of each of the four files under ``root``; DataError naming the first one missing."""
     root = require_root(root, "mnist", HOLDS)
     fs, base = root_fs(root)
@@ -59,8 +58,10 @@ def find_files(root: Optional[str]) -> dict[str, str]:
                     found[key] = candidate
                     break
             else:
-                raise DataError(f"{root.rstrip('/')}/{FOLDER}/{name}(.gz): not found; data set 'mnist' needs the "
-                                f"four MNIST IDX files in {root.rstrip('/')}/{FOLDER}/")
+                raise DataError(
+                    f"{root.rstrip('/')}/{FOLDER}/{name}(.gz): not found; data set 'mnist' needs the "
+                    f"four MNIST IDX files in {root.rstrip('/')}/{FOLDER}/"
+                )
     except DataError:
         raise
     except Exception as exc:  # network, credentials, permissions
@@ -79,16 +80,20 @@ def parse_idx(raw: bytes, path: str, ndim: int) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: does not start with an IDX header; expected {EXPECTED}")
     if raw[2] != UBYTE or raw[3] != ndim:
-        raise DataError(f"{path}: IDX type 0x{raw[2]:02x} with {raw[3]} dimension(s); expected type 0x08 "
-                        f"(unsigned bytes) with {ndim}")
+        raise DataError(
+            f"{path}: IDX type 0x{raw[2]:02x} with {raw[3]} dimension(s); expected type 0x08 "
+            f"(unsigned bytes) with {ndim}"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: the IDX header is cut off; expected {EXPECTED}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     size = int(np.prod(shape))
     if len(raw) - header != size:
-        raise DataError(f"{path}: the header gives shape {shape} ({size} values) but the file holds "
-                        f"{len(raw) - header}; expected {EXPECTED}")
+        raise DataError(
+            f"{path}: the header gives shape {shape} ({size} values) but the file holds "
+            f"{len(raw) - header}; expected {EXPECTED}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -110,11 +115,15 @@ def load_mnist(root: str) -> MnistArrays:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         path = paths[f"{split}_images"]
         if images.shape[1:] != IMAGE_SHAPE or images.shape[0] < 1:
-            raise DataError(f"{path}: holds images of shape {images.shape[1:]} ({images.shape[0]} of them); "
-                            f"expected at least one image of {IMAGE_SHAPE[0]} x {IMAGE_SHAPE[1]} pixels")
+            raise DataError(
+                f"{path}: holds images of shape {images.shape[1:]} ({images.shape[0]} of them); "
+                f"expected at least one image of {IMAGE_SHAPE[0]} x {IMAGE_SHAPE[1]} pixels"
+            )
         if labels.shape[0] != images.shape[0]:
-            raise DataError(f"{paths[f'{split}_labels']}: holds {labels.shape[0]} labels for {images.shape[0]} "
-                            f"images in {path}; expected one label per image")
+            raise DataError(
+                f"{paths[f'{split}_labels']}: holds {labels.shape[0]} labels for {images.shape[0]} "
+                f"images in {path}; expected one label per image"
+            )
         if labels.size and labels.max() > 9:
             raise DataError(f"{paths[f'{split}_labels']}: holds labels above 9; expected digits 0-9")
     return MnistArrays(arrays["train_images"], arrays["test_images"])

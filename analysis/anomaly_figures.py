@@ -76,7 +76,7 @@ def f1_heatmap(
     return fig
 
 
-def _search_panel(fig: Figure, ax, searched: pd.DataFrame, lam1: Sequence[float], lam2: Sequence[float]) -> None:  # type: ignore[no-untyped-def]
+def _search_panel(fig: Figure, ax, searched: pd.DataFrame, lam1: Sequence[float], lam2: Sequence[float]) -> None:
     """A search's points on log axes, coloured by mean validation F1; the grid's extent as a
     dashed rectangle, the search's choice (val_rank 1) as a diamond."""
     from matplotlib.patches import Rectangle
@@ -122,7 +122,7 @@ def _search_panel(fig: Figure, ax, searched: pd.DataFrame, lam1: Sequence[float]
     bar.ax.tick_params(labelsize=8)
 
 
-def _frame_patch(j: int, i: int):  # type: ignore[no-untyped-def]
+def _frame_patch(j: int, i: int):
     from matplotlib.patches import Rectangle
 
     return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.2)

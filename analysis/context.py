@@ -90,22 +90,22 @@ SectionFn = Callable[[ReportContext], Section | None]
 def sort_frame(df: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Rows in the study's axis order (e.g. data sets norm, ramp, mix), then numeric order."""
     keys: list[str] = []
-    sorters: dict[str, Callable[[pd.Series], pd.Series]] = {}
+    orders: dict[str, dict[Any, int]] = {}  # a string axis's values in the study's order
     for column in ("dataset", "loss", "form", "lam", "lam1", "lam2", "latent_dim", "rank", "seed"):
         if column not in df.columns:
             continue
         keys.append(column)
         axis = study.axis(column)
         if axis is not None and axis.kind is str:
-            order = {v: i for i, v in enumerate(axis.values)}
-            sorters[column] = lambda s, order=order: s.map(
-                lambda value, order=order: (order.get(value, len(order)), str(value))
-            )
+            orders[column] = {v: i for i, v in enumerate(axis.values)}
     if not keys or df.empty:
         return df.reset_index(drop=True)
 
     def key(series: pd.Series) -> pd.Series:
-        return sorters[series.name](series) if series.name in sorters else series
+        order = orders.get(str(series.name))
+        if order is None:
+            return series
+        return series.map(lambda value: (order.get(value, len(order)), str(value)))
 
     return df.sort_values(keys, key=key, kind="stable").reset_index(drop=True)
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -325,7 +326,7 @@ def run_query(
                 con = connect(store_url)  # builds the views, which read every file's schema
                 if stop.is_set():
                     raise KeyboardInterrupt
-                return _bounded(con, lambda bound=con: _fetch(bound, sql, params, as_arrow), deadline, stop)
+                return _bounded(con, partial(_fetch, con, sql, params, as_arrow), deadline, stop)
         except _TimedOut:
             raise UsageError(
                 f"the query ran longer than its limit of {timeout:g} s and was stopped; narrow it "

@@ -61,7 +61,7 @@ def query_names() -> list[str]:
 def named_query(name: str) -> str:
     """The SQL of the named query; KeyError naming the known ones otherwise."""
     # A name, never a path: `@/any/file` or `@../x` must not run a .sql file from elsewhere.
-    path = resources.files("isosweep.analysis").joinpath("sql", f"{name}.sql")
+    path = resources.files("isosweep.analysis").joinpath("sql").joinpath(f"{name}.sql")
     if not _NAME.fullmatch(name) or not path.is_file():
         raise KeyError(f"unknown named query @{name}; known: {', '.join('@' + n for n in query_names())}")
     return path.read_text()
@@ -95,7 +95,8 @@ def planned_rows() -> list[tuple[Any, ...]]:
             continue  # its grid points are known only from the user's data file
         for budget in study.budgets:
             for config in study.configs(budget, seeds=1):
-                rows[(study.name, *(getattr(config, name) for name, _ in PLANNED_COLUMNS[1:]))] = None
+                key = (study.name, *(getattr(config, name) for name, _ in PLANNED_COLUMNS[1:]))
+                rows[key] = None
     return list(rows)
 
 

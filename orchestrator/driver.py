@@ -616,7 +616,39 @@ class _TuneInterruptHints(logging.Filter):
         message = record.getMessage()
         if "Stop signal received" in message:
             _STOP_SIGNAL.set()
+            _forward_worker_output(False)
         return not any(h in message for h in self.HINTS)
+
+
+_WORKER_OUTPUT = "ray_print_logs"
+"""The name under which ``ray.init`` registers the printer of the workers' output in the driver."""
+
+_muted_printers: list[tuple[str, Any]] = []
+"""The printers taken out of Ray's dispatcher while a stopped run ends, to put back for the next."""
+
+
+def _forward_worker_output(on: bool) -> None:
+    """Print the workers' stdout and stderr in the driver (Ray's default), or stop doing so. A
+    stopped run stops printing them: Tune's stopping of the trials sends the workers SIGTERM, and a
+    worker caught inside a clean-up prints Ray's exit traceback, which would reach the user's
+    terminal beside the one line that says how to finish. Ray has no public switch for this after
+    ``ray.init``; where its private dispatcher is not found, output is left as Ray prints it."""
+    try:
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+    except ImportError:
+        return
+    handlers = getattr(dispatcher, "handlers", None)
+    if not isinstance(handlers, list):
+        return
+    if on:
+        # A Ray started anew since (ray.init) registered a printer of its own: keep only that one.
+        if not any(name == _WORKER_OUTPUT for name, _ in handlers):
+            for name, printer in _muted_printers:
+                dispatcher.add_handler(name, printer)
+        _muted_printers.clear()
+    else:
+        _muted_printers.extend(pair for pair in handlers if pair[0] == _WORKER_OUTPUT)
+        dispatcher.remove_handler(_WORKER_OUTPUT)
 
 
 def interrupted(grid: Any) -> bool:
@@ -971,6 +1003,7 @@ def _tune_fit(tuner: Any, store: Store) -> Any:
     run was stopped (Ctrl-C, SIGTERM, SIGHUP)."""
     _STOP_SIGNAL.clear()
     _FULL_DISK.clear()
+    _forward_worker_output(True)
     try:
         grid = tuner.fit()
     except Exception as exc:

@@ -1,13 +1,15 @@
-"""The README, followed word by word as a new user would, in a fresh clone of this repository.
+"""The README, followed word by word as a new user would, in a fresh clone of this repository, and
+then the guide page it sends a user with data of their own to (docs/guide/custom-data.md).
 
-Every ```bash block of README.md is taken in order and each command in it is:
+Every ```bash block of those pages is taken in order and each command in it is:
 
 - run as written in the clone, in one bash script per block (so `S=...` then `$S` work), with the
   clone's `.venv/bin` first on PATH as the README asks (`make demo` creates that environment);
 - `isosweep run ... --budget paper`, and the anomaly runs at `--budget quick`: planned with
   `--dry-run` appended (the runs themselves take about 9 minutes per two toy trials, and 35
   minutes for the Thyroid grid and search); set ISOSWEEP_README_FULL=1 to run them as written;
-- `make test`, `make test-slow` and the other `make test-*` tiers: checked with `make -n` (this test is itself part of them);
+- `make test`, `make test-slow` and the other `make test-*` tiers, `make lint` and `make docs`:
+  checked with `make -n` (this test is itself part of the test tiers);
 - a command on a cluster (`ray ...`) or an object store (`s3://`, `gs://`) cannot run here: its
   `isosweep` part (also inside `ray exec '...'` and `ray job submit -- ...`) is parsed by the CLI's
   own parser and the study and budget are checked; each `ray` subcommand and option is checked
@@ -32,6 +34,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 REMOTE = ("s3://", "gs://")
+FOLLOWED = ("README.md", "docs/guide/custom-data.md")
+"""The pages followed, in order: the README first, whose `make demo` creates the environment."""
 
 
 def code_blocks(text: str) -> list[str]:
@@ -104,7 +108,7 @@ def check_ray_command(command: str, ray: Path) -> None:
 def prepare(command: str) -> str | None:
     """The command as this test runs it; None where it is checked without running."""
     argv = words(command)
-    if argv[:1] == ["make"] and argv[1:2] and argv[1].startswith("test"):
+    if argv[:1] == ["make"] and argv[1:2] and (argv[1].startswith("test") or argv[1] in ("lint", "docs")):
         return f"make -n {argv[1]} >/dev/null"
     long_run = "paper" in argv or ("quick" in argv and argv[2:3] in (["anomaly"], ["anomaly-paper"]))
     if (
@@ -122,7 +126,7 @@ def prepare(command: str) -> str | None:
 def test_readme_from_a_fresh_clone(tmp_path):
     clone = tmp_path / "readme-check"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-    readme = (clone / "README.md").read_text()
+    blocks = [block for page in FOLLOWED for block in code_blocks((clone / page).read_text())]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ISOSWEEP_STORE", "VIRTUAL_ENV"))}
     env["PATH"] = f"{clone / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     # The README's anomaly commands read $ISOSWEEP_DATA, as it tells its reader to set: the real
@@ -132,7 +136,7 @@ def test_readme_from_a_fresh_clone(tmp_path):
         env["ISOSWEEP_DATA"] = str(shared if shared.is_dir() else write_anomaly_files(tmp_path / "data"))
     ray = Path(sys.executable).parent / "ray"
     ran, checked = [], []
-    for block in code_blocks(readme):
+    for block in blocks:
         cmds = commands(block)
         on_cluster = any(words(c)[0] == "ray" for c in cmds)
         script = []
@@ -161,7 +165,7 @@ def test_readme_from_a_fresh_clone(tmp_path):
                 timeout=3600,
             )
             assert proc.returncode == 0, (
-                f"README block failed (exit {proc.returncode}):\n"
+                f"block failed (exit {proc.returncode}):\n"
                 + "\n".join(script)
                 + f"\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
             )

@@ -1,6 +1,8 @@
-"""The README's tables say what the code does: its command table lists exactly the parser's
-commands, arguments and flags; its studies table lists exactly the registry's studies with their
-trial counts; its store layout names every table of the schema and the artifacts folder."""
+"""The documentation's tables say what the code does: the command table of docs/guide/cli.md lists
+exactly the parser's commands, arguments and flags; the studies table of docs/guide/concepts.md
+lists exactly the registry's studies with their trial counts; the store layout of
+docs/architecture.md names every table of the schema and the artifacts folder. The README's short
+command table names only commands the parser has."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ from isosweep.schema import TABLES
 from isosweep.store import ARTIFACTS
 from isosweep.studies import STUDIES
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+REPO = Path(__file__).resolve().parents[1]
 
 
-def _section(title: str) -> str:
-    start = README.index(f"\n## {title}")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+def _section(page: str, title: str) -> str:
+    """The section of ``page`` under the heading ``## title``, up to the next ``## `` heading."""
+    text = (REPO / page).read_text()
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -30,12 +34,12 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 
 def _command_rows() -> dict[str, str]:
     """Per command, the usage cell of its row in the command table."""
-    rows = re.findall(r"^\| `isosweep (\w+)([^`]*)` \|", _section("Command line"), re.MULTILINE)
+    rows = re.findall(r"^\| `isosweep (\w+)([^`]*)` \|", _section("docs/guide/cli.md", "Commands"), re.MULTILINE)
     return {command: usage.replace("\\|", "|") for command, usage in rows}
 
 
 def test_the_command_table_lists_every_command_once():
-    rows = re.findall(r"^\| `isosweep (\w+)", _section("Command line"), re.MULTILINE)
+    rows = re.findall(r"^\| `isosweep (\w+)", _section("docs/guide/cli.md", "Commands"), re.MULTILINE)
     assert sorted(rows) == sorted(_subparsers())
 
 
@@ -52,13 +56,25 @@ def test_each_command_row_names_exactly_the_parsers_flags_and_arguments():
 
 
 def test_the_studies_table_lists_every_study_with_its_trials_per_seed():
-    rows = re.findall(r"^\s*\| `([\w-]+)` \| [^|]+(?:\|[^|\n]+)*? \| (\d+) \|$", _section("Concepts"), re.MULTILINE)
+    rows = re.findall(
+        r"^\s*\| `([\w-]+)` \| [^|]+(?:\|[^|\n]+)*? \| (\d+) \|$",
+        _section("docs/guide/concepts.md", "Study"),
+        re.MULTILINE,
+    )
     assert {name: int(n) for name, n in rows} == {name: study.size() for name, study in STUDIES.items()}
     assert len(rows) == len(STUDIES)
 
 
 def test_the_store_layout_names_every_table_and_the_artifacts_folder():
-    layout = _section("Concepts")
+    layout = _section("docs/architecture.md", "Results store (contract)")
     for table in TABLES:
         assert f"<store>/{table}/study=<study>/<trial_key>.parquet" in layout, table
     assert f"<store>/{ARTIFACTS}/<trial_key>/" in layout
+
+
+def test_the_readme_names_only_the_parsers_commands():
+    rows = re.findall(
+        r"^\| `isosweep (\w+)[^`]*`(?:, `isosweep (\w+)`)? \|", (REPO / "README.md").read_text(), re.MULTILINE
+    )
+    named = {name for row in rows for name in row if name}
+    assert named == set(_subparsers())

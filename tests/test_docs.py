@@ -256,6 +256,18 @@ def test_every_isosweep_command_line_parses(page):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_every_named_query_cited_exists(page):
+    cited = set(re.findall(r"(?<![\w.])@([a-z][a-z0-9_]*)\b", _text(page))) - {"name"}
+    missing = sorted(q for q in cited if not (REPO / "analysis" / "sql" / f"{q}.sql").is_file())
+    assert not missing, f"{_rel(page)} cites named queries that analysis/sql/ lacks: {missing}"
+
+
+def test_every_named_query_is_listed_in_the_guide():
+    listed = set(re.findall(r"^\| `@([a-z0-9_]+)` \|", _text(REPO / "docs" / "guide" / "queries.md"), re.MULTILINE))
+    assert listed == {p.stem for p in (REPO / "analysis" / "sql").glob("*.sql")}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_every_python_block_compiles(page):
     for i, block in enumerate(_blocks(_text(page), "python", "py")):
         compile(block, f"{_rel(page)}, python block {i + 1}", "exec")

@@ -255,6 +255,16 @@ def test_every_isosweep_command_line_parses(page):
     assert not problems, f"{_rel(page)}:\n" + "\n".join(problems)
 
 
+SITE_PAGES = [p for p in PAGES if p.is_relative_to(REPO / "docs")]
+
+
+@pytest.mark.parametrize("page", SITE_PAGES, ids=_rel)
+def test_nested_lists_are_indented_as_the_site_reads_them(page):
+    """The site's Markdown nests a list item only at 4 spaces: at 2 or 3 it flattens the list."""
+    shallow = [line for line in _without_code(_text(page)).splitlines() if re.match(r"^ {1,3}([-*]|\d+\.) ", line)]
+    assert not shallow, f"{_rel(page)}: indent nested list items by 4 spaces: {shallow[:3]}"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_every_named_query_cited_exists(page):
     cited = set(re.findall(r"(?<![\w.])@([a-z][a-z0-9_]*)\b", _text(page))) - {"name"}

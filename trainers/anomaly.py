@@ -30,7 +30,7 @@ Training is full-batch when the training rows fit in one batch; the loss terms a
 tensor side and read back only at the snapshot points, so no step waits on a ``.item()``.
 
 The trials of one data set (grid points and seeds: one fusion key) train as one bundle
-(``train_anomaly_bundle``): stacked models (``isosweep.trainers.fused.StackedVAE``) over the members'
+(``train_anomaly_bundle``): stacked models (``isosweep.trainers.stacked.StackedVAE``) over the members'
 own splits and random streams, each member with its own snapshots, F1 and curves, on the device
 the trial is given (``isosweep.trainers.device``). A trial alone is a bundle of one, trained with
 the unbundled trial's own operations, so its results are bit for bit those of earlier releases.
@@ -53,12 +53,13 @@ from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.data import data_rng
 from isosweep.trainers.data.anomaly import LabelledData, load_anomaly, minmax
 from isosweep.trainers.device import DeviceLike, draw_on_cpu, resolve, to_cpu
-from isosweep.trainers.fused import MemberLosses, StackedVAE, check_bundle, freeze_member
+from isosweep.trainers.fused import check_bundle
 from isosweep.trainers.measure import anomaly_score, measure
 from isosweep.trainers.metrics import Metric, get_metric
 from isosweep.trainers.models import MLPVAE, build_model
 from isosweep.trainers.objective import objective_terms
 from isosweep.trainers.records import TrialResult, TrialStatus
+from isosweep.trainers.stacked import MemberLosses, StackedVAE, freeze_member
 from isosweep.trainers.training import CURVE_TERMS, Checkpoint, ReportFn, TrialDiverged, loop_seed, step_learning_rate
 
 SPLIT_STREAM = 5
@@ -268,7 +269,7 @@ class _Unit:
     """The members of a bundle that step together: one batch schedule (the same number of batches
     per epoch), hence one Adam step count.
 
-    More than one member: one ``StackedVAE`` (``isosweep.trainers.fused``) with the shared
+    More than one member: one ``StackedVAE`` (``isosweep.trainers.stacked``) with the shared
     objective (``MemberLosses``, the ``vae_terms`` of ``isosweep.trainers.objective``), one Adam over
     the stacked tensors (exactly K independent Adams). Rows are padded to the largest member's
     count and masked (see ``train_anomaly_bundle``). One member: its own ``MLPVAE`` and

@@ -84,7 +84,7 @@ def centre_crop_box(width: int, height: int, crop: int = CROP) -> tuple[int, int
 
 def decode(data: bytes, path: str) -> np.ndarray:
     """One JPEG's bytes as (64, 64, 3) unsigned bytes: centre crop 178 x 178, then resize."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # an optional dependency (extra ``images``)
 
     try:
         with Image.open(io.BytesIO(data)) as image:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -45,12 +45,18 @@ from isosweep.trainers.training import (
 
 
 @dataclass
-class MemberOutcome(TrainOutcome):
+class MemberOutcome:
     """One member's training: its curve, steps, and its model unless it diverged (then ``None``,
-    with the reason in ``diverged``)."""
+    with the reason in ``diverged``). A ``TrainOutcome`` but for the model it may lack."""
 
-    model: MLPVAE | None  # type: ignore[assignment]
+    model: MLPVAE | None
+    curves: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
     diverged: str | None = None
+
+    @property
+    def loss_final(self) -> float:
+        return self.curves[-1]["loss"] if self.curves else float("nan")
 
 
 def check_bundle(cfgs: Sequence[TrialConfig]) -> None:
@@ -182,7 +188,7 @@ def train_bundle(
             report(metrics, make_checkpoint)
     for k, o in enumerate(outcomes):
         # Steps taken while the member trained (a diverged member stopped at its last curve row).
-        o.steps = o.curves[-1]["step"] if o.curves else 0
+        o.steps = int(o.curves[-1]["step"]) if o.curves else 0
         if o.diverged is None:
             o.model = model.member(k, templates[k])
     return outcomes

@@ -263,7 +263,7 @@ def train_images(
                 },
                 make_checkpoint,
             )
-    return TrainOutcome(model.eval(), curves, iterations)  # type: ignore[arg-type]
+    return TrainOutcome(model.eval(), curves, iterations)
 
 
 # -- the trial ------------------------------------------------------------------------------------

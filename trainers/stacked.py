@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -139,8 +139,9 @@ class StackedVAE:
         where: DeviceLike = None,
         feature_major: bool = False,
     ) -> StackedVAE:
-        def stack(get: Callable[[MLPVAE], Tensor]) -> Tensor:
-            stacked = torch.stack([get(m).detach().to(dtype) for m in models]).contiguous()
+        def stack(per_model: Iterable[Tensor]) -> Tensor:
+            """One tensor of the models' (one per model, in order) on a leading member axis."""
+            stacked = torch.stack([t.detach().to(dtype) for t in per_model]).contiguous()
             return stacked.to(resolve(where)).requires_grad_(True)
 
         def weight(w: Tensor) -> Tensor:
@@ -153,13 +154,13 @@ class StackedVAE:
         body, decoder = _linears(first.body), _linears(first.decoder)
         weights, biases = [], []
         for i in range(len(body)):
-            weights.append(stack(lambda m, i=i: weight(_linears(m.body)[i].weight)))
-            biases.append(stack(lambda m, i=i: bias(_linears(m.body)[i].bias)))
-        weights.append(stack(lambda m: weight(torch.cat([m.mu.weight, m.logvar.weight]))))
-        biases.append(stack(lambda m: bias(torch.cat([m.mu.bias, m.logvar.bias]))))
+            weights.append(stack(weight(_linears(m.body)[i].weight) for m in models))
+            biases.append(stack(bias(_linears(m.body)[i].bias) for m in models))
+        weights.append(stack(weight(torch.cat([m.mu.weight, m.logvar.weight])) for m in models))
+        biases.append(stack(bias(torch.cat([m.mu.bias, m.logvar.bias])) for m in models))
         for i in range(len(decoder)):
-            weights.append(stack(lambda m, i=i: weight(_linears(m.decoder)[i].weight)))
-            biases.append(stack(lambda m, i=i: bias(_linears(m.decoder)[i].bias)))
+            weights.append(stack(weight(_linears(m.decoder)[i].weight) for m in models))
+            biases.append(stack(bias(_linears(m.decoder)[i].bias) for m in models))
         return cls(weights, biases, len(body), activation, first.latent_dim, feature_major, first.output_activation)
 
     def parameters(self) -> list[Tensor]:

@@ -38,7 +38,7 @@ class _LowerBound(torch.autograd.Function):
     (gradient descent then raises x), so that a bounded parameter can leave the bound again."""
 
     @staticmethod
-    def forward(x: Tensor, bound: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(x: Tensor, bound: Tensor) -> Tensor:
         return torch.maximum(x, bound)
 
     @staticmethod
@@ -48,7 +48,7 @@ class _LowerBound(torch.autograd.Function):
         ctx.save_for_forward(x, bound)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         x, bound = ctx.saved_tensors
         passes = (x >= bound) | (grad < 0)
         return grad * passes.to(grad.dtype), None

@@ -24,19 +24,24 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import torch
 
 from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data.celeba import HOLDS as CELEBA_HOLDS
+from isosweep.trainers.data.celeba import CelebAImages, celeba_split
+from isosweep.trainers.data.errors import require_root
 from isosweep.trainers.data.images import IMAGE_DATASETS
+from isosweep.trainers.data.mnist import HOLDS as MNIST_HOLDS
+from isosweep.trainers.data.mnist import mnist_split
 from isosweep.trainers.device import DeviceLike, resolve, to_cpu
 from isosweep.trainers.image_models import IMAGE_SHAPE, build_image_model
 from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.objective import objective_terms
+from isosweep.trainers.provenance import now
 from isosweep.trainers.records import TrialResult, TrialStatus
 from isosweep.trainers.training import (
     CURVE_TERMS,
@@ -106,16 +111,10 @@ class ImageData:
 def load_image_data(cfg: TrialConfig, root: str | None) -> ImageData:
     """The images of ``cfg.dataset`` from the data root (DataError, one line, when unreadable)."""
     if cfg.dataset == "mnist":
-        from isosweep.trainers.data.errors import require_root
-        from isosweep.trainers.data.mnist import HOLDS, mnist_split
-
-        train, evaluation = mnist_split(require_root(root, "mnist", HOLDS), cfg.n_train, cfg.n_eval)
+        train, evaluation = mnist_split(require_root(root, "mnist", MNIST_HOLDS), cfg.n_train, cfg.n_eval)
         return ImageData(torch.from_numpy(train), evaluation, MNIST_SHAPE)
     if cfg.dataset == "celeba":
-        from isosweep.trainers.data.celeba import HOLDS, CelebAImages, celeba_split
-        from isosweep.trainers.data.errors import require_root
-
-        root = require_root(root, "celeba", HOLDS)
+        root = require_root(root, "celeba", CELEBA_HOLDS)
         train_paths, eval_paths = celeba_split(root, cfg.n_train, cfg.n_eval)
         held_out = CelebAImages(root, eval_paths)
         return ImageData(CelebAImages(root, train_paths), held_out.stack(range(len(held_out))).numpy(), IMAGE_SHAPE)
@@ -264,14 +263,10 @@ def train_images(
                 },
                 make_checkpoint,
             )
-    return TrainOutcome(model.eval(), curves, iterations)  # type: ignore[arg-type]
+    return TrainOutcome(model.eval(), curves, iterations)
 
 
 # -- the trial ------------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def run_image_trial(
@@ -284,13 +279,13 @@ def run_image_trial(
 ) -> TrialResult:
     """Train, measure and draw the traversal grid of one image trial on device ``where`` (default:
     ``default_device``)."""
-    started = _now()
+    started = now()
     where = resolve(where) if where is not None else default_device()
     data = load_image_data(cfg, data_root)
     try:
         outcome = train_images(cfg, data, report, checkpoint, where)
     except TrialDiverged as exc:
-        return TrialResult(cfg, TrialStatus.DIVERGED, started, _now(), error=str(exc), provenance=provenance)
+        return TrialResult(cfg, TrialStatus.DIVERGED, started, now(), error=str(exc), provenance=provenance)
     metric = get_metric(cfg.loss)
     chunk = MEASURE_CHUNK.get(cfg.arch or "", 256)
     found = measure(outcome.model, cfg, data.eval, None, metric, chunk=chunk, device=where)
@@ -308,7 +303,7 @@ def run_image_trial(
         cfg,
         TrialStatus.OK,
         started,
-        _now(),
+        now(),
         scalars=scalars,
         dims=found.dims,
         curves=outcome.curves,

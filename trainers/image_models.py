@@ -22,7 +22,7 @@ from torch import nn
 
 from isosweep.trainers.config import TrialConfig
 from isosweep.trainers.gdn import GDN, IGDN
-from isosweep.trainers.models import MLPVAE
+from isosweep.trainers.models import MLPVAE, VAEModule
 
 CONV_CHANNELS = 64
 IMAGE_SHAPE = (3, 64, 64)
@@ -37,7 +37,7 @@ class SigmoidMLPVAE(MLPVAE):
         return torch.sigmoid(self.decoder(z))
 
 
-class ConvGDNVAE(nn.Module):
+class ConvGDNVAE(VAEModule):
     """The CelebA conv VAE with GDN/IGDN (METHOD.md 5.2): ``encode(x) -> (mu, log sigma^2)`` for
     x of shape (batch, 3, 64, 64), ``decode(z) -> (batch, 3, 64, 64)``."""
 
@@ -93,7 +93,7 @@ def _single(hidden: Sequence[int]) -> int:
     return int(hidden[0])
 
 
-def build_image_model(cfg: TrialConfig, input_dim: int) -> nn.Module:
+def build_image_model(cfg: TrialConfig, input_dim: int) -> VAEModule:
     """The network of ``cfg.arch``, initialised from the trial's seed alone (PyTorch's default
     layer init; GDN's beta = 1, gamma = 0.1 I), leaving the global random state untouched."""
     with torch.random.fork_rng(devices=[]):

@@ -58,7 +58,8 @@ class TrialKind:
     root or whose file is checked where it is given (``custom``: ``isosweep.orchestrator.userdata``)."""
 
 
-# The runners import their trainer when called, so that the registry stays light (module docstring).
+# The runners import their trainer when called: the trainers load torch, and the registry stays
+# light without it (module docstring). None of those modules imports this one: no import cycle.
 def _run_mlp(
     cfgs: Sequence[TrialConfig],
     report: ReportFn | None,
@@ -66,7 +67,7 @@ def _run_mlp(
     data_root: str | None,
     where: str | None,
 ) -> list[TrialResult]:
-    from isosweep.trainers.run import run_mlp_bundle
+    from isosweep.trainers.mlp import run_mlp_bundle
 
     return run_mlp_bundle(cfgs, report, checkpoint, data_root, where=where)
 
@@ -79,7 +80,7 @@ def _run_anomaly(
     where: str | None,
 ) -> list[TrialResult]:
     from isosweep.trainers.anomaly import run_anomaly_bundle
-    from isosweep.trainers.run import provenance
+    from isosweep.trainers.provenance import provenance
 
     return run_anomaly_bundle(cfgs, report, checkpoint, data_root, provenance(where), where)
 
@@ -92,7 +93,7 @@ def _run_image(
     where: str | None,
 ) -> list[TrialResult]:
     from isosweep.trainers.image import default_device, run_image_trial
-    from isosweep.trainers.run import provenance
+    from isosweep.trainers.provenance import provenance
 
     (cfg,) = cfgs
     device = where or default_device()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,6 +44,13 @@ def dprime_fd(model: VAE, mu: Tensor, metric: Metric, reduction: str, eps: float
     return torch.stack(cols, dim=1)
 
 
+def _jvp(func: Callable[[Tensor], Tensor], primal: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.func.jvp`` of a function of one tensor: ``func(primal)`` and the Jacobian of ``func``
+    at ``primal`` times ``tangent``. (torch types its result as two or three values, the third one
+    only with ``has_aux``, which is never asked for here.)"""
+    return cast(tuple[Tensor, Tensor], torch.func.jvp(func, (primal,), (tangent,)))
+
+
 def dprime_jvp(model: VAE, mu: Tensor, metric: Metric, reduction: str) -> Tensor:
     """The exact value of D'_j for a quadratic metric: (J e_j)^T G(x_breve) (J e_j) with
     G(u) = a(u) I and J the decoder's Jacobian at mu (paper, eq. 5). Returns (batch, n)."""
@@ -55,7 +63,7 @@ def dprime_jvp(model: VAE, mu: Tensor, metric: Metric, reduction: str) -> Tensor
     for j in range(mu.shape[1]):
         tangent = torch.zeros_like(mu)
         tangent[:, j] = 1.0
-        _, jv = torch.func.jvp(model.decode, (mu,), (tangent,))
+        _, jv = _jvp(model.decode, mu, tangent)
         sq = jv.reshape(jv.shape[0], -1).pow(2).sum(dim=1)
         cols.append(scale * (sq if reduction == "sum" else sq / m))
     return torch.stack(cols, dim=1)
@@ -72,15 +80,15 @@ def dprime_second_order(model: VAE, mu: Tensor, metric: Metric, reduction: str) 
     for j in range(mu.shape[1]):
         tangent = torch.zeros_like(mu)
         tangent[:, j] = 1.0
-        _, d = torch.func.jvp(model.decode, (mu,), (tangent,))
+        _, d = _jvp(model.decode, mu, tangent)
 
         def g(t: Tensor, d: Tensor = d) -> Tensor:
             return metric.distance(x_breve, x_breve + t * d, reduction)
 
         def dg(t: Tensor) -> Tensor:
-            return torch.func.jvp(g, (t,), (one,))[1]
+            return _jvp(g, t, one)[1]
 
-        _, curvature = torch.func.jvp(dg, (torch.zeros_like(one),), (one,))
+        _, curvature = _jvp(dg, torch.zeros_like(one), one)
         cols.append(0.5 * curvature)
     return torch.stack(cols, dim=1)
 

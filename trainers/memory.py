@@ -14,7 +14,7 @@ size ``n``::
 Measured (``tests/trainers/test_memory.py`` counts the bytes autograd saves for the backward pass
 of a stacked step, per member, with ``torch.autograd.graph.saved_tensors_hooks``): 4.1 bytes per row
 and unit of width for the toy network (batch-major), 4.4 for Thyroid's, 4.6 for Arrhythmia's and
-4.2 for KDDCup's (feature-major: one saved input per layer, ``isosweep.trainers.fused._FeatureMajorChain``).
+4.2 for KDDCup's (feature-major: one saved input per layer, ``isosweep.trainers.stacked._FeatureMajorChain``).
 ``SAVED_BYTES`` = 8 covers them all. ``BACKWARD_FACTOR`` = 2 is a
 bound, not a measurement: during the backward pass the gradients of the activations exist beside
 them, at most as large. ``benchmarks/gpu.py`` measures the real peak on a GPU

@@ -108,7 +108,7 @@ SSIM_SIGMA = 1.5
 def _ssim(a: Tensor, b: Tensor, reduction: str) -> Tensor:
     """1 - SSIM(a, b) per image of (batch, C, H, W) inputs: SSIM of Wang, Bovik, Sheikh, Simoncelli
     (IEEE TIP 2004) from pytorch-msssim, averaged over the (valid-window) image and its channels."""
-    from pytorch_msssim import ssim
+    from pytorch_msssim import ssim  # an optional dependency (extra ``images``): loaded when used
 
     if a.dim() != 4:
         raise ValueError(f"ssim compares images of shape (batch, C, H, W); got shape {tuple(a.shape)}")

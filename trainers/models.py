@@ -31,7 +31,19 @@ def _mlp(widths: Sequence[int], activation: str, linear_output: bool) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
-class MLPVAE(nn.Module):
+class VAEModule(nn.Module):
+    """A VAE as a torch module: the ``VAE`` of ``isosweep.trainers.objective`` (``encode(x) ->
+    (mu, log sigma^2)``, ``decode(z) -> x``) with the parameters training updates. Every model the
+    trainers build is one, so that a model is typed as both a module and a VAE."""
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class MLPVAE(VAEModule):
     """A fully connected VAE: ``encode(x) -> (mu, log sigma^2)``, ``decode(z) -> x``."""
 
     def __init__(

@@ -24,7 +24,7 @@ import numpy as np
 from isosweep.trainers.config import TrialConfig
 
 if TYPE_CHECKING:
-    from torch import nn
+    from isosweep.trainers.models import VAEModule
 
 LOOP_STREAM = 3
 CURVE_TERMS = ("loss", "recon", "kl")
@@ -66,7 +66,7 @@ class TrialDiverged(RuntimeError):
 class TrainOutcome:
     """What training leaves for the measurements and the store."""
 
-    model: nn.Module
+    model: VAEModule
     curves: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
 

@@ -64,7 +64,7 @@ def grid_image(tiles: np.ndarray, original: np.ndarray) -> np.ndarray:
 
 def png_bytes(picture: np.ndarray) -> bytes:
     """A (H, W, C) uint8 picture as PNG (greyscale for one channel)."""
-    from PIL import Image
+    from PIL import Image  # an optional dependency (extra ``images``): loaded when used
 
     image = Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture)
     buf = io.BytesIO()

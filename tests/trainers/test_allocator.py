@@ -13,7 +13,7 @@ import resource, sys
 import torch
 from isosweep.studies import get_study
 from isosweep.trainers.allocator import keep_freed_memory
-from isosweep.trainers.fused import MemberLosses, StackedVAE
+from isosweep.trainers.stacked import MemberLosses, StackedVAE
 from isosweep.trainers.models import build_model
 
 torch.set_num_threads(1)

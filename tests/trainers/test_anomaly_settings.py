@@ -15,11 +15,11 @@ from isosweep.studies import STUDIES
 from isosweep.trainers.anomaly import detect, split_rows, train_anomaly_bundle
 from isosweep.trainers.config import ANOMALY_CHOICES, TrialConfig
 from isosweep.trainers.data.anomaly import LabelledData, minmax
-from isosweep.trainers.fused import StackedVAE
 from isosweep.trainers.measure import anomaly_score, kl_per_dim, score_lx
 from isosweep.trainers.metrics import get_metric
 from isosweep.trainers.models import build_model
 from isosweep.trainers.objective import objective_terms
+from isosweep.trainers.stacked import StackedVAE
 from isosweep.trainers.training import loop_seed
 
 RATIO = 0.1

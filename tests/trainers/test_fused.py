@@ -96,7 +96,7 @@ def test_decomposed_members_with_a_transform_loss_fuse_exactly():
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu", "tanh"])
 def test_the_feature_major_chain_has_the_gradients_of_its_layers(activation):
-    from isosweep.trainers.fused import _FeatureMajorChain
+    from isosweep.trainers.stacked import _FeatureMajorChain
 
     torch.manual_seed(0)
     params = [
@@ -108,8 +108,8 @@ def test_the_feature_major_chain_has_the_gradients_of_its_layers(activation):
 
 
 def test_the_feature_major_layout_computes_the_batch_major_model_and_its_gradients():
-    from isosweep.trainers.fused import StackedVAE
     from isosweep.trainers.models import build_model
+    from isosweep.trainers.stacked import StackedVAE
 
     models = [build_model(6, (8, 4), 3, "leaky_relu", seed) for seed in (0, 1)]
     batch = StackedVAE.from_models(models, "leaky_relu", torch.float64)

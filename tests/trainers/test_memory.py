@@ -8,9 +8,9 @@ import torch
 
 from isosweep.studies import STUDIES
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.fused import MemberLosses, StackedVAE
 from isosweep.trainers.memory import SAVED_BYTES, activation_width, member_bytes, member_shape, parameter_count
 from isosweep.trainers.models import build_model
+from isosweep.trainers.stacked import MemberLosses, StackedVAE
 
 
 def saved_bytes_per_member(cfgs: list[TrialConfig], feature_major: bool) -> float:

@@ -132,7 +132,7 @@ def _read_bytes(path: str, root: str) -> bytes:
 @functools.lru_cache(maxsize=2)
 def read_odds(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
     """``X`` and ``y`` of an ODDS .mat file, checked: (n, m) finite numbers and (n,) 0/1 labels."""
-    import scipy.io
+    import scipy.io  # loaded only when an ODDS file is read: SciPy is slow to import
 
     raw = _read_bytes(path, root)
     try:
@@ -162,7 +162,7 @@ def read_odds(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def read_kdd(path: str, root: str) -> tuple[np.ndarray, np.ndarray]:
     """The KDD Cup 99 features one-hot encoded (float32, not yet normalised) and ``normal.`` flags."""
-    import pandas as pd
+    import pandas as pd  # loaded only when KDD Cup is read: pandas is slow to import
 
     raw = _read_bytes(path, root)
     if raw[:2] == b"\x1f\x8b":

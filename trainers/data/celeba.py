@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import io
 
+import fsspec
 import numpy as np
 import torch
 from fsspec.implementations.local import LocalFileSystem
@@ -84,7 +85,7 @@ def centre_crop_box(width: int, height: int, crop: int = CROP) -> tuple[int, int
 
 def decode(data: bytes, path: str) -> np.ndarray:
     """One JPEG's bytes as (64, 64, 3) unsigned bytes: centre crop 178 x 178, then resize."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # an optional dependency (extra ``images``)
 
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -94,7 +95,7 @@ def decode(data: bytes, path: str) -> np.ndarray:
             if image.mode != "RGB":
                 image = image.convert("RGB")
             image = image.crop(centre_crop_box(width, height))
-            return np.array(image.resize((SIZE, SIZE), Image.BILINEAR))
+            return np.array(image.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -108,7 +109,7 @@ class CelebAImages(torch.utils.data.Dataset):
     def __init__(self, root: str, paths: tuple[str, ...]):
         self.root = root
         self.paths = paths
-        self._fs = None
+        self._fs: fsspec.AbstractFileSystem | None = None
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.data import TrialData
+from isosweep.trainers.data.arrays import TrialData
 from isosweep.trainers.data.errors import DataError, first_line
 
 CUSTOM_DATASET = "custom"
@@ -71,7 +71,7 @@ def parse_table(data: bytes, name: str) -> pa.Table:
     # called without an active exception", seen in about 1 of 20 runs of the CLI).
     try:
         if data[:4] == PARQUET_MAGIC:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # the readers load when a file of their format is read
 
             table = pq.read_table(pa.BufferReader(data), use_threads=False)
         else:

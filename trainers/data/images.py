@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from isosweep.trainers.config import TrialConfig
+from isosweep.trainers.data.errors import require_root
+from isosweep.trainers.data.mnist import HOLDS, load_mnist
 
 IMAGE_DATASETS = ("mnist", "celeba")
 """The image data sets of METHOD.md 5.2, trained by ``isosweep.trainers.image``."""
@@ -16,12 +18,11 @@ IMAGE_DATASETS = ("mnist", "celeba")
 
 def check_image_files(configs: Sequence[TrialConfig], root: str | None) -> None:
     if any(c.dataset == "mnist" for c in configs):
-        from isosweep.trainers.data.errors import require_root
-        from isosweep.trainers.data.mnist import HOLDS, load_mnist
-
         load_mnist(require_root(root, "mnist", HOLDS))
     held_out = [c.n_eval for c in configs if c.dataset == "celeba"]
     if held_out:
+        # Loaded here: the CelebA reader loads torch, which the trial-kind registry that imports
+        # this module does without (``isosweep.trainers.kinds``).
         from isosweep.trainers.data.celeba import check_celeba
 
         check_celeba(root, max(held_out))

@@ -101,4 +101,6 @@ class ToyData:
     def log_density(self, x: np.ndarray) -> np.ndarray:
         """log p(x) = sum_k log p_k(s_k), s = V^T x (density on the 3-dim subspace)."""
         s = np.asarray(x, dtype=np.float64) @ embedding_matrix(self.data_seed)
-        return sum(src.log_pdf(s[:, k]) for k, src in enumerate(self.sources))
+        # ``sum`` starts from zeros as an array, not the int 0, so that its result is typed as one
+        # (the same sums as from the int 0).
+        return sum((src.log_pdf(s[:, k]) for k, src in enumerate(self.sources)), np.zeros(s.shape[0]))

@@ -42,15 +42,15 @@ def _whole_number(text: str, least: int, most: int = LARGEST_INT) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
-def _seed_count(text: str) -> int:
+def seed_count(text: str) -> int:
     """--seeds N runs seeds 0..N-1, each of which the store's ``seed`` column must hold."""
     return _whole_number(text, 1, int_setting_max("seed") + 1)
 
@@ -65,7 +65,7 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _gpu_share(text: str) -> float:
+def gpu_share(text: str) -> float:
     """--gpus-per-trial: a share of one GPU (0 to 1) or a whole number of GPUs, as Ray accepts."""
     value = _non_negative_float(text)
     if value > 1 and value != int(value):
@@ -113,24 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="restrict or extend axes: K=V,K=V1|V2 (e.g. 'dataset=mix,lam=10|100'); may be given "
         "several times, which adds up the keys (a key named twice is refused: list its values once, K=V1|V2)",
     )
-    run.add_argument("--seeds", type=_seed_count, default=None, help="number of seeds 0..N-1 (default: the budget's)")
+    run.add_argument("--seeds", type=seed_count, default=None, help="number of seeds 0..N-1 (default: the budget's)")
     run.add_argument(
         "--max-trials",
-        type=_positive_int,
+        type=positive_int,
         default=MAX_TRIALS,
         help=f"refuse to plan more trials than this (default {MAX_TRIALS:,})",
     )
     run.add_argument("--fuse", default="auto", help="trials per bundle: auto | off | N (default auto)")
     run.add_argument(
         "--gpus-per-trial",
-        type=_gpu_share,
+        type=gpu_share,
         default=None,
         help="GPUs per trial, may be fractional (default 0; image studies: 1 where the cluster has a GPU)",
     )
-    run.add_argument("--cpus-per-trial", type=_positive_int, default=1)
-    run.add_argument("--max-concurrent", type=_positive_int, default=None)
+    run.add_argument("--cpus-per-trial", type=positive_int, default=1)
+    run.add_argument("--max-concurrent", type=positive_int, default=None)
     run.add_argument(
-        "--max-failures", type=_non_negative_int, default=2, help="Ray retries of a failed bundle (default 2)"
+        "--max-failures", type=non_negative_int, default=2, help="Ray retries of a failed bundle (default 2)"
     )
     run.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
     run.add_argument("--data-root", default=None, help="folder or URL of the real data sets (default $ISOSWEEP_DATA)")
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--latent-dim",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="study custom: latent size (default the number of features, at most 16)",
     )
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--num-samples",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="with --search: the points (lambda1, lambda2) the search evaluates in all",
     )

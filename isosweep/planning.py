@@ -137,7 +137,7 @@ class PlannedSweep:
 
 @dataclass
 class PreparedSweep:
-    """A sweep as planned: everything ``run`` needs after ``_plan``."""
+    """A sweep as planned: everything ``run`` needs after ``plan_sweep``."""
 
     study: Study
     budget: str

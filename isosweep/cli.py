@@ -16,9 +16,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import duckdb
+import pyarrow.parquet as pq
+
 from isosweep import sweeps
-from isosweep.analysis.db import QueryResult
-from isosweep.analysis.formatting import as_table
+from isosweep.analysis.db import QueryResult, run_query
+from isosweep.analysis.formatting import FORMATTERS, as_table
+from isosweep.analysis.queries import named_query
 from isosweep.arguments import build_parser
 from isosweep.errors import NoSpaceError, UsageError, first_line, no_space, no_space_path
 from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
@@ -207,7 +211,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     # Ctrl-C before the result is in is held back to clean points (see isosweep.interrupts): a
-    # KeyboardInterrupt raised inside these imports or the store's first listing could be lost
+    # KeyboardInterrupt raised inside the store's first listing could be lost
     # in a finalizer, and the query would then run to its end.
     with deferred_interrupt():
         result = _query_result(args)
@@ -215,11 +219,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def _query_result(args: argparse.Namespace) -> QueryResult:
-    import duckdb
-
-    from isosweep.analysis.db import run_query
-    from isosweep.analysis.queries import named_query
-
     if args.format == "parquet" and not args.out:
         raise UsageError("--format parquet needs --out FILE")
     sql = args.sql
@@ -241,12 +240,8 @@ def _query_result(args: argparse.Namespace) -> QueryResult:
 
 
 def _write_query_result(args: argparse.Namespace, result: QueryResult) -> int:
-    from isosweep.analysis.formatting import FORMATTERS
-
     try:
         if result.table is not None:
-            import pyarrow.parquet as pq
-
             buf = io.BytesIO()
             pq.write_table(result.table, buf)
             _check_out_target(args.out)  # again: the query ran meanwhile

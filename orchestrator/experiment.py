@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 from ray import tune
 
 from isosweep.errors import NoSpaceError, UsageError, no_space, no_space_path
@@ -45,8 +46,6 @@ def storage_for(store: Store) -> tuple[str, Any]:
     """Where Ray Tune keeps its experiment state: ``<store>/ray``, on the store's file system."""
     if store.local:
         return os.path.abspath(os.path.join(store.root, "ray")), None
-    from pyarrow.fs import FSSpecHandler, PyFileSystem
-
     return f"{store.root}/ray", PyFileSystem(FSSpecHandler(store.fs))
 
 

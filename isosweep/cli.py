@@ -115,13 +115,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{result.sweep}: ok {result.ok}, failed {result.failed}, diverged {result.diverged} trial(s) in the search",
             flush=True,
         )
-        if result.summary is not None:
-            print(result.summary)
+        _print_summary(result)
         return 0 if result.failed == result.diverged == 0 else 1
     print(_counts_line(result), flush=True)
-    if result.summary is not None:
-        print(result.summary)
+    _print_summary(result)
     return 0 if result.ok == result.planned else 1
+
+
+def _print_summary(result: sweeps.SweepResult) -> None:
+    table = result.summary()
+    if table is not None:
+        print(table)
 
 
 def _counts_line(result: sweeps.SweepResult) -> str:

@@ -40,6 +40,7 @@ from isosweep.planning import (
     sweep_options,
 )
 from isosweep.store import Store
+from isosweep.studies import get_study
 from isosweep.trainers.kinds import kind_of
 
 __all__ = ["PlannedSweep", "SweepInterrupted", "SweepResult", "open_store", "plan", "resume", "run", "status"]
@@ -78,8 +79,33 @@ class SweepResult:
     damaged: int = 0
     missing: int = 0
     search: bool = False
-    summary: str | None = None
-    """The study's summary table over its ok trials (as the command prints it), where it has one."""
+    study: str | None = None
+    """The study run (None for a resumed sweep)."""
+    budget: str | None = None
+    data_hash: str | None = None
+    """The user's data file's, for a study that runs on one (``custom``)."""
+
+    def summary(self) -> str | None:
+        """The study's summary table over the ok trials (as ``isosweep run`` prints it when it
+        ends), where the study has a summary and the run an ok trial; read from the store."""
+        if not self.ok or self.study is None or self.budget is None:
+            return None
+        store = Store(self.store)
+        if self.search:
+            return summary_table(
+                store, self.budget, "anomaly_search", {"study": self.study, "sweep": self.sweep}, limit=5
+            )
+        study = get_study(self.study)
+        if study.summary is None:
+            return None
+        match = {"data_hash": self.data_hash} if self.data_hash is not None else {}
+        return summary_table(
+            store,
+            self.budget,
+            study.summary,
+            {"study": study.records_as or study.name, **match},
+            drop=study.summary_hide,
+        )
 
 
 def _result(sweep: str, store: Store, counts: dict[str, int], planned: int, complete: int, trained: int) -> SweepResult:
@@ -148,18 +174,8 @@ def run(
     except KeyboardInterrupt:
         raise SweepInterrupted(sweep, opened.url) from None
     result = _result(sweep, opened, counts, len(plan_.planned), len(plan_.complete), len(plan_.to_run))
-    study_ = planned.study
-    if study_.summary is not None and counts["ok"]:
-        match = {"data_hash": planned.user.data_hash} if planned.user is not None else {}
-        table = summary_table(
-            opened,
-            planned.budget,
-            study_.summary,
-            {"study": study_.records_as or study_.name, **match},
-            drop=study_.summary_hide,
-        )
-        result = replace(result, summary=table)
-    return result
+    data_hash = planned.user.data_hash if planned.user is not None else None
+    return replace(result, study=planned.study.name, budget=planned.budget, data_hash=data_hash)
 
 
 def _run_search(planned: PreparedSweep) -> SweepResult:
@@ -178,16 +194,8 @@ def _run_search(planned: PreparedSweep) -> SweepResult:
         raise SweepInterrupted(spec.sweep, opened.url) from None
     total = sum(counts.values())
     trained = remaining * len(spec.seeds)
-    result = replace(
-        _result(spec.sweep, opened, counts, total, max(0, total - trained), trained),
-        search=True,
-    )
-    if counts["ok"]:
-        table = summary_table(
-            opened, planned.budget, "anomaly_search", {"study": planned.study.name, "sweep": spec.sweep}, limit=5
-        )
-        result = replace(result, summary=table)
-    return result
+    result = _result(spec.sweep, opened, counts, total, max(0, total - trained), trained)
+    return replace(result, search=True, study=planned.study.name, budget=planned.budget)
 
 
 def _only_sweep(store: Store, sweep: str | None) -> str:

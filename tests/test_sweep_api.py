@@ -31,6 +31,7 @@ def test_plan_run_again_status_resume(tmp_path: Path) -> None:
     first = isosweep.run("toy", budget="smoke", where={"lam": 100}, store=store)
     assert (first.planned, first.already_complete, first.trained) == (9, 0, 9)
     assert (first.ok, first.failed, first.diverged) == (9, 0, 0)
+    assert first.summary() is not None, "the toy study has a summary table"
 
     again = isosweep.run("toy", budget="smoke", where={"lam": 100}, store=store)
     assert (again.planned, again.already_complete, again.trained, again.ok) == (9, 9, 0, 9)

@@ -95,12 +95,17 @@ def sweep_options(options: Mapping[str, Any]) -> SweepOptions:
                 checked[key] = check(str(checked[key]))
             except argparse.ArgumentTypeError as exc:
                 raise UsageError(f"{key}: {exc}") from None
-    name = checked.get("name")
-    if name is not None and (not NAME.fullmatch(str(name)) or ".." in str(name)):
-        raise UsageError(f"name {name!r} is not a plain name; use letters, digits, '.', '_' and '-', e.g. toy-smoke")
+    if checked.get("name") is not None:
+        check_sweep_name(str(checked["name"]))
     if "fuse" in checked:
         checked["fuse"] = str(checked["fuse"])
     return SweepOptions(**checked)
+
+
+def check_sweep_name(name: str) -> None:
+    """A sweep's name names a folder under ``<store>/ray/``: a plain name, as ``--name`` takes."""
+    if not NAME.fullmatch(name) or ".." in name:
+        raise UsageError(f"name {name!r} is not a plain name; use letters, digits, '.', '_' and '-', e.g. toy-smoke")
 
 
 def open_store(url: StoreLike | None, for_writing: bool, must_exist: bool = False) -> Store:

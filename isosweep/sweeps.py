@@ -34,6 +34,7 @@ from isosweep.planning import (
     PlannedSweep,
     PreparedSweep,
     StoreLike,
+    check_sweep_name,
     open_store,
     plan_sweep,
     ray_modules,
@@ -217,6 +218,8 @@ def resume(store: StoreLike | None, sweep: str | None = None, **options: Any) ->
     if unknown:
         raise UsageError(f"unknown option {unknown[0]!r} of resume; its options are: address, compact")
     address, compact = options.get("address"), bool(options.get("compact", True))
+    if sweep is not None:
+        check_sweep_name(sweep)
     check_address(address)
     opened = open_store(store, for_writing=True, must_exist=True)
     name = _only_sweep(opened, sweep)

@@ -65,4 +65,6 @@ def test_bad_input_raises_usage_error(tmp_path: Path) -> None:
         isosweep.plan("toy", budget="smoke", store=store, cpus_per_trial=0)
     with pytest.raises(isosweep.UsageError, match="not a plain name"):
         isosweep.plan("toy", budget="smoke", store=store, name="../up")
+    with pytest.raises(isosweep.UsageError, match="not a plain name"):
+        isosweep.resume(store, "../up")
     assert not store.exists()

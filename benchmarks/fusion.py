@@ -62,7 +62,8 @@ def overhead(n_trials: int) -> tuple[float, float]:
     import ray
     from ray import tune
 
-    from isosweep.orchestrator import driver
+    from isosweep.orchestrator.launch import run_sweep
+    from isosweep.orchestrator.options import RunOptions
     from isosweep.orchestrator.plan import make_plan
     from isosweep.store import Store
     from isosweep.trainers.run import run_trial
@@ -95,7 +96,7 @@ def overhead(n_trials: int) -> tuple[float, float]:
             store = Store(os.path.join(tmp, "store"))
             plan = make_plan(cfgs, set(), "auto", slots=os.cpu_count() or 1, force=False)
             start = time.perf_counter()
-            driver.run_sweep(plan, store, driver.RunOptions(sweep="bench"))
+            run_sweep(plan, store, RunOptions(sweep="bench"))
             ours_wall = time.perf_counter() - start
     finally:
         ray.shutdown()

@@ -1,9 +1,6 @@
 """The study registry: every study declared once, as data (axes, fixed settings, budgets, and
 what the rest of isosweep does with it: its summary query, report sections, data check, device).
-
-A study crosses its axes into trial configurations; a budget fixes the training settings and is
-part of each trial's identity. Extending a study (more seeds, more lambdas through ``--where``)
-only adds new trial keys, since keys depend on content, never on grid position.
+What a study is and how it plans its trials: ``isosweep.study``; ``--where``: ``isosweep.where``.
 
 This module is a contract shared by the orchestrator and the analysis: it imports only the
 trainers (the trial configuration and the data checks) and ``isosweep.errors``.
@@ -12,177 +9,19 @@ trainers (the trial configuration and the data checks) and ``isosweep.errors``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from isosweep.errors import UsageError
-from isosweep.schema import TRIALS
-from isosweep.trainers.config import ANOMALY_CHOICES, LR_SCHEDULES, REDUCTIONS, TrialConfig
-from isosweep.trainers.kinds import DataCheck
-from isosweep.trainers.kinds import check_data as check_kind_data
+from isosweep.study import Axis, Budget, Setting, Study
+from isosweep.trainers.config import ANOMALY_CHOICES
 
 TOY_LAMBDAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Training settings of one named budget."""
-
-    name: str
-    settings: Mapping[str, Any]
-    """TrialConfig fields this budget fixes (epochs, n_train, n_eval, batch_size, ...)."""
-    seeds: int = 1
-    """Number of seeds run when ``--seeds`` is not given."""
-    note: str = ""
-    per_value: Mapping[str, Mapping[Any, Mapping[str, Any]]] = field(default_factory=dict)
-    """Settings that depend on an axis value at this budget, e.g. ``{"dataset": {"thyroid": {"epochs": 4000}}}``."""
-    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    """Axis values this budget uses instead of the study's (e.g. a smaller grid for ``smoke``)."""
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One axis of a study's grid: a TrialConfig field and its values."""
-
-    name: str
-    values: tuple[Any, ...]
-    kind: type = str
-    """Type of the values: ``str`` axes accept only known values; ``float`` axes any positive one."""
-    in_config: bool = True
-    """Whether the values are those of the TrialConfig field ``name``. False: the values only name
-    settings that the study's ``per_value`` gives them (a variant that moves several fields
-    together, e.g. latent size, width and lambda), so that keys stay content-based."""
-
-
-# Settings that are not axes but that a user may set per run with --where (recorded per trial):
-# the allowed values, or ``int`` for a positive whole number. Several values cross like an axis.
-Setting = tuple[Any, ...] | type
-
-
-def int_setting_max(key: str) -> int:
-    """The largest value of the whole-number setting ``key`` that its store column holds (a signed
-    integer of the width ``isosweep.schema.TRIALS`` gives it)."""
-    return 2 ** (TRIALS.field(key).type.bit_width - 1) - 1
-
-
-SETTINGS: dict[str, Setting] = {"reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES}
 ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int, "snapshots": int}
 """The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
 tested against: split protocol, scaling, snapshot rule and how many snapshots it chooses from,
 score, output activation, the order of the training rows and epochs."""
-
-
-@dataclass(frozen=True)
-class Study:
-    """A named ablation: the cross product of its axes times seeds, at one budget."""
-
-    name: str
-    description: str
-    axes: tuple[Axis, ...]
-    fixed: Mapping[str, Any]
-    budgets: Mapping[str, Budget]
-    summary: str | None = None
-    """Named query (``analysis/sql/<summary>.sql``) that summarises the study: printed when a run
-    ends, and the query whose SQL selects this study's trials (``studies.summary`` in the SQL)."""
-    summary_hide: tuple[str, ...] = ()
-    """Columns of the summary left out when a run prints it (constant over the study's trials)."""
-    report: str | None = None
-    """Name of the report's section set (``isosweep.analysis.sections.SECTION_SETS``)."""
-    companions: tuple[str, ...] = ()
-    """Studies whose trials this study's report shows beside its own (``toy`` shows ``toy-latent5``)."""
-    check_data: DataCheck = check_kind_data
-    """Checks the files the trials read before anything is planned or started (default: each
-    trial kind's own check, ``isosweep.trainers.kinds``); DataError naming the file otherwise."""
-    needs_user_data: bool = False
-    """The study runs on a user's data file (``isosweep run STUDY --data FILE``): its trials are
-    known only from that file, and the file's fields come through ``configs(..., inputs=...)``."""
-    searchable: bool = False
-    """``--search`` may explore its (lambda1, lambda2) beyond the grid (``isosweep.orchestrator.search``)."""
-    per_value: Mapping[str, Mapping[Any, Mapping[str, Any]]] = field(default_factory=dict)
-    """Settings that depend on an axis value, e.g. each data set's architecture:
-    ``{"dataset": {"thyroid": {"hidden": (60, 30), ...}}}``."""
-    records_as: str | None = None
-    """Record (and key) the trials as this study: a study that picks points of a larger one
-    (``anomaly-paper`` of ``anomaly``) then shares its trials, and neither runs them twice."""
-    tie_lambdas: bool = False
-    """Decomposed-form trials weigh both terms with the point's ``lam``: lam1 = lam2 = lam (CelebA,
-    METHOD.md 2); conventional ones keep ``lam``."""
-    settings: Mapping[str, Setting] = field(default_factory=dict)
-    """Settings of this study's trials, beyond ``SETTINGS``, that ``--where`` may set."""
-
-    def all_settings(self) -> dict[str, Setting]:
-        """Every setting ``--where`` may set on this study's trials."""
-        return {**SETTINGS, **self.settings}
-
-    def axis(self, name: str) -> Axis | None:
-        return next((a for a in self.axes if a.name == name), None)
-
-    def axis_values(self, axis: Axis, budget: str | None = None) -> tuple[Any, ...]:
-        """The axis's values at ``budget`` (a budget may use fewer)."""
-        if budget is not None and budget in self.budgets:
-            return tuple(self.budgets[budget].axes.get(axis.name, axis.values))
-        return axis.values
-
-    def budget(self, name: str) -> Budget:
-        if name not in self.budgets:
-            raise UsageError(
-                f"unknown budget {name!r} for study {self.name!r}; choose one of: {', '.join(self.budgets)}"
-            )
-        return self.budgets[name]
-
-    def size(self, budget: str | None = None) -> int:
-        """Trials per seed (at ``budget``, where a budget uses fewer axis values)."""
-        n = 1
-        for a in self.axes:
-            n *= len(self.axis_values(a, budget))
-        return n
-
-    def configs(
-        self,
-        budget: str,
-        seeds: int | None = None,
-        where: Mapping[str, tuple[Any, ...]] | None = None,
-        inputs: Mapping[str, Any] | None = None,
-    ) -> list[TrialConfig]:
-        """Every trial of the study at ``budget``, restricted or extended by ``where``; ``inputs``
-        are the fields that come from a user's data file (studies that need one)."""
-        b = self.budget(budget)
-        if self.needs_user_data and inputs is None:
-            raise UsageError(
-                f"study {self.name!r} runs on your own data: pass --data FILE (a CSV or Parquet file "
-                "of feature columns)"
-            )
-        where = dict(where or {})
-        seed_values = where.pop("seed", None) or tuple(range(seeds if seeds is not None else b.seeds))
-        known = self.all_settings()
-        settings = [(k, where.pop(k)) for k in list(where) if k in known]
-        axes = [(a.name, where.get(a.name, self.axis_values(a, budget))) for a in self.axes]
-        config_names = {a.name for a in self.axes if a.in_config} | {"seed"}
-        out = []
-        for combo in itertools.product(
-            *(values for _, values in axes), *(values for _, values in settings), seed_values
-        ):
-            point = dict(zip([name for name, _ in axes], combo))
-            chosen = dict(zip([name for name, _ in settings], combo[len(axes) :]))
-            point["seed"] = combo[-1]
-            fields = {**self.fixed, **b.settings}
-            for table in (self.per_value, b.per_value):
-                for axis_name, by_value in table.items():
-                    fields.update(by_value.get(point.get(axis_name), {}))
-            fields.update(chosen)
-            fields.update(inputs or {})
-            fields.update({k: v for k, v in point.items() if k in config_names})
-            if self.tie_lambdas and fields.get("form") == "decomposed":
-                fields["lam1"] = fields["lam2"] = fields.pop("lam")
-            try:
-                out.append(TrialConfig(study=self.records_as or self.name, budget=b.name, **fields))
-            except ValueError as exc:
-                # A combination of --where settings that no trial can have (split=paper needs
-                # snapshot_rule=last): say which, before anything is planned.
-                raise UsageError(f"--where gives a trial that cannot run: {exc}") from None
-        return out
 
 
 TOY_BUDGETS = {
@@ -503,102 +342,3 @@ def register_study(study: Study) -> None:
 def unregister_study(name: str) -> None:
     """Remove a study added by :func:`register_study`."""
     STUDIES.pop(name, None)
-
-
-def check_inputs(study: Study, configs: Sequence[TrialConfig], root: str | None) -> None:
-    """Run the study's data check before anything is planned or started; UsageError (one line
-    naming the file) when a file the trials read is missing or malformed."""
-    from isosweep.trainers.data.errors import DataError
-
-    try:
-        study.check_data(configs, root)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _setting_values(key: str, raw: str, values: list[str], allowed: Setting) -> tuple[Any, ...]:
-    """The typed, distinct values of setting ``key`` given as ``raw`` in --where."""
-    if allowed is int:
-        try:
-            numbers = tuple(dict.fromkeys(int(v) for v in values))
-        except ValueError:
-            raise UsageError(f"--where {key}={raw!r}: {key} takes whole numbers, e.g. {key}=4000|8000") from None
-        if any(n < 1 for n in numbers):
-            raise UsageError(f"--where {key}={raw!r}: {key} must be at least 1")
-        most = int_setting_max(key)
-        if any(n > most for n in numbers):
-            # The store could not record it: refuse now, not after the training.
-            raise UsageError(f"--where {key}={raw!r}: {key} must be at most {most:,}")
-        return numbers
-    assert isinstance(allowed, tuple)
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise UsageError(f"--where {key}={unknown[0]!r}: choose one of {', '.join(map(str, allowed))}")
-    return tuple(dict.fromkeys(values))
-
-
-def parse_where(study: Study, text: str | Sequence[str] | None) -> dict[str, tuple[Any, ...]]:
-    """Parse ``K=V,K=V|V`` into typed values, checking keys and values against the study.
-
-    ``text`` may be the texts of several ``--where`` flags: their keys add up, as if they were
-    one text joined by commas, and a key named in two of them is refused like a key named twice
-    in one (a later value silently replacing an earlier one would run other trials than asked)."""
-    out: dict[str, tuple[Any, ...]] = {}
-    if text is None:
-        return out
-    texts = [text] if isinstance(text, str) else list(text)
-    if not texts or any(not t.strip() for t in texts):
-        # An empty --where (a shell variable that was not set) must not silently mean "everything".
-        raise UsageError(
-            "--where is empty; leave it out to run every trial, or write e.g. --where 'dataset=mix,lam=10|100'"
-        )
-    for part in (p for t in texts for p in t.split(",")):
-        if "=" not in part:
-            raise UsageError(f"--where part {part!r} is not K=V; write e.g. --where 'dataset=mix,lam=10|100'")
-        key, raw = (s.strip() for s in part.split("=", 1))
-        if not key:
-            raise UsageError(f"--where part {part!r} has no key before '='; write e.g. --where 'dataset=mix'")
-        if key in out:
-            # A second value of a key would replace the first without a word: ask for one list.
-            raise UsageError(
-                f"--where names {key} twice; give its values once, separated by |, e.g. --where '{key}=A|B'"
-            )
-        values = [v.strip() for v in raw.split("|") if v.strip()]
-        if not values:
-            raise UsageError(f"--where {key}= has no value; write e.g. --where '{key}=VALUE'")
-        axis = study.axis(key)
-        if key == "seed":
-            try:
-                seeds = tuple(int(v) for v in values)
-            except ValueError:
-                raise UsageError(f"--where seed={raw!r}: seeds are non-negative integers") from None
-            if any(s < 0 for s in seeds):
-                raise UsageError(f"--where seed={raw!r}: seeds are non-negative integers")
-            most = int_setting_max("seed")
-            if any(s > most for s in seeds):
-                # The store could not record it: refuse now, not after the training.
-                raise UsageError(f"--where seed={raw!r}: seeds must be at most {most:,}")
-            out[key] = seeds
-        elif key in study.all_settings():
-            out[key] = _setting_values(key, raw, values, study.all_settings()[key])
-        elif axis is None:
-            known = [a.name for a in study.axes] + ["seed", *study.all_settings()]
-            raise UsageError(
-                f"--where key {key!r} is not an axis of study {study.name!r}; use one of: {', '.join(known)}"
-            )
-        elif axis.kind is float:
-            try:
-                numbers = tuple(float(v) for v in values)
-            except ValueError:
-                raise UsageError(f"--where {key}={raw!r}: {key} takes numbers, e.g. {key}=10|100") from None
-            if not all(x > 0 and x < float("inf") for x in numbers):
-                raise UsageError(f"--where {key}={raw!r}: {key} must be a positive finite number")
-            out[key] = numbers
-        else:
-            unknown = [v for v in values if v not in axis.values]
-            if unknown:
-                raise UsageError(
-                    f"--where {key}={unknown[0]!r} is not a value of study {study.name!r}; choose from: {', '.join(map(str, axis.values))}"
-                )
-            out[key] = tuple(values)
-    return out

@@ -117,7 +117,7 @@ def make_bundles(
     groups: dict[tuple, list[TrialConfig]] = {}
     for cfg in configs:
         groups.setdefault(cfg.fusion_key(), []).append(cfg)
-    bundles = []
+    bundles: list[tuple[TrialConfig, ...]] = []
     for members in groups.values():
         if fuse == "auto" and gpu is not None and fusable(members):
             size = gpu_bundle_size(members, gpu)
@@ -132,7 +132,8 @@ def make_bundles(
 def make_plan(
     configs: Sequence[TrialConfig], complete: set[str], fuse: int | str, slots: int, force: bool
 ) -> SweepPlan:
-    """Skip completed keys (unless ``force``) and bundle the rest."""
+    """Skip completed keys (``complete``: ``isosweep.orchestrator.status.done_keys``; none under
+    ``force``) and bundle the rest."""
     unique = list({c.key: c for c in configs}.values())
     done = frozenset() if force else frozenset(k for k in complete if k in {c.key for c in unique})
     remaining = [c for c in unique if c.key not in done]

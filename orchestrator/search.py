@@ -12,7 +12,7 @@ whose S seeds are all complete in the store (grid points included) is told to th
 evaluated trial, and a point of this search left half-done by an interruption is queued to be
 finished first. So a search that is run again, or resumed after a crash, keeps its history and
 never trains a finished trial twice; ``--num-samples`` counts the points this search (its sweep
-name) has evaluated. This module builds that history and the Optuna study; the driver runs it.
+name) has evaluated. This module builds that history and the Optuna study; ``isosweep.orchestrator.launch`` runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from isosweep.errors import UsageError
+from isosweep.orchestrator.status import is_done
 from isosweep.store import Store
 from isosweep.studies import STUDIES, Study
 from isosweep.trainers.config import TrialConfig
@@ -93,10 +94,11 @@ def check_search(study: Study, searcher: str, where: Mapping[str, tuple[Any, ...
         )
     datasets = where.get("dataset", ())
     if len(datasets) != 1:
+        axis = study.axis("dataset")
         raise UsageError(
             "a search runs on one data set: add --where dataset=NAME "
-            f"(one of {', '.join(map(str, study.axis('dataset').values))})"
-        )  # type: ignore[union-attr]
+            f"(one of {', '.join(map(str, axis.values if axis is not None else ()))})"
+        )
     return str(datasets[0])
 
 
@@ -139,17 +141,18 @@ def read_history(store: Store, study: Study, spec: SearchSpec, where: Mapping[st
     """
     templates = template_configs(study, spec, where)
     rows = store.trial_rows(HISTORY_COLUMNS)
-    by_point: dict[tuple[float, float], dict[int, dict[str, Any]]] = {}
+    by_point: dict[tuple[float, float], dict[str, dict[str, Any]]] = {}
     for key, row in rows.items():
         if row["study"] != study.name or row["budget"] != spec.budget or row["dataset"] != spec.dataset:
             continue
         if row["lam1"] is None or row["lam2"] is None or not spec.contains(row["lam1"], row["lam2"]):
             continue
         by_point.setdefault((row["lam1"], row["lam2"]), {})[key] = row
+    states = store.trial_states([key for found in by_point.values() for key in found])
     evaluated, unfinished, own = [], [], 0
     for (lam1, lam2), found in sorted(by_point.items()):
         members = at_point(templates, lam1, lam2)
-        ok = [found[c.key] for c in members if c.key in found and found[c.key]["status"] == "ok"]
+        ok = [found[c.key] for c in members if c.key in found and is_done(states.get(c.key))]
         ours = any(r["sweep"] == spec.sweep for r in found.values() if r["trial_key"] in {c.key for c in members})
         if len(ok) == len(members):
             evaluated.append((lam1, lam2, point_objective(r["val_f1"] for r in ok)))

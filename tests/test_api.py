@@ -240,6 +240,10 @@ def test_import_is_cheap_and_exports_the_api() -> None:
         "points",
         "query",
         "report",
+        "run",
+        "resume",
+        "plan",
+        "status",
     }
     assert all(getattr(isosweep, name) is not None for name in isosweep.__all__)
     assert isosweep.UsageError is __import__("isosweep.errors").errors.UsageError

@@ -30,8 +30,9 @@ from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.orchestrator.compact import compact
 from isosweep.store import Store
-from isosweep.studies import STUDIES, parse_where
+from isosweep.studies import STUDIES
 from isosweep.trainers.config import TrialConfig
+from isosweep.where import parse_where
 
 EXE = str(Path(sys.executable).parent / "isosweep")
 WHERE = "dataset=mix,lam=100"

@@ -81,7 +81,7 @@ def test_after_a_full_disk_is_grown_the_same_command_finishes(tiny_disk: Path) -
 def test_a_damaged_checkpoint_trains_its_bundle_from_the_start(tmp_path: Path, content: bytes) -> None:
     from ray import tune
 
-    from isosweep.orchestrator.driver import CHECKPOINT_FILE, _load_checkpoint
+    from isosweep.orchestrator.trainable import CHECKPOINT_FILE, _load_checkpoint
 
     (tmp_path / CHECKPOINT_FILE).write_bytes(content)
     assert _load_checkpoint(tune.Checkpoint.from_directory(str(tmp_path))) is None

@@ -8,7 +8,8 @@ from anomaly_files import write_anomaly_files
 
 from helpers import isosweep
 from isosweep.cli import main
-from isosweep.studies import ANOMALY_LAMBDAS, STUDIES, parse_where
+from isosweep.studies import ANOMALY_LAMBDAS, STUDIES
+from isosweep.where import parse_where
 
 
 def test_grid_axes_budgets_and_per_dataset_architecture():

@@ -11,8 +11,9 @@ from image_files import write_celeba, write_mnist
 from helpers import isosweep
 from isosweep.cli import main
 from isosweep.store import Store
-from isosweep.studies import STUDIES, parse_where
+from isosweep.studies import STUDIES
 from isosweep.trainers.config import TrialConfig
+from isosweep.where import parse_where
 
 
 def test_variants_are_pairs_not_a_cross_product():
@@ -145,7 +146,7 @@ def test_report_shows_bars_norms_and_traversals_per_trial(request, tmp_path, fix
 
 
 def test_gpus_per_trial_default_follows_the_cluster():
-    from isosweep.orchestrator.driver import gpus_for_trials
+    from isosweep.orchestrator.options import gpus_for_trials
 
     assert gpus_for_trials(None, {"CPU": 16.0, "GPU": 4.0}) == 1.0
     assert gpus_for_trials(None, {"CPU": 2.0}) == 0.0

@@ -12,7 +12,8 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from isosweep.orchestrator import driver  # noqa: E402
+from isosweep.orchestrator.launch import run_sweep  # noqa: E402
+from isosweep.orchestrator.options import RunOptions  # noqa: E402
 from isosweep.orchestrator.plan import make_plan  # noqa: E402
 from isosweep.store import Store  # noqa: E402
 from isosweep.studies import get_study  # noqa: E402
@@ -38,9 +39,7 @@ def test_removing_a_worker_node_mid_sweep(tmp_path):
     try:
         runner = threading.Thread(
             target=lambda: outcome.update(
-                counts=driver.run_sweep(
-                    plan, store, driver.RunOptions(sweep="node-loss", max_failures=3, compact=False)
-                )
+                counts=run_sweep(plan, store, RunOptions(sweep="node-loss", max_failures=3, compact=False))
             )
         )
         runner.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from isosweep.orchestrator.driver import Progress
+from isosweep.orchestrator.progress import Progress
 from isosweep.studies import STUDIES
 
 

@@ -2,8 +2,9 @@ import pytest
 
 from isosweep.errors import UsageError
 from isosweep.orchestrator.plan import make_bundles, make_plan, parse_fuse
-from isosweep.studies import STUDIES, get_study, parse_where
+from isosweep.studies import STUDIES, get_study
 from isosweep.trainers.config import TrialConfig
+from isosweep.where import parse_where
 
 
 def test_toy_study_has_90_trials_per_seed_with_unique_stable_keys():

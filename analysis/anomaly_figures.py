@@ -1,4 +1,4 @@
-"""Figures of the anomaly-detection study (METHOD.md 5.3), drawn from the rows of the named queries
+"""Figures of the anomaly-detection study (docs/method.md 5.3), drawn from the rows of the named queries
 ``anomaly_grid`` and ``anomaly_search``, on the Agg canvas like every figure of the report."""
 
 from __future__ import annotations

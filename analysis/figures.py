@@ -3,7 +3,7 @@
 Every function takes relations (the rows of ``toy_dims``, ``toy_corr``, ``toy_rate_distortion``
 or ``toy_points``, already restricted to what the figure shows) and returns a matplotlib Figure
 drawn on the Agg canvas (no pyplot, no display); :func:`png_bytes` renders it.
-References: Nakagawa, Kato, Suzuki (ICML 2021), figures 3, 10 and 13-24; METHOD.md sections 1, 4.
+References: Nakagawa, Kato, Suzuki (ICML 2021), figures 3, 10 and 13-24; docs/method.md sections 1, 4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures of the image bottleneck studies (METHOD.md 5.2; the paper's figures 4, 5 and 28).
+"""Figures of the image bottleneck studies (docs/method.md 5.2; the paper's figures 4, 5 and 28).
 
 :func:`bottleneck_figure` draws one trial: the mean sigma^-2 of each latent dimension sorted from
 the largest (bars, log axis) with the norm ``(2/beta) sigma_j^2 D'_j`` of each (mean and SD over the

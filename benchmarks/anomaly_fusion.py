@@ -1,4 +1,4 @@
-"""Anomaly trials fused against one at a time, on this machine's CPU cores (METHOD.md 5.3).
+"""Anomaly trials fused against one at a time, on this machine's CPU cores (docs/method.md 5.3).
 
 In one run, per data set (default Thyroid and Arrhythmia; the `anomaly` study's quick budget,
 25 grid points x 2 seeds = 50 trials):

@@ -2,8 +2,8 @@
 
 Two workloads, trained for a few epochs each (training alone: the measurements after training are
 the same for every path):
-  toy:     the 90-trial toy ablation (METHOD.md 5.1), 50,000 rows per trial;
-  thyroid: the anomaly grid on Thyroid (METHOD.md 5.3), 25 points x ``--seeds`` seeds.
+  toy:     the 90-trial toy ablation (docs/method.md 5.1), 50,000 rows per trial;
+  thyroid: the anomaly grid on Thyroid (docs/method.md 5.3), 25 points x ``--seeds`` seeds.
 Paths, each timed after a warm-up:
   fused on the device      all members as one bundle (on a GPU one stacked unit; on a CPU the
                            anomaly bundles' cache-sized units);

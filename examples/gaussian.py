@@ -3,7 +3,7 @@
     python examples/gaussian.py gaussian.csv [ROWS]      (ROWS default 4000; .parquet also works)
 
 Columns: x0, x1, x2, a Gaussian with variances 1/6, 2/3 and 8/3 (the toy sources' 1 : 4 : 16,
-METHOD.md 5.1) along rotated axes and shifted off the origin; p, its exact density p(x), for
+docs/method.md 5.1) along rotated axes and shifted off the origin; p, its exact density p(x), for
 `--density-column p`; label, a text column, which the study leaves out of the features. The
 rows are the same for the same ROWS (a fixed seed), so the file's SHA-256, and with it every
 trial key, is the same on every machine.

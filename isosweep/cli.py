@@ -1,4 +1,4 @@
-"""The ``isosweep`` command line (ARCHITECTURE.md, "CLI"): it parses the arguments
+"""The ``isosweep`` command line (docs/architecture.md, "CLI"): it parses the arguments
 (``isosweep.arguments``), calls the Python API (``isosweep.sweeps``, ``isosweep.analysis``) and
 prints what it returns.
 

@@ -2,7 +2,7 @@
 
 Writers build rows against these schemas and readers (``isosweep.analysis.db``) use them to give every
 view its full set of typed columns, even over an empty or older store. Columns may be added;
-the core names listed in ARCHITECTURE.md keep their meaning.
+the core names listed in docs/architecture.md keep their meaning.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ TRIALS = pa.schema(
         ("precision", pa.float64()),
         ("recall", pa.float64()),
         ("f1", pa.float64()),
-        # Anomaly study (METHOD.md 5.3): the selected snapshot's validation values, the threshold
+        # Anomaly study (docs/method.md 5.3): the selected snapshot's validation values, the threshold
         # ratio, row counts and the no-model reference (distance to the mean of the normal rows).
         ("val_f1", pa.float64()),
         ("val_loss", pa.float64()),
         ("snapshot_epoch", pa.int32()),
         ("anomaly_ratio", pa.float64()),
-        # n_fit / n_test also count an image trial's training and held-out images (METHOD.md 5.2).
+        # n_fit / n_test also count an image trial's training and held-out images (docs/method.md 5.2).
         ("n_fit", pa.int64()),
         ("n_test", pa.int64()),
         ("baseline_precision", pa.float64()),
@@ -80,10 +80,10 @@ TRIALS = pa.schema(
         ("data_hash", pa.string()),
         ("features", pa.list_(pa.string())),
         ("density_column", pa.string()),
-        # Image studies (METHOD.md 5.2): training iterations and the network.
+        # Image studies (docs/method.md 5.2): training iterations and the network.
         ("iterations", pa.int64()),
         ("arch", pa.string()),
-        # The anomaly trial's recorded settings (METHOD.md 5.3); null is the default of each.
+        # The anomaly trial's recorded settings (docs/method.md 5.3); null is the default of each.
         ("snapshot_rule", pa.string()),
         ("score", pa.string()),
         ("split", pa.string()),

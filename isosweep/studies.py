@@ -19,7 +19,7 @@ TOY_LAMBDAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
 
 ANOMALY_SETTINGS: dict[str, Setting] = {**ANOMALY_CHOICES, "epochs": int, "snapshots": int}
-"""The anomaly trial's recorded settings (METHOD.md 5.3), the causes the anomaly table's gaps are
+"""The anomaly trial's recorded settings (docs/method.md 5.3), the causes the anomaly table's gaps are
 tested against: split protocol, scaling, snapshot rule and how many snapshots it chooses from,
 score, output activation, the order of the training rows and epochs."""
 
@@ -47,13 +47,13 @@ TOY_BUDGETS = {
 
 _TOY_FIXED = {"form": "conventional", "hidden": (128, 64), "activation": "tanh", "lr": 1e-3}
 
-# -- anomaly detection (METHOD.md 5.3) ---------------------------------------------------------
+# -- anomaly detection (docs/method.md 5.3) ---------------------------------------------------------
 
 ANOMALY_LAMBDAS = (6000.0, 12000.0, 18000.0, 24000.0, 30000.0)
 ANOMALY_DATASETS = ("kddcup", "kddcup_rev", "thyroid", "arrhythmia")
 
 # Each data set's network, transform loss D_T and the paper's (lambda1, lambda2) (paper, section
-# 5.3; METHOD.md 5.3): FC widths encoder-latent-decoder, LeakyReLU (tanh for kddcup_rev).
+# 5.3; docs/method.md 5.3): FC widths encoder-latent-decoder, LeakyReLU (tanh for kddcup_rev).
 ANOMALY_ARCHITECTURE: dict[str, dict[str, Any]] = {
     "kddcup": {"hidden": (200, 100), "latent_dim": 10, "activation": "leaky_relu", "transform_metric": "l2"},
     "kddcup_rev": {"hidden": (200, 50), "latent_dim": 20, "activation": "tanh", "transform_metric": "se"},
@@ -135,7 +135,7 @@ CUSTOM_BUDGETS = {
 }
 
 # n_train / n_eval do not apply: the data set's rows and the 50/50 split decide.
-# The snapshot kept is the one with the best validation F1 (METHOD.md 5.3 leaves the rule to us):
+# The snapshot kept is the one with the best validation F1 (docs/method.md 5.3 leaves the rule to us):
 # at the paper's 40,000 epochs Thyroid's lowest-validation-loss snapshot is the last and scores F1
 # 0.581 over 20 seeds, the validation-F1 one 0.668 (the paper: 0.66); Arrhythmia gains 0.007-0.013.
 # It reads the labels of the training half only, which the protocol already reads to keep its normal
@@ -143,7 +143,7 @@ CUSTOM_BUDGETS = {
 # validation loss keep their keys and are labelled `snapshot_rule=val_loss`.
 _ANOMALY_FIXED = {"form": "decomposed", "loss": "se", "n_train": 0, "n_eval": 0, "snapshot_rule": "val_f1"}
 
-# -- image bottleneck studies (METHOD.md 5.2) ---------------------------------------------------
+# -- image bottleneck studies (docs/method.md 5.2) ---------------------------------------------------
 
 # A variant moves latent size, width and lambda together (the paper's pairs, not a cross product).
 MNIST_VARIANTS: dict[str, dict[str, Any]] = {
@@ -225,7 +225,7 @@ STUDIES: dict[str, Study] = {
     for s in (
         Study(
             "toy",
-            "toy ablation: 3 data sets x 3 losses x 10 lambdas (METHOD.md 5.1)",
+            "toy ablation: 3 data sets x 3 losses x 10 lambdas (docs/method.md 5.1)",
             (
                 Axis("dataset", ("norm", "ramp", "mix")),
                 Axis("loss", ("se", "dconv", "uconv")),
@@ -248,7 +248,7 @@ STUDIES: dict[str, Study] = {
         ),
         Study(
             "anomaly",
-            "anomaly detection: 4 data sets x lambda1 x lambda2 (5 x 5), decomposed loss, L_x score (METHOD.md 5.3)",
+            "anomaly detection: 4 data sets x lambda1 x lambda2 (5 x 5), decomposed loss, L_x score (docs/method.md 5.3)",
             (
                 Axis("dataset", ANOMALY_DATASETS),
                 Axis("lam1", ANOMALY_LAMBDAS, float),
@@ -284,7 +284,7 @@ STUDIES: dict[str, Study] = {
         Study(
             "mnist",
             "MNIST bottleneck: MLP VAE, BCE, conventional form; variants n32 (n=32, lambda 2000) and n64 "
-            "(n=64, lambda 10000) (METHOD.md 5.2)",
+            "(n=64, lambda 10000) (docs/method.md 5.2)",
             (Axis("variant", tuple(MNIST_VARIANTS), in_config=False),),
             _MNIST_FIXED,
             MNIST_BUDGETS,
@@ -296,7 +296,7 @@ STUDIES: dict[str, Study] = {
         Study(
             "celeba",
             "CelebA bottleneck: conv VAE with GDN, SSIM, conventional and decomposed (lambda1 = lambda2 = lambda); "
-            "variants n32 (n=32, H=1024, lambda 1000) and n256 (n=256, H=2048, lambda 10000) (METHOD.md 5.2)",
+            "variants n32 (n=32, H=1024, lambda 1000) and n256 (n=256, H=2048, lambda 10000) (docs/method.md 5.2)",
             (Axis("variant", tuple(CELEBA_VARIANTS), in_config=False), Axis("form", ("conventional", "decomposed"))),
             _CELEBA_FIXED,
             CELEBA_BUDGETS,

@@ -99,7 +99,7 @@ class Study:
     (``anomaly-paper`` of ``anomaly``) then shares its trials, and neither runs them twice."""
     tie_lambdas: bool = False
     """Decomposed-form trials weigh both terms with the point's ``lam``: lam1 = lam2 = lam (CelebA,
-    METHOD.md 2); conventional ones keep ``lam``."""
+    docs/method.md 2); conventional ones keep ``lam``."""
     settings: Mapping[str, Setting] = field(default_factory=dict)
     """Settings of this study's trials, beyond ``SETTINGS``, that ``--where`` may set."""
 

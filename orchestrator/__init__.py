@@ -1,5 +1,5 @@
 """The orchestrator: planning, the Ray cluster, the Ray Tune run, the workers' side, progress,
-resume and status (ARCHITECTURE.md).
+resume and status (docs/architecture.md).
 
 Modules by job: ``plan`` (bundling, pure), ``options`` (run options and flag checks, pure),
 ``status`` (what is done and how many, resume's record; no Ray), ``worker`` (what a Ray trial

@@ -1,4 +1,4 @@
-"""Small generated files in the formats of the real anomaly data sets (METHOD.md 5.3), so that the
+"""Small generated files in the formats of the real anomaly data sets (docs/method.md 5.3), so that the
 loaders and the anomaly study run end to end where the real copies are absent."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small generated files in the formats of the real image data sets (METHOD.md 5.2): MNIST's four
+"""Small generated files in the formats of the real image data sets (docs/method.md 5.2): MNIST's four
 IDX files and a folder of aligned CelebA JPEGs, so that the loaders and the image studies run end to
 end where the real copies are absent."""
 

@@ -23,7 +23,7 @@ FORMS = ("conventional", "decomposed")
 REDUCTIONS = ("sum", "mean")
 LR_SCHEDULES = ("step", "constant")
 
-# Recorded settings of the anomaly trial (METHOD.md 5.3), each a choice whose first value is the
+# Recorded settings of the anomaly trial (docs/method.md 5.3), each a choice whose first value is the
 # default. The default is stored as None, so that naming it (``snapshot_rule=val_loss``) and leaving
 # it out give one key, and every key from before these settings existed stays the same.
 ANOMALY_CHOICES: dict[str, tuple[str, ...]] = {
@@ -38,7 +38,7 @@ ANOMALY_CHOICES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything that determines one trial's result (METHOD.md sections 2-6)."""
+    """Everything that determines one trial's result (docs/method.md sections 2-6)."""
 
     study: str
     """Name of the study in the registry (``toy``, ``toy-latent5``, ...)."""
@@ -81,7 +81,7 @@ class TrialConfig:
     data_seed: int = 0
     """Seed of the fixed data geometry (the toy embedding matrix V), the same for every trial."""
     fd_eps: float = 1e-3
-    """Step of the central finite difference used for D' (METHOD.md section 4)."""
+    """Step of the central finite difference used for D' (docs/method.md section 4)."""
     active_kl: float = 0.1
     """A latent dimension is active when its mean KL exceeds this."""
     points_cap: int = 2000
@@ -116,14 +116,14 @@ class TrialConfig:
     training half is trained on; nothing is held out, so ``snapshot_rule`` must be ``last``)."""
     scaling: str | None = None
     """Min-max scaling of the anomaly data: None (``all_rows``: each column over the whole data set,
-    METHOD.md 5.3) or ``train_half`` (over the rows of the training half only)."""
+    docs/method.md 5.3) or ``train_half`` (over the rows of the training half only)."""
     output_activation: str | None = None
-    """Activation after the decoder's last layer: None (``linear``, METHOD.md 5.3's choice), ``sigmoid``
+    """Activation after the decoder's last layer: None (``linear``, docs/method.md 5.3's choice), ``sigmoid``
     (inputs are min-max scaled to [0, 1]) or ``leaky_relu``."""
     batch_order: str | None = None
     """Order of the anomaly training rows in each epoch: None (``shuffled``: a new permutation every
     epoch, drawn from the trial's seed) or ``fixed`` (the split's order, the same every epoch, as the
-    paper's predecessor code walks its rows; METHOD.md 5.3). The split's order is itself random per
+    paper's predecessor code walks its rows; docs/method.md 5.3). The split's order is itself random per
     seed, so ``fixed`` is one shuffle kept for the whole run. Both draw the same noise."""
 
     def __post_init__(self) -> None:
@@ -172,7 +172,7 @@ class TrialConfig:
 
     @property
     def beta(self) -> float:
-        """beta = 1/lambda (conventional) or 1/lambda2 (decomposed), METHOD.md section 2."""
+        """beta = 1/lambda (conventional) or 1/lambda2 (decomposed), docs/method.md section 2."""
         weight = self.lam if self.form == "conventional" else self.lam2
         assert weight is not None
         return 1.0 / weight

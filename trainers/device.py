@@ -2,7 +2,7 @@
 on any device.
 
 A bundle trains on the device its Ray trial holds: CUDA when the trial was given a GPU (the
-driver asks Ray, ``isosweep.orchestrator.driver``), else the CPU. Parameters, Adam state, data,
+driver asks Ray, ``isosweep.orchestrator.trainable.trial_device``), else the CPU. Parameters, Adam state, data,
 noise and the float64 measurements all live there. What stays the same whatever the device:
 
 - **Random draws.** Every draw of a trial (batch order, reparameterisation noise, the fixed

@@ -14,7 +14,7 @@ the gradient of the square away from zero near 0 and the bound keeps beta >= ``b
 bound's gradient passes through where it would push the parameter back above the bound, so a
 parameter that reaches the bound is not stuck there.
 
-The project carries its own layer (METHOD.md 5.2): CompressAI cannot be installed beside this stack.
+The project carries its own layer (docs/method.md 5.2): CompressAI cannot be installed beside this stack.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The image trials of METHOD.md 5.2: MNIST and CelebA, trained for a number of iterations.
+"""The image trials of docs/method.md 5.2: MNIST and CelebA, trained for a number of iterations.
 
 One trial: load its images (``isosweep.trainers.data.mnist``, ``isosweep.trainers.data.celeba``), train the
 network of ``cfg.arch`` (``isosweep.trainers.image_models``) with Adam on the conventional or decomposed
-objective (``isosweep.trainers.objective``), then take the measurements of METHOD.md section 4 on the
+objective (``isosweep.trainers.objective``), then take the measurements of docs/method.md section 4 on the
 held-out images (``isosweep.trainers.measure``; no density estimates, the true p(x) being unknown) and
 draw the latent traversal grid (``isosweep.trainers.traversal``), returned as the trial's artifact
 ``traversal.png``.

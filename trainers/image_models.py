@@ -1,4 +1,4 @@
-"""Networks of the image studies (METHOD.md 5.2).
+"""Networks of the image studies (docs/method.md 5.2).
 
 - ``conv_gdn`` (CelebA, 3 x 64 x 64 inputs): encoder Conv(9x9, stride 2, 64, GDN) -
   Conv(5x5, s2, 64, GDN) x 3 - FC(1024, H, softplus) - FC(H, n) x 2 (mu and log sigma^2); decoder
@@ -38,7 +38,7 @@ class SigmoidMLPVAE(MLPVAE):
 
 
 class ConvGDNVAE(VAEModule):
-    """The CelebA conv VAE with GDN/IGDN (METHOD.md 5.2): ``encode(x) -> (mu, log sigma^2)`` for
+    """The CelebA conv VAE with GDN/IGDN (docs/method.md 5.2): ``encode(x) -> (mu, log sigma^2)`` for
     x of shape (batch, 3, 64, 64), ``decode(z) -> (batch, 3, 64, 64)``."""
 
     def __init__(self, latent_dim: int, hidden: int, channels: int = CONV_CHANNELS):

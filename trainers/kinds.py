@@ -1,14 +1,14 @@
 """The kinds of trial, registered in one place: which configs each owns, how one of its trials
 trains, whether its trials fuse, and how its data files are checked before a sweep starts.
 
-- ``mlp``: the MLP VAE of the toy studies (METHOD.md 5.1) and of a user's data file (``custom``),
+- ``mlp``: the MLP VAE of the toy studies (docs/method.md 5.1) and of a user's data file (``custom``),
   trained by epochs; trials with one fusion key train as one vectorised bundle
   (``isosweep.trainers.fused``).
-- ``anomaly``: the anomaly-detection trial of METHOD.md 5.3, with its own snapshot loop
+- ``anomaly``: the anomaly-detection trial of docs/method.md 5.3, with its own snapshot loop
   (``isosweep.trainers.anomaly``); reads its data set from the data root. Trials with one fusion
   key (one data set's grid points and seeds) train as one stacked bundle, each with its own split
   and snapshots.
-- ``image``: the MNIST and CelebA trials of METHOD.md 5.2, trained by iterations
+- ``image``: the MNIST and CelebA trials of docs/method.md 5.2, trained by iterations
   (``isosweep.trainers.image``); read their images from the data root.
 
 Every runner trains on the device it is given (``where``: ``"cuda"`` when the Ray trial holds a

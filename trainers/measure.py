@@ -1,4 +1,4 @@
-"""The measurements of METHOD.md section 4, taken after training on an evaluation set.
+"""The measurements of docs/method.md section 4, taken after training on an evaluation set.
 
 All of them run in float64 on a copy of the trained model in eval mode, so that the finite
 differences of D' are exact to about eps^2.
@@ -193,7 +193,7 @@ def measure(
     chunk: int = CHUNK,
     device: torch.device | str = "cpu",
 ) -> Measurements:
-    """All measurements of METHOD.md section 4 for one trained model.
+    """All measurements of docs/method.md section 4 for one trained model.
 
     ``x_eval`` has the model's input shape after its first axis (vectors, or (C, H, W) images).
     The density estimates need the true ``log_p_true``; without it (images) they are skipped.

@@ -2,7 +2,7 @@
 alone (no torch, no data), so that planning can size bundles to a GPU (``isosweep.orchestrator.plan``).
 
 The estimate, in bytes, for a member with ``P`` parameters, batches of ``B`` rows, activation
-widths summing to ``A`` per row (encoder outputs plus one or two decoder passes: METHOD.md section
+widths summing to ``A`` per row (encoder outputs plus one or two decoder passes: docs/method.md section
 2, the decomposed form decodes ``mu`` and ``z``), ``R`` training rows of ``m`` inputs and latent
 size ``n``::
 
@@ -38,7 +38,7 @@ ANOMALY_SHAPES: dict[str, tuple[int, int]] = {
     "thyroid": (6, 1_659),
     "arrhythmia": (274, 175),
 }
-"""(inputs, training rows of one seed's split) of the real anomaly data sets (METHOD.md 5.3), as
+"""(inputs, training rows of one seed's split) of the real anomaly data sets (docs/method.md 5.3), as
 ``split_rows`` gives them for seed 0 (other seeds differ by a few rows)."""
 TOY_INPUTS = 16
 

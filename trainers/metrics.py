@@ -1,4 +1,4 @@
-"""The reconstruction metrics D(a, b) of METHOD.md section 3, registered by name in one place.
+"""The reconstruction metrics D(a, b) of docs/method.md section 3, registered by name in one place.
 
 Every metric maps two batches of shape (batch, ...) to a per-sample tensor of shape (batch,). The
 same function serves training, the decomposed terms and every measurement, so no part of the
@@ -35,12 +35,12 @@ def _sq_sum(a: Tensor, b: Tensor, reduction: str) -> Tensor:
 
 
 def dconv_scale(u: Tensor) -> Tensor:
-    """a(u) = 2/3 + 2||u||^2/21, the downward-convex metric's scale (METHOD.md section 3)."""
+    """a(u) = 2/3 + 2||u||^2/21, the downward-convex metric's scale (docs/method.md section 3)."""
     return _DCONV_OFFSET + _DCONV_SLOPE * _flat(u).pow(2).sum(dim=1)
 
 
 def uconv_scale(u: Tensor) -> Tensor:
-    """a(u) = 1 / (2/3 + 2||u||^2/21), the upward-convex metric's scale (METHOD.md section 3)."""
+    """a(u) = 1 / (2/3 + 2||u||^2/21), the upward-convex metric's scale (docs/method.md section 3)."""
     return 1.0 / dconv_scale(u)
 
 
@@ -100,7 +100,7 @@ def _l2(a: Tensor, b: Tensor, reduction: str) -> Tensor:
     return (_flat(a) - _flat(b)).norm(dim=1)
 
 
-# SSIM as METHOD.md section 3 fixes it: Gaussian window 11, sigma 1.5, data range 1, K = (0.01, 0.03).
+# SSIM as docs/method.md section 3 fixes it: Gaussian window 11, sigma 1.5, data range 1, K = (0.01, 0.03).
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 
@@ -121,7 +121,7 @@ def _bce_metric(a: Tensor, b: Tensor, reduction: str) -> Tensor:
 
 def _bce_divergence(a: Tensor, b: Tensor, reduction: str) -> Tensor:
     # bce(a, a) is the entropy of a, not 0: the Bernoulli KL divergence bce(a, b) - bce(a, a)
-    # is the distance (METHOD.md section 3); without it D' comes out orders of magnitude too large.
+    # is the distance (docs/method.md section 3); without it D' comes out orders of magnitude too large.
     return _bce(a, b) - _bce(a, a)
 
 

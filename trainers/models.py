@@ -1,4 +1,4 @@
-"""Networks of METHOD.md section 5: the MLP VAE of the toy study.
+"""Networks of docs/method.md section 5: the MLP VAE of the toy study.
 
 Encoder FC(m, h1, act) - FC(h1, h2, act) - FC(h2, n) x 2 (mu and log sigma^2); the decoder mirrors
 it with a linear output (or ``output_activation``, a recorded setting of the anomaly trial).

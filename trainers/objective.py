@@ -1,4 +1,4 @@
-"""The VAE objectives of METHOD.md section 2, in code form with lambda = 1/beta.
+"""The VAE objectives of docs/method.md section 2, in code form with lambda = 1/beta.
 
 - conventional: ``L = lambda * D(x, x_hat) + KL``
 - decomposed:   ``L = lambda1 * D_T(x, x_breve) + lambda2 * D(x_breve, x_hat) + KL``

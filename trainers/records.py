@@ -12,7 +12,7 @@ import numpy as np
 from isosweep.trainers.config import TrialConfig
 
 ESTIMATES = ("prior", "elbo", "post", "elbo_metric", "post_metric")
-"""The density estimates of log p(x) that a trial with a known density records (METHOD.md
+"""The density estimates of log p(x) that a trial with a known density records (docs/method.md
 section 4; ``isosweep.trainers.measure``): columns ``corr_<name>`` and ``rank_<name>`` of its
 ``trials`` row, ``log_<name>`` of its ``points``."""
 

@@ -196,7 +196,7 @@ class StackedVAE:
 
     def decode_pair(self, mu: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """``(decode(mu), decode(z))`` in one pass over the decoder, the two batches side by side:
-        half the operations, each twice as long (the decomposed form decodes both, METHOD.md
+        half the operations, each twice as long (the decomposed form decodes both, docs/method.md
         section 2). Column j of a product depends only on column j of its input, so this computes
         the same values; only the order of the additions in the weight gradients differs."""
         if not self.feature_major:
@@ -242,7 +242,7 @@ class StackedVAE:
 
 
 class MemberLosses:
-    """The per-member objective (METHOD.md section 2, eqs. 1-3 and 9 of the paper), vectorised.
+    """The per-member objective (docs/method.md section 2, eqs. 1-3 and 9 of the paper), vectorised.
 
     Members with the same (loss, reduction) are evaluated together by the registered metric, so
     any metric of ``isosweep.trainers.metrics`` works and gives exactly its unfused value.

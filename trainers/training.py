@@ -4,7 +4,7 @@ snapshot loop (``isosweep.trainers.anomaly``) and the image trials' iterations
 
 - the progress callback (``ReportFn``) and the checkpoint it may ask for (``Checkpoint``);
 - the seed of a trial's own training draws (``loop_seed``);
-- the learning-rate schedule (``step_learning_rate``, METHOD.md 5.1);
+- the learning-rate schedule (``step_learning_rate``, docs/method.md 5.1);
 - when progress is reported (``report_epochs``) and the terms each report and curve row carry;
 - what training hands on (``TrainOutcome``), or raises when the loss is no longer finite.
 
@@ -46,7 +46,7 @@ def loop_seed(seed: int) -> int:
 def step_learning_rate(cfg: TrialConfig, done: int, total: int) -> float:
     """The learning rate of the next epoch or iteration when ``done`` of ``total`` are finished:
     ``lr``, then ``lr/10`` for the last third (the last ``total // 3``) under the ``step``
-    schedule (METHOD.md 5.1); ``lr`` throughout under ``constant``."""
+    schedule (docs/method.md 5.1); ``lr`` throughout under ``constant``."""
     if cfg.lr_schedule == "step" and done >= total - total // 3:
         return cfg.lr / 10.0
     return cfg.lr

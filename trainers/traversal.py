@@ -1,4 +1,4 @@
-"""Latent traversal grids of the image studies (METHOD.md 5.2; the paper's figures 4, 5 and 28).
+"""Latent traversal grids of the image studies (docs/method.md 5.2; the paper's figures 4, 5 and 28).
 
 One held-out image is encoded to mu; each row takes one latent dimension j, in the order of the
 dimensions' mean sigma^-2 (rank 1, the most important, at the top), and decodes mu with z_j set to

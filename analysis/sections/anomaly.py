@@ -1,4 +1,4 @@
-"""Sections of the anomaly-detection report (METHOD.md 5.3; the paper's section 5.3 and table 5).
+"""Sections of the anomaly-detection report (docs/method.md 5.3; the paper's section 5.3 and table 5).
 
 The numbers come from the named queries ``anomaly_summary`` (paper point and best grid point by
 validation F1, beside the cited published numbers), ``anomaly_grid`` (the heatmaps),
@@ -58,7 +58,7 @@ def detection_summary(ctx: ReportContext) -> Section:
     df = ctx.frame("anomaly_summary")
     section.note(
         "Mean (SD) over seeds of the test precision, recall and F1 of the anomaly class, with the "
-        "L_x score and the top-r threshold (METHOD.md 5.3). `best validation F1`: the grid point with "
+        "L_x score and the top-r threshold (docs/method.md 5.3). `best validation F1`: the grid point with "
         "the highest mean validation F1 (the training half's held-out normal rows and its anomalies; "
         "the test half is never used to choose). baseline_f1: no model, score = distance to the mean "
         "of the normal training rows. paper_f1_cited and radogaga_f1_cited are the published mean F1 "
@@ -228,7 +228,7 @@ PROTOCOL_DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
         "snapshots",
         "10, one every 1/10 of the epochs",
         "not stated",
-        "METHOD.md's choice; `snapshots=N` lets the rule choose among N (F1 is not monotone in training time)",
+        "docs/method.md's choice; `snapshots=N` lets the rule choose among N (F1 is not monotone in training time)",
     ),
     (
         "batch_order",
@@ -238,7 +238,7 @@ PROTOCOL_DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
         "the same noise (KDDCup, 60 epochs, 3 seeds: -0.001, its F1 curve the shuffled one's)",
     ),
 )
-"""Where this project's anomaly protocol may differ from the paper's (METHOD.md 5.3): the setting,
+"""Where this project's anomaly protocol may differ from the paper's (docs/method.md 5.3): the setting,
 ours, the paper's, and why ours; each can be run the other way as a recorded setting."""
 
 ABLATION_COLUMNS = (
@@ -269,7 +269,11 @@ def settings_ablation(ctx: ReportContext) -> Section:
     ]
     section.add(
         frame_table(
-            "anomaly_protocol", "The anomaly protocol beside the paper's (METHOD.md 5.3)", pd.DataFrame(rows), None, ""
+            "anomaly_protocol",
+            "The anomaly protocol beside the paper's (docs/method.md 5.3)",
+            pd.DataFrame(rows),
+            None,
+            "",
         )
     )
     df = ctx.frame("anomaly_ablation")

@@ -9,7 +9,7 @@ from isosweep.analysis.document import Section, frame_table
 
 def summary(ctx: ReportContext) -> Section | None:
     """Per data file, loss and lambda: active dims, their norms and sigma^-2 ratios, the density
-    correlations (METHOD.md section 4), averaged over seeds."""
+    correlations (docs/method.md section 4), averaged over seeds."""
     df = ctx.frame("custom_summary")
     if df.empty:
         return None

@@ -1,4 +1,4 @@
-"""Sections of the image studies' reports (``mnist``, ``celeba``; METHOD.md 5.2, the paper's figures
+"""Sections of the image studies' reports (``mnist``, ``celeba``; docs/method.md 5.2, the paper's figures
 4, 5 and 28): a summary row per trial, then per trial the bar chart of mean sigma^-2 with the norm
 per dimension and the latent traversal grid beside it (read from the store's artifacts)."""
 

@@ -1,4 +1,4 @@
-"""Sections of the toy studies' report (METHOD.md 5.1; the paper's tables 1, 2, 4, figures 3, 10, 13-24).
+"""Sections of the toy studies' report (docs/method.md 5.1; the paper's tables 1, 2, 4, figures 3, 10, 13-24).
 
 Each function takes the report context and returns a Section (or None where it does not apply).
 The numbers come from the named queries ``toy_dims``, ``toy_corr``, ``toy_rate_distortion`` and

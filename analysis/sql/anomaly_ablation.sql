@@ -1,4 +1,4 @@
--- Anomaly detection (METHOD.md 5.3): what each recorded setting moves. One row per (budget, data
+-- Anomaly detection (docs/method.md 5.3): what each recorded setting moves. One row per (budget, data
 -- set, lambda1, lambda2, settings), `default` first: mean (SD) test F1 over seeds with its 95 %
 -- interval (mean +- t(0.975, n-1) * SD / sqrt(n)), and, for a setting, the paired difference to
 -- its reference trials of the same seeds (a setting keeps the default's 50/50 halves, initial

@@ -1,4 +1,4 @@
--- Anomaly detection (METHOD.md 5.3), one row per (budget, data set, lambda1, lambda2): mean and SD
+-- Anomaly detection (docs/method.md 5.3), one row per (budget, data set, lambda1, lambda2): mean and SD
 -- over seeds of the test F1, precision and recall, the mean validation F1, the no-model reference
 -- and the mean epoch of the selected snapshot. The data of an F1 heatmap: one panel per (budget,
 -- data set), lambda1 on one axis and lambda2 on the other; mark the paper's point and the best

@@ -1,4 +1,4 @@
--- Anomaly detection (METHOD.md 5.3): the test F1 (mean and SD over seeds) that each rule for
+-- Anomaly detection (docs/method.md 5.3): the test F1 (mean and SD over seeds) that each rule for
 -- choosing one of a run's snapshots would give, per (budget, data set, lambda1, lambda2).
 -- `best validation F1` (ties: lower validation loss) is the rule the studies plan; `lowest
 -- validation loss` and `last` use no label at all; `best test F1` peeks at the test labels, an

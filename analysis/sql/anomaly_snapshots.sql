@@ -1,4 +1,4 @@
--- Anomaly detection (METHOD.md 5.3): test F1, validation F1 and validation loss at each of the
+-- Anomaly detection (docs/method.md 5.3): test F1, validation F1 and validation loss at each of the
 -- snapshots, averaged over seeds, per (budget, data set, lambda1, lambda2); `selected` counts the
 -- seeds whose run kept that snapshot (by its snapshot rule). F1 is not monotone in training time.
 -- A seed's trials that differ in their snapshot rule alone record the same snapshots:

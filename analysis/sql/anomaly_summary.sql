@@ -1,4 +1,4 @@
--- Anomaly detection (METHOD.md 5.3), per budget and data set: mean (SD) over seeds of the test
+-- Anomaly detection (docs/method.md 5.3), per budget and data set: mean (SD) over seeds of the test
 -- precision, recall and F1 at the paper's (lambda1, lambda2), and at the grid point with the best
 -- mean validation F1, chosen without looking at the test half (only points of the planned grid
 -- with the most seeds compete; grid_points_compared says how many; a search's points are in

@@ -1,4 +1,4 @@
--- Image bottleneck studies (METHOD.md 5.2), one row per ok trial: the number of active dims
+-- Image bottleneck studies (docs/method.md 5.2), one row per ok trial: the number of active dims
 -- (mean KL > 0.1), the mean of the per-dim norms (2/beta) sigma^2 D' over the active dims and over
 -- the dims with mean sigma^-2 > 10 (theory: 1; below 1 where sigma^-2 is small, since the exact
 -- optimum of a linear-Gaussian dim is 1 - sigma^2), the coding loss D(x_breve, x_hat) against

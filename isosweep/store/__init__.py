@@ -1,6 +1,6 @@
 """The results store: per-trial Parquet files under a local folder or any fsspec URL.
 
-Layout (ARCHITECTURE.md): ``<store>/<table>/study=<study>/<trial_key>.parquet`` for the tables of
+Layout (docs/architecture.md): ``<store>/<table>/study=<study>/<trial_key>.parquet`` for the tables of
 ``isosweep.schema``, and ``<store>/artifacts/<trial_key>/<name>`` for a trial's files (images).
 Every file is written atomically (a temporary name then a rename on local
 disks; a single PUT on object stores), and a trial's ``trials`` file is written last, so a reader

@@ -1,4 +1,4 @@
-"""The image bottleneck studies (METHOD.md 5.2): variants that move latent size, width and lambda
+"""The image bottleneck studies (docs/method.md 5.2): variants that move latent size, width and lambda
 together, the budgets, bad data paths refused before anything runs, artifacts written before the
 trials file, and the smoke runs of both studies end to end through the CLI on small generated files
 in the real formats, with their report sections."""

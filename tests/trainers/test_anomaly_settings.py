@@ -1,5 +1,5 @@
 """The anomaly trial's recorded settings (``TrialConfig``: split, scaling, snapshot_rule, score,
-output_activation, batch_order; METHOD.md 5.3): each is part of the key only when it differs from its default,
+output_activation, batch_order; docs/method.md 5.3): each is part of the key only when it differs from its default,
 each does what its docstring says, and the rules that do not change training pick exactly the
 snapshot that the curves of a default trial point to."""
 

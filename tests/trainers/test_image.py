@@ -1,4 +1,4 @@
-"""The image trials (METHOD.md 5.2): the conv VAE's shapes, D' by finite differences for SSIM and
+"""The image trials (docs/method.md 5.2): the conv VAE's shapes, D' by finite differences for SSIM and
 BCE against their second-order terms along J e_j, the iteration loop's exact resume and batch
 order, the loader's independence of its worker count, and the traversal grid."""
 
@@ -78,7 +78,7 @@ def test_ssim_dprime_by_finite_differences_agrees_with_its_second_order_term():
 
 
 def test_bce_dprime_agrees_with_the_bernoulli_fisher_form():
-    # tanh, not relu: a finite step must not cross a kink (METHOD.md 4).
+    # tanh, not relu: a finite step must not cross a kink (docs/method.md 4).
     model = build_image_model(_mnist_cfg(activation="tanh"), 784).double().eval()
     x = torch.rand(5, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     bce = get_metric("bce")

@@ -1,4 +1,4 @@
-"""The image loaders (METHOD.md 5.2): MNIST's IDX files (gzip or plain) and the folder of aligned
+"""The image loaders (docs/method.md 5.2): MNIST's IDX files (gzip or plain) and the folder of aligned
 CelebA JPEGs, on small generated files in the real formats and on the real MNIST files when present
 (read where they are); bad files give one clear line naming the file."""
 

@@ -1,4 +1,4 @@
-"""The anomaly-detection trial of METHOD.md section 5.3 (paper, section 5.3 and table 5).
+"""The anomaly-detection trial of docs/method.md section 5.3 (paper, section 5.3 and table 5).
 
 Per seed: a random 50/50 split of the data set; a VAE with the decomposed objective
 ``lambda1 * D_T(x, x_breve) + lambda2 * se(x_breve, x_hat) + KL`` is trained on the normal rows of
@@ -10,7 +10,7 @@ by the mu +- sigma average: ``isosweep.trainers.measure.score_lx``); the rows wh
 the ``(1 - r)`` quantile of the test scores are flagged, ``r`` the data set's anomaly ratio, and
 precision, recall and F1 of the anomaly class are reported.
 
-Recorded settings (``TrialConfig``; METHOD.md 5.3) change one step of this protocol each, for a
+Recorded settings (``TrialConfig``; docs/method.md 5.3) change one step of this protocol each, for a
 seed keeping the default's halves, initial weights and noise so that their trials pair seed by seed
 with the default's: ``split`` (``paper``: nothing held out), ``scaling`` (``train_half``: min-max
 over the training half), ``snapshot_rule`` (``val_f1``, ``last``), ``score`` (``recon``: L_x less

@@ -151,7 +151,7 @@ def train_anomaly_bundle(
     """Train anomaly trials of one fusion key together on device ``where``, each on its own
     ``split.fit`` with its own snapshots; resume from ``checkpoint`` when given.
 
-    Each member keeps everything of a trial trained alone (METHOD.md 5.3): its split, its random
+    Each member keeps everything of a trial trained alone (docs/method.md 5.3): its split, its random
     stream (batch order, then the noise of each batch, from its own CPU generator in the order the
     unbundled trial draws them: ``isosweep.trainers.device``), its fixed validation noise, its
     snapshots chosen by its validation loss, its F1 and curves. A member whose loss or validation

@@ -1,4 +1,4 @@
-"""The evaluation protocol of the anomaly trial (METHOD.md 5.3): each seed's split of the rows, the
+"""The evaluation protocol of the anomaly trial (docs/method.md 5.3): each seed's split of the rows, the
 threshold at the data set's anomaly ratio, precision, recall and F1 (plain and weighted, for the
 validation F1), the no-model reference, the scores of a model, the snapshot epochs and the rule
 that keeps one snapshot. NumPy throughout, but for the scores of a model (``model_scores``)."""

@@ -1,4 +1,4 @@
-"""The anomaly-detection data sets of METHOD.md section 5.3, read from a data root through fsspec.
+"""The anomaly-detection data sets of docs/method.md section 5.3, read from a data root through fsspec.
 
 - ``kddcup``: the UCI KDD Cup 1999 10 % file (``kddcup99/kddcup.data_10_percent.gz``, or the plain
   CSV ``kddcup99/kddcup.data_10_percent``): 41 features and a label ending in ``.``; the 7 symbolic
@@ -52,7 +52,7 @@ class AnomalySpec:
     files: tuple[str, ...]
     """Candidate paths under the data root, first found is read."""
     anomaly_ratio: float
-    """r: the share of test rows flagged as anomalies (METHOD.md 5.3: 0.2, 0.025, 0.15, 0.2)."""
+    """r: the share of test rows flagged as anomalies (docs/method.md 5.3: 0.2, 0.025, 0.15, 0.2)."""
 
 
 ANOMALY_DATASETS: dict[str, AnomalySpec] = {

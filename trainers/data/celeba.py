@@ -1,4 +1,4 @@
-"""CelebA (METHOD.md 5.2) from the aligned JPEGs under ``<data root>/celeba/img_align_celeba/``.
+"""CelebA (docs/method.md 5.2) from the aligned JPEGs under ``<data root>/celeba/img_align_celeba/``.
 
 Liu, Luo, Wang, Tang, "Deep learning face attributes in the wild", ICCV 2015: 202,599 aligned and
 cropped faces of 178 x 218 pixels, named ``000001.jpg`` ... ``202599.jpg``. Each image is centre-

@@ -9,7 +9,7 @@ The CLI checks the file before anything starts (:func:`read_custom`) and copies 
 Preparation, the same for every trial of a file **(choice)**:
 
 - The features are centred and scaled by one common factor so that their total variance is 7/2,
-  the toy data's (METHOD.md 5.1). One factor for all columns keeps the data's geometry (distances,
+  the toy data's (docs/method.md 5.1). One factor for all columns keeps the data's geometry (distances,
   the PCA-like ranking of directions the study measures), and the common scale makes lambda and the
   ``dconv``/``uconv`` metrics (whose ``a(u)`` averages 1 at total variance 7/2) mean what they mean
   on the toy data. The true log-density moves by the constant ``-m log(factor)``, which leaves every

@@ -13,7 +13,7 @@ from isosweep.trainers.data.errors import require_root
 from isosweep.trainers.data.mnist import HOLDS, load_mnist
 
 IMAGE_DATASETS = ("mnist", "celeba")
-"""The image data sets of METHOD.md 5.2, trained by ``isosweep.trainers.image``."""
+"""The image data sets of docs/method.md 5.2, trained by ``isosweep.trainers.image``."""
 
 
 def check_image_files(configs: Sequence[TrialConfig], root: str | None) -> None:

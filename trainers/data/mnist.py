@@ -1,4 +1,4 @@
-"""MNIST (METHOD.md 5.2) from the four standard IDX files under ``<data root>/mnist/``.
+"""MNIST (docs/method.md 5.2) from the four standard IDX files under ``<data root>/mnist/``.
 
 LeCun, Cortes, Burges, "The MNIST database of handwritten digits": ``train-images-idx3-ubyte``,
 ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each

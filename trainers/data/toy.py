@@ -1,4 +1,4 @@
-"""The toy data sets of the paper's section 5.1 (METHOD.md section 5.1), with exact densities.
+"""The toy data sets of the paper's section 5.1 (docs/method.md section 5.1), with exact densities.
 
 Three independent sources ``s = (s1, s2, s3)`` with variances 1/6, 2/3, 8/3 (ratio 1 : 4 : 16) are
 embedded in R^16 by ``x = V s`` where V has orthonormal columns (QR of a Gaussian matrix from a
@@ -61,7 +61,7 @@ class Source:
 TOY_DATASETS: dict[str, tuple[str, str, str]] = {
     "norm": ("normal", "normal", "normal"),
     "ramp": ("ramp", "ramp", "ramp"),
-    # METHOD.md's choice for `mix`: three different shapes.
+    # docs/method.md's choice for `mix`: three different shapes.
     "mix": ("uniform", "ramp", "normal"),
 }
 

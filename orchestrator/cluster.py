@@ -5,6 +5,7 @@ anything is written. Also the plan's sizing to the cluster's slots and GPUs."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -47,6 +48,10 @@ def connect(address: str | None) -> None:
             f"cannot connect to Ray at {address or 'a new local instance'}: {first_line(exc)}; "
             "check the address (ray status on the head node prints it)"
         ) from None
+    # Ray shuts down at exit (its own atexit hook, registered by ray.init, so it runs after this one):
+    # the workers then receive SIGTERM, and one caught inside a clean-up prints Ray's exit
+    # traceback, which the driver would forward to the user's terminal after the last line.
+    atexit.register(forward_worker_output, False)
     # ray.init replaced the SIGTERM handler (with one that exits at once, and natively one that
     # aborts with a stack dump): SIGTERM and SIGHUP stop the sweep as Ctrl-C does instead.
     stop_signals_as_ctrl_c()

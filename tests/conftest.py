@@ -101,4 +101,3 @@ def tiny_disk(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import isosweep
-from helpers import cli_env, write_trial
+from helpers import EXE, cli_env, write_trial
 from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.orchestrator.compact import compact
@@ -33,7 +32,6 @@ from isosweep.store import Store
 from isosweep.studies import STUDIES, parse_where
 from isosweep.trainers.config import TrialConfig
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 WHERE = "dataset=mix,lam=100"
 SWEEP = ("toy", "--budget", "smoke", "--where", WHERE)
 DIMS_PER_TRIAL = 3

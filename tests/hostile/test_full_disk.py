@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, fill
+from helpers import EXE, cli_env, fill
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 RAY_MARKER = ".validate_storage_marker"
 """Ray writes this file empty on purpose, to test that it can write the folder; nothing reads it."""
 

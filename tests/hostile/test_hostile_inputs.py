@@ -27,6 +27,7 @@ import pytest
 from anomaly_files import write_anomaly_files
 from support import make_store, snapshot
 
+from helpers import EXE
 from isosweep.cli import main
 
 SECRET = "hostile-canary-7f3a"
@@ -578,12 +579,11 @@ def test_ctrl_c_during_a_query_is_one_line(world: Path, delay: float) -> None:
     import signal
     import time
 
-    exe = Path(sys.executable).parent / "isosweep"
     before = snapshot(world)
     # PYTHONFAULTHANDLER: if it hangs, SIGABRT makes it print every thread's stack for the report.
     proc = subprocess.Popen(
         [
-            str(exe),
+            EXE,
             "query",
             "select sum(i::double * i) from range(1000000000000) t(i)",
             "--store",

@@ -21,13 +21,12 @@ from support import make_store, snapshot
 from test_hostile_inputs import Case, run_case
 
 import isosweep
-from helpers import cli_env
+from helpers import EXE, cli_env
 from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.store import Store
 from isosweep.trainers.data import data_root
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 HUGE = "99999999999999999999"
 """An integer beyond 64 bits."""
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from support import snapshot, start_run_until
 
-from helpers import cli_env
-
-EXE = str(Path(sys.executable).parent / "isosweep")
+from helpers import EXE, cli_env
 
 
 def test_a_gpu_on_a_cluster_without_one_is_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from support import start_run_until
 
-from helpers import cli_env
+from helpers import EXE, cli_env
 from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
-
-EXE = str(Path(sys.executable).parent / "isosweep")
 
 
 @pytest.fixture(autouse=True)

@@ -7,17 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import cli_env, isosweep, wait_until_still
+from helpers import EXE, cli_env, isosweep, wait_until_still
 from isosweep.orchestrator.faults import KILL_IN_WRITE_ENV, RAISE_ENV, Faults
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 SWEEP = ["run", "toy", "--budget", "smoke"]
 
 

@@ -7,12 +7,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
-from helpers import cli_env, free_port, isosweep
-
-EXE = str(Path(sys.executable).parent / "isosweep")
+from helpers import EXE, cli_env, free_port, isosweep
 
 
 def test_sweep_status_query_compact_and_resume_on_s3(s3_server):

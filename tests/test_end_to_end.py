@@ -3,6 +3,8 @@
 import hashlib
 import json
 
+import pytest
+
 from helpers import isosweep
 
 
@@ -64,6 +66,7 @@ def test_every_trial_has_its_measurements(smoke_store):
     assert json.loads(points) == {"n": 90 * 256}
 
 
+@pytest.mark.slow  # starts Ray again
 def test_running_again_runs_nothing_and_touches_nothing(smoke_store):
     before = _snapshot(smoke_store)
     proc = isosweep("run", "toy", "--budget", "smoke", "--no-compact", "--store", str(smoke_store))

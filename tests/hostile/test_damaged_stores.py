@@ -89,6 +89,7 @@ def compacted_file(store: Path, table: str) -> Path:
 # -- results lost without a word -------------------------------------------------------------
 
 
+@pytest.mark.slow  # a Ray sweep
 def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store)
@@ -125,6 +126,7 @@ def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_pa
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "3", "0", "0", "87", "0"]
 
 
+@pytest.mark.slow  # a Ray sweep
 def test_random_bytes_in_a_compacted_dims_file_are_reported_and_its_trials_trained_again(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store, compacted=True)
@@ -214,7 +216,7 @@ def test_rows_written_before_the_row_counts_need_dims_and_curves(tmp_path):
 # -- wrong answers: a file of a foreign schema -----------------------------------------------
 
 
-@pytest.mark.parametrize("table", ["trials", "dims"])
+@pytest.mark.parametrize("table", ["trials", pytest.param("dims", marks=pytest.mark.slow)])
 def test_a_foreign_parquet_file_is_unreadable_for_every_reader(tmp_path, capsys, table):
     store = tmp_path / "store"
     keys = fabricate(store)

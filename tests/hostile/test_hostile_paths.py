@@ -285,6 +285,7 @@ def test_a_run_with_a_tilde_store_writes_under_home(tmp_path: Path) -> None:
     assert os.listdir(cwd) == []
 
 
+@pytest.mark.slow  # a report
 def test_a_report_to_a_tilde_folder_goes_under_home(world: Path, capsys, monkeypatch, tmp_path: Path) -> None:
     """``report --out '~/rep'`` writes $HOME/rep, and again over its own regular files; nothing
     else changes."""

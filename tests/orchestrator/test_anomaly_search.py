@@ -103,6 +103,7 @@ def test_search_only_on_the_anomaly_grid(tmp_path, capsys):
         assert "--search runs on a study with a (lambda1, lambda2) grid (anomaly), not" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two Ray searches
 def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path, data_root):
     store = tmp_path / "store"
     first = _search(store, data_root, "--num-samples", "2", "--seeds", "2", "--lam-range", "2000:50000")
@@ -141,6 +142,7 @@ def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path
     assert len(table) == 1 + 3 and table[1].split(",")[2] == "1"  # ranked by validation F1, best first
 
 
+@pytest.mark.slow  # a Ray search
 def test_history_holds_complete_points_and_queues_unfinished_ones(tmp_path, data_root):
     store_path = tmp_path / "store"
     _search(store_path, data_root, "--num-samples", "2", "--seeds", "2")

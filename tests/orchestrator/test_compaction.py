@@ -36,6 +36,7 @@ def store_copy(smoke_store, tmp_path) -> Path:
     return copy
 
 
+@pytest.mark.slow  # the whole smoke store, and Ray started once; sweeps compact in the fast tier (test_custom_study)
 def test_compaction_merges_files_and_changes_no_answer(store_copy):
     before = views(store_copy)
     assert len(parquet_files(store_copy, "trials")) == 90
@@ -54,7 +55,8 @@ def test_compaction_merges_files_and_changes_no_answer(store_copy):
     assert "compacted 0 file(s) into 0 file(s)" in isosweep("compact", "--store", str(store_copy)).stdout
 
 
-@pytest.mark.parametrize("phase", ["after-write", pytest.param("mid-remove", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a killed compaction of the whole smoke store, then one more, each checked by 4 queries
+@pytest.mark.parametrize("phase", ["after-write", "mid-remove"])
 def test_compaction_killed_at_each_phase(store_copy, phase):
     before = views(store_copy)
     proc = subprocess.run(

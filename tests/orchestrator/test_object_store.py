@@ -8,9 +8,12 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from helpers import EXE, cli_env, free_port, isosweep
 
 
+@pytest.mark.slow  # a Ray sweep on S3, killed and resumed
 def test_sweep_status_query_compact_and_resume_on_s3(s3_server):
     url = "s3://isosweep-test/sweeps"
     args = ["run", "toy", "--budget", "smoke", "--where", "dataset=mix,loss=se|dconv", "--store", url]

@@ -61,6 +61,7 @@ def snapshot(store: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.slow  # several Ray sweeps
 def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
     store = tmp_path / "store"
     # --fuse 3: ten units, each merged by its worker into one file per table; the sweep's end then
@@ -106,7 +107,8 @@ def trial_runs(store: Path) -> dict[str, set]:
 @pytest.mark.parametrize(
     "phase,fuse",
     [
-        ("worker-after-write", "auto"),  # a worker merging its unit's files kills the driver and itself
+        # a worker merging its unit's files kills the driver and itself
+        pytest.param("worker-after-write", "auto", marks=pytest.mark.slow),
         pytest.param("worker-mid-remove", "auto", marks=pytest.mark.slow),
         pytest.param("after-write", "3", marks=pytest.mark.slow),  # the sweep's end (ten units: it merges)
         pytest.param("mid-remove", "3", marks=pytest.mark.slow),

@@ -24,6 +24,7 @@ def files(tmp_path_factory):
     return write_anomaly_files(tmp_path_factory.mktemp("anomaly-data"))
 
 
+@pytest.mark.slow  # reads the whole KDD Cup file
 def test_real_kddcup_has_121_dims_and_20_percent_anomalies(shared_data):
     data = load_anomaly("kddcup", str(shared_data))
     assert data.x.shape == (494_021, 121)

@@ -182,7 +182,9 @@ def test_a_search_killed_mid_write_is_finished_by_resume(tmp_path, data_root):
     # The kill left no half-written file where readers look: every Parquet file of the tables
     # (per-trial, or a worker's merge of them) reads whole, and the trials rows are the finished ones.
     visible = [p for table in ("trials", "dims", "curves", "points") for p in (store / table).rglob("*.parquet")]
-    assert visible and all(pq.read_table(p).num_rows == pq.read_metadata(p).num_rows > 0 for p in visible)
+    rows = {p: pq.read_table(p).num_rows for p in visible}  # data pages and all
+    assert rows and all(n == pq.read_metadata(p).num_rows for p, n in rows.items())
+    assert all((n == 0) == (p.parts[-3] == "points") for p, n in rows.items())  # anomaly trials have no points
     assert sum(pq.read_metadata(p).num_rows for p in visible if p.parts[-3] == "trials") == len(before)
     resumed = isosweep("resume", SWEEP, "--store", str(store))
     assert "ok 6, failed 0, diverged 0, missing 0 of 6" in resumed.stdout

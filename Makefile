@@ -1,11 +1,12 @@
-# isosweep: `make demo` runs the main job, `make test` the test suite. Both install first if needed.
+# isosweep: `make demo` runs the main job, `make test` the fast tests (a few minutes), `make test-all`
+# every test a CPU machine can run (what CI runs). All install first if needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STORE ?= demo-results
 
-.PHONY: install demo test test-all test-kernels test-slow test-gpu lint gpu-check clean
+.PHONY: install demo test test-all test-kernels test-slow test-gpu lint docs gpu-check clean
 
 install: $(STAMP)
 
@@ -20,8 +21,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/isosweep run toy --budget quick --where lam=100 --store $(DEMO_STORE)
 
+# The fast tier: every module at smoke size, the heavier variants left to `test-slow`
+# (pyproject.toml's addopts: -m 'not slow and not gpu').
 test: install
 	$(BIN)/python -m pytest -q
+
+# Everything but the gpu tests, the slow tier included, then the legacy results under other kernels.
+test-all: install
+	$(BIN)/python -m pytest -q -m "not gpu"
+	$(MAKE) test-kernels
 
 # The legacy results retrained under CPU kernels other than this machine's own choice, so that a
 # tolerance too tight for another machine fails here (tests/legacy_retrain.py, RTOL).
@@ -37,6 +45,10 @@ lint: install
 	bash .ci/stage_package.sh build/typecheck
 	cd build/typecheck && ../../$(BIN)/mypy -p isosweep
 
+# The documentation site, built as it is published; a broken link or a missing page fails it.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
@@ -50,4 +62,4 @@ gpu-check:
 	bash benchmarks/gpu_check.sh $(GPU_DATA) gpu-check
 
 clean:
-	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache
+	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache build

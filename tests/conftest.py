@@ -101,16 +101,3 @@ def tiny_disk(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def fill(folder: Path, leave_bytes: int = 0) -> None:
-    """Fill the file system of ``folder`` until at most ``leave_bytes`` are free (a file
-    ``filler`` there holds the space)."""
-    stat = os.statvfs(folder)
-    free = stat.f_bavail * stat.f_frsize
-    with open(folder / "filler", "wb") as f:
-        try:
-            f.write(b"\0" * max(0, free - leave_bytes))
-            f.flush()
-        except OSError:
-            pass  # full already

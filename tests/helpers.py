@@ -17,6 +17,8 @@ from isosweep.trainers.records import TrialResult, TrialStatus
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+EXE = str(Path(sys.executable).parent / "isosweep")
+"""The installed `isosweep` console script."""
 
 
 def cli_env() -> dict[str, str]:
@@ -28,11 +30,22 @@ def cli_env() -> dict[str, str]:
 
 def isosweep(*args: str, check: bool = True, timeout: float = 600):
     """Run the installed `isosweep` console script as a user would."""
-    exe = Path(sys.executable).parent / "isosweep"
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=cli_env(), timeout=timeout)
+    proc = subprocess.run([EXE, *args], capture_output=True, text=True, env=cli_env(), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"isosweep {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def one_line(exc_info) -> str:
+    """The message of a raised error (``pytest.raises``'s ``exc_info``), checked to be one line."""
+    message = str(exc_info.value)
+    assert "\n" not in message, message
+    return message
+
+
+def parquet_files(store: Path, table: str) -> list[str]:
+    """The names of a table's Parquet files in a local store, every study's, sorted."""
+    return sorted(p.name for p in store.glob(f"{table}/*/*.parquet"))
 
 
 def free_port() -> int:

@@ -189,6 +189,7 @@ def test_a_store_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
 # -- report --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two reports
 def test_report_writes_what_the_cli_writes(smoke_store: Path, tmp_path: Path) -> None:
     folder = isosweep.report("toy", smoke_store, out=tmp_path / "api")
     assert folder == tmp_path / "api"
@@ -249,6 +250,7 @@ def test_import_is_cheap_and_exports_the_api() -> None:
     assert isosweep.UsageError is __import__("isosweep.errors").errors.UsageError
 
 
+@pytest.mark.slow  # a fresh interpreter that imports everything
 def test_never_imports_bare_top_level_names(smoke_store: Path, tmp_path: Path) -> None:
     """From a folder whose own ``analysis``, ``orchestrator``, ``trainers`` (and the contracts'
     module names) refuse to be imported, the API still answers: it imports only ``isosweep.*``."""
@@ -288,6 +290,7 @@ def test_never_imports_bare_top_level_names(smoke_store: Path, tmp_path: Path) -
 # -- an object store -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a Ray sweep on S3
 def test_api_on_an_s3_store(s3_server) -> None:
     url = "s3://isosweep-test/api"
     # --no-compact: one file per trial, so that one trial's file can be removed below.
@@ -323,6 +326,7 @@ def test_api_on_an_s3_store(s3_server) -> None:
 # -- the README's example --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a report and its figures
 def test_readme_example_runs(smoke_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Python block of the README's section "Python API (notebooks)", run over the smoke store
     instead of demo-results (the README's other examples are run by tests/test_readme.py)."""

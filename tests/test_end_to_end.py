@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import shutil
+
+import pytest
 
 from helpers import isosweep
 
@@ -64,11 +67,27 @@ def test_every_trial_has_its_measurements(smoke_store):
     assert json.loads(points) == {"n": 90 * 256}
 
 
+@pytest.mark.slow  # starts Ray again
 def test_running_again_runs_nothing_and_touches_nothing(smoke_store):
     before = _snapshot(smoke_store)
     proc = isosweep("run", "toy", "--budget", "smoke", "--no-compact", "--store", str(smoke_store))
     assert "90 already complete, 0 to run" in proc.stdout
     assert _snapshot(smoke_store) == before
+
+
+def test_resume_of_a_finished_sweep_restores_it_and_trains_nothing(smoke_store, tmp_path):
+    """`isosweep resume` restores the sweep from its Ray experiment folder in the store, trains
+    nothing again, and merges the per-trial files as a sweep's end does. (An interrupted sweep
+    finished by resume: tests/hostile/ and tests/orchestrator/test_crash_safety.py, slow tier.)"""
+    store = tmp_path / "store"
+    shutil.copytree(smoke_store, store)
+    sql = "select trial_key, run_id, status from trials order by trial_key"
+    before = isosweep("query", sql, "--store", str(store), "--format", "json").stdout
+    proc = isosweep("resume", "toy-smoke", "--store", str(store))
+    assert "ok 90, failed 0, diverged 0, missing 0 of 90" in proc.stdout
+    assert "toy-smoke: merged 360 per-trial and compacted file(s) into 4" in proc.stdout, proc.stdout
+    assert isosweep("query", sql, "--store", str(store), "--format", "json").stdout == before
+    assert len(before.splitlines()) == 90
 
 
 def test_status_counts(smoke_store):

@@ -37,6 +37,7 @@ def toy_pair():
         ray.shutdown()  # the run below started a local Ray in this process
 
 
+@pytest.mark.slow  # a Ray sweep
 def test_a_registered_study_runs_and_is_queried_and_reported(toy_pair, tmp_path, capsys):
     store = str(tmp_path / "store")
     assert main(["studies"]) == 0

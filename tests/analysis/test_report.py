@@ -121,6 +121,7 @@ def test_html_is_self_contained_and_embeds_every_figure_and_table(toy_report):
 # -- a partial sweep --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a second report
 def test_partial_report_names_what_is_missing(partial_report, failed_key):
     # Written without --out: to report-toy in the current folder.
     assert partial_report.out.name == "report-toy" and str(partial_report.out) in partial_report.stdout
@@ -151,6 +152,7 @@ def test_partial_report_names_what_is_missing(partial_report, failed_key):
     assert page.count("<strong>Missing:</strong>") >= 3 and page.count("data:image/png;base64,") == len(figures)
 
 
+@pytest.mark.slow  # a report from S3
 def test_a_report_from_an_object_store(smoke_store, tmp_path):
     rows = trial_rows(smoke_store)
     keep = {r["trial_key"] for r in rows if r["dataset"] == "ramp" and r["loss"] == "se"}

@@ -8,6 +8,8 @@ import re
 import pytest
 from netns import BIN, NetnsCluster, unavailable
 
+pytestmark = pytest.mark.slow  # a Ray head in a network namespace, with dry runs against it
+
 
 @pytest.fixture(scope="module")
 def gpu_head():

@@ -7,7 +7,6 @@ number planned (with claims, each trained once: 30 of 30)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from support import trained
 
-from helpers import cli_env
+from helpers import EXE, cli_env
 from isosweep.analysis.db import run_query
 
 SWEEP = ("run", "toy", "--budget", "smoke", "--where", "dataset=mix")
@@ -25,10 +24,9 @@ REPEATS = 5
 
 
 def start_drivers(store: Path) -> list[subprocess.Popen]:
-    exe = Path(sys.executable).parent / "isosweep"
     return [
         subprocess.Popen(
-            [str(exe), *SWEEP, "--store", str(store)],
+            [EXE, *SWEEP, "--store", str(store)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import isosweep
-from helpers import cli_env, write_trial
+from helpers import EXE, cli_env, write_trial
 from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.orchestrator.compact import compact
@@ -34,7 +33,6 @@ from isosweep.studies import STUDIES
 from isosweep.trainers.config import TrialConfig
 from isosweep.where import parse_where
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 WHERE = "dataset=mix,lam=100"
 SWEEP = ("toy", "--budget", "smoke", "--where", WHERE)
 DIMS_PER_TRIAL = 3
@@ -92,6 +90,7 @@ def compacted_file(store: Path, table: str) -> Path:
 # -- results lost without a word -------------------------------------------------------------
 
 
+@pytest.mark.slow  # a Ray sweep
 def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store)
@@ -128,6 +127,7 @@ def test_a_trial_whose_dims_file_was_removed_is_damaged_and_trained_again(tmp_pa
     assert out.splitlines()[2].split() == ["toy", "smoke", "90", "3", "0", "0", "87", "0"]
 
 
+@pytest.mark.slow  # a Ray sweep
 def test_random_bytes_in_a_compacted_dims_file_are_reported_and_its_trials_trained_again(tmp_path, capsys):
     store = tmp_path / "store"
     keys = fabricate(store, compacted=True)
@@ -217,7 +217,7 @@ def test_rows_written_before_the_row_counts_need_dims_and_curves(tmp_path):
 # -- wrong answers: a file of a foreign schema -----------------------------------------------
 
 
-@pytest.mark.parametrize("table", ["trials", "dims"])
+@pytest.mark.parametrize("table", ["trials", pytest.param("dims", marks=pytest.mark.slow)])
 def test_a_foreign_parquet_file_is_unreadable_for_every_reader(tmp_path, capsys, table):
     store = tmp_path / "store"
     keys = fabricate(store)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, fill
+from helpers import EXE, cli_env, fill
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 RAY_MARKER = ".validate_storage_marker"
 """Ray writes this file empty on purpose, to test that it can write the folder; nothing reads it."""
 
@@ -62,6 +60,7 @@ def _run_into_a_full_disk(disk: Path) -> tuple[Path, list[str]]:
     return store, command
 
 
+@pytest.mark.slow  # a Ray sweep into a full disk
 def test_a_run_into_a_full_disk_ends_with_one_line(tiny_disk: Path) -> None:
     _run_into_a_full_disk(tiny_disk)
 
@@ -101,8 +100,10 @@ def _leave_an_empty_claim(store: Path, age_s: float) -> Path:
 
 
 @pytest.mark.parametrize(
-    "age_s, bound_s", [(600.0, 240.0), pytest.param(0.0, 300.0, marks=pytest.mark.slow)], ids=["old", "fresh"]
-)
+    "age_s, bound_s",
+    [pytest.param(600.0, 240.0, marks=pytest.mark.slow), pytest.param(0.0, 300.0, marks=pytest.mark.slow)],
+    ids=["old", "fresh"],
+)  # a Ray sweep each
 def test_an_empty_claim_delays_a_run_by_one_lease_at_most(tmp_path: Path, age_s: float, bound_s: float) -> None:
     """An empty claim file counts as expired one lease (60 s) after it was last written: an old
     one at once, a fresh one after a minute; the run then trains its key and leaves no claim."""

@@ -21,13 +21,12 @@ from support import make_store, snapshot
 from test_hostile_inputs import Case, run_case
 
 import isosweep
-from helpers import cli_env
+from helpers import EXE, cli_env
 from isosweep.cli import main
 from isosweep.errors import UsageError
 from isosweep.store import Store
 from isosweep.trainers.data import data_root
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 HUGE = "99999999999999999999"
 """An integer beyond 64 bits."""
 
@@ -286,6 +285,7 @@ def test_a_run_with_a_tilde_store_writes_under_home(tmp_path: Path) -> None:
     assert os.listdir(cwd) == []
 
 
+@pytest.mark.slow  # a report
 def test_a_report_to_a_tilde_folder_goes_under_home(world: Path, capsys, monkeypatch, tmp_path: Path) -> None:
     """``report --out '~/rep'`` writes $HOME/rep, and again over its own regular files; nothing
     else changes."""

@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from support import snapshot, start_run_until
 
-from helpers import cli_env
-
-EXE = str(Path(sys.executable).parent / "isosweep")
+from helpers import EXE, cli_env
 
 
+@pytest.mark.slow  # starts Ray
 def test_a_gpu_on_a_cluster_without_one_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     import torch
 
@@ -40,6 +38,7 @@ def test_a_gpu_on_a_cluster_without_one_is_refused_before_anything_is_written(tm
     assert not store.exists()
 
 
+@pytest.mark.slow  # two Ray sessions; the fast tier resumes a finished sweep (test_end_to_end.py)
 def test_ctrl_c_during_a_run_names_isosweep_resume(tmp_path: Path) -> None:
     """SIGINT to the whole process group (what a terminal's Ctrl-C sends) once the first trials
     are done: exit 130 and one line that says how to finish, `isosweep resume NAME --store S`;

@@ -6,17 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from support import start_run_until
 
-from helpers import cli_env
+from helpers import EXE, cli_env
 from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
-
-EXE = str(Path(sys.executable).parent / "isosweep")
 
 
 @pytest.fixture(autouse=True)
@@ -98,11 +95,8 @@ def _claim_files(store: Path) -> list[str]:
     return sorted(str(p.relative_to(store)) for p in (store / "claims").rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize(
-    "stop, code",
-    [(signal.SIGTERM, 143), pytest.param(signal.SIGHUP, 129, marks=pytest.mark.slow)],
-    ids=["SIGTERM", "SIGHUP"],
-)
+@pytest.mark.slow  # a Ray sweep each; the fast tier stops a run with Ctrl-C (test_hostile_ray.py)
+@pytest.mark.parametrize("stop, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
 def test_a_run_stopped_by_sigterm_or_sighup_says_how_to_finish(tmp_path: Path, stop: signal.Signals, code: int) -> None:
     """SIGTERM (``kill``, a job scheduler) or SIGHUP (a closed terminal) to the driver alone, once
     the first trial is done: the sweep stops as on Ctrl-C, with the exit code of that signal, one

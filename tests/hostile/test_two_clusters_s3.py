@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from support import trained
 
-from helpers import cli_env
+from helpers import EXE, cli_env
 from isosweep.analysis.db import run_query
 
 BUCKET = "isosweep-two-clusters"
@@ -93,9 +92,8 @@ def start_driver(url: str, cwd: Path, ray_tmp: str) -> subprocess.Popen:
     """One driver and its own new local Ray instance (``isosweep run`` without --address never
     joins another Ray), with its own Ray temporary folder so that nothing of the two instances
     is shared but the store."""
-    exe = Path(sys.executable).parent / "isosweep"
     return subprocess.Popen(
-        [str(exe), *SWEEP, "--store", url],
+        [EXE, *SWEEP, "--store", url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,14 +8,13 @@ import json
 import os
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from anomaly_files import write_anomaly_files
 
-from helpers import cli_env, isosweep, wait_until_still
+from helpers import EXE, cli_env, isosweep, wait_until_still
 from isosweep.cli import main
 from isosweep.orchestrator.search import (
     SearchHistory,
@@ -54,8 +53,7 @@ def _search(store: Path, root: Path, *extra: str, env: dict[str, str] | None = N
     ]
     if env is None:
         return isosweep(*args, check=check)
-    exe = Path(sys.executable).parent / "isosweep"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**cli_env(), **env}, timeout=600)
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env={**cli_env(), **env}, timeout=600)
 
 
 def _rows(store: Path) -> list[dict]:
@@ -105,6 +103,7 @@ def test_search_only_on_the_anomaly_grid(tmp_path, capsys):
         assert "--search runs on a study with a (lambda1, lambda2) grid (anomaly), not" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two Ray searches
 def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path, data_root):
     store = tmp_path / "store"
     first = _search(store, data_root, "--num-samples", "2", "--seeds", "2", "--lam-range", "2000:50000")
@@ -143,6 +142,7 @@ def test_points_land_in_the_store_and_a_second_run_continues_the_search(tmp_path
     assert len(table) == 1 + 3 and table[1].split(",")[2] == "1"  # ranked by validation F1, best first
 
 
+@pytest.mark.slow  # a Ray search
 def test_history_holds_complete_points_and_queues_unfinished_ones(tmp_path, data_root):
     store_path = tmp_path / "store"
     _search(store_path, data_root, "--num-samples", "2", "--seeds", "2")
@@ -182,7 +182,9 @@ def test_a_search_killed_mid_write_is_finished_by_resume(tmp_path, data_root):
     # The kill left no half-written file where readers look: every Parquet file of the tables
     # (per-trial, or a worker's merge of them) reads whole, and the trials rows are the finished ones.
     visible = [p for table in ("trials", "dims", "curves", "points") for p in (store / table).rglob("*.parquet")]
-    assert all(pq.read_metadata(p).num_rows >= 0 for p in visible)
+    rows = {p: pq.read_table(p).num_rows for p in visible}  # data pages and all
+    assert rows and all(n == pq.read_metadata(p).num_rows for p, n in rows.items())
+    assert all((n == 0) == (p.parts[-3] == "points") for p, n in rows.items())  # anomaly trials have no points
     assert sum(pq.read_metadata(p).num_rows for p in visible if p.parts[-3] == "trials") == len(before)
     resumed = isosweep("resume", SWEEP, "--store", str(store))
     assert "ok 6, failed 0, diverged 0, missing 0 of 6" in resumed.stdout

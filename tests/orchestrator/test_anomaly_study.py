@@ -76,6 +76,7 @@ def anomaly_store(tmp_path_factory):
     return root, store, proc
 
 
+@pytest.mark.slow  # a Ray sweep of 16 trials (anomaly_store); the anomaly trainers run in process in tests/trainers
 def test_smoke_grid_end_to_end(anomaly_store):
     root, store, proc = anomaly_store
     assert "ok 16, failed 0, diverged 0, missing 0 of 16" in proc.stdout
@@ -114,6 +115,7 @@ def test_smoke_grid_end_to_end(anomaly_store):
     assert "4 trials planned, 2 already complete, 2 to run" in again
 
 
+@pytest.mark.slow  # anomaly_store
 def test_report_has_the_summary_and_one_heatmap_per_data_set(anomaly_store, tmp_path):
     import csv
 
@@ -194,6 +196,7 @@ def test_settings_cross_like_axes_and_bad_ones_are_one_line(tmp_path, capsys):
     assert "not an axis of study 'toy'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # Ray sweeps of every recorded setting
 def test_recorded_settings_run_end_to_end_and_compare_paired_by_seed(tmp_path):
     """Settings trials go to the store with their columns; the paper's tables keep to the default
     trials; @anomaly_ablation pairs each setting with the default by seed; and a trial run with a

@@ -36,6 +36,8 @@ def test_one_holder_per_key_and_release(store: Store) -> None:
     assert not store.list_files(f"{store.root}/claims/owners", ""), "the leases go with their workers"
 
 
+# On S3 each lease write is a request to the server: 8 s.
+@pytest.mark.parametrize("store", ["local", pytest.param("s3", marks=pytest.mark.slow)], indirect=True)
 def test_one_lease_write_per_beat_however_many_keys(store: Store) -> None:
     """The heartbeat renews one lease file per worker, not one file per held key: a fused bundle
     holds thousands of keys. A claim stays live while its owner's lease is unexpired, long after
@@ -118,9 +120,15 @@ def test_a_holder_whose_lease_lapsed_sees_it_before_writing(store: Store) -> Non
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b'{"owner": ', b"[1, 2]", b'{"expires": "soon"}'],
+    [
+        b"",
+        pytest.param(b'{"owner": ', marks=pytest.mark.slow),  # each waits out a lease: 4 s
+        pytest.param(b"[1, 2]", marks=pytest.mark.slow),
+        pytest.param(b'{"expires": "soon"}', marks=pytest.mark.slow),
+    ],
     ids=["empty", "cut-short", "not-a-record", "bad-expiry"],
 )
+@pytest.mark.parametrize("store", ["local", pytest.param("s3", marks=pytest.mark.slow)], indirect=True)
 def test_an_empty_or_damaged_claim_expires_after_one_lease(store: Store, content: bytes) -> None:
     """A claim file left empty or unparsable (a write into a full disk) holds its key for one
     lease from its last write (it may be a claim being written), then counts as expired: a worker

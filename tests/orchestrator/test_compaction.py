@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, isosweep
+from helpers import EXE, cli_env, isosweep, parquet_files
 from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
-
-EXE = str(Path(sys.executable).parent / "isosweep")
 
 VIEW_SQL = {
     "trials": "select trial_key, run_id, status from trials order by trial_key",
@@ -32,10 +29,6 @@ def views(store: Path) -> dict[str, list]:
     return out
 
 
-def files(store: Path, table: str) -> list[str]:
-    return sorted(p.name for p in store.glob(f"{table}/*/*.parquet"))
-
-
 @pytest.fixture
 def store_copy(smoke_store, tmp_path) -> Path:
     copy = tmp_path / "store"
@@ -43,13 +36,14 @@ def store_copy(smoke_store, tmp_path) -> Path:
     return copy
 
 
+@pytest.mark.slow  # the whole smoke store, and Ray started once; sweeps compact in the fast tier (test_custom_study)
 def test_compaction_merges_files_and_changes_no_answer(store_copy):
     before = views(store_copy)
-    assert len(files(store_copy, "trials")) == 90
+    assert len(parquet_files(store_copy, "trials")) == 90
     out = isosweep("compact", "--store", str(store_copy)).stdout
     assert "compacted 360 file(s) into 4 file(s)" in out
     for table in ("trials", "dims", "curves", "points"):
-        (name,) = files(store_copy, table)
+        (name,) = parquet_files(store_copy, table)
         assert name.startswith("compact-")
     assert views(store_copy) == before
     # The sweep sees every trial as complete and runs nothing.
@@ -61,7 +55,8 @@ def test_compaction_merges_files_and_changes_no_answer(store_copy):
     assert "compacted 0 file(s) into 0 file(s)" in isosweep("compact", "--store", str(store_copy)).stdout
 
 
-@pytest.mark.parametrize("phase", ["after-write", pytest.param("mid-remove", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a killed compaction of the whole smoke store, then one more, each checked by 4 queries
+@pytest.mark.parametrize("phase", ["after-write", "mid-remove"])
 def test_compaction_killed_at_each_phase(store_copy, phase):
     before = views(store_copy)
     proc = subprocess.run(
@@ -73,11 +68,11 @@ def test_compaction_killed_at_each_phase(store_copy, phase):
     )
     assert proc.returncode == -9
     # Rows now sit in both the merged file and (some of) the per-trial files: still seen once.
-    assert len(files(store_copy, "dims")) > 1
+    assert len(parquet_files(store_copy, "dims")) > 1
     assert views(store_copy) == before
     isosweep("compact", "--store", str(store_copy))
     assert views(store_copy) == before
-    assert all(len(files(store_copy, t)) == 1 for t in VIEW_SQL)
+    assert all(len(parquet_files(store_copy, t)) == 1 for t in VIEW_SQL)
 
 
 @pytest.mark.slow

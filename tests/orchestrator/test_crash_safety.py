@@ -7,17 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import cli_env, isosweep, wait_until_still
+from helpers import EXE, cli_env, isosweep, wait_until_still
 from isosweep.orchestrator.faults import KILL_IN_WRITE_ENV, RAISE_ENV, Faults
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 SWEEP = ["run", "toy", "--budget", "smoke"]
 
 
@@ -121,8 +119,10 @@ def _recover(store: Path, how: str) -> None:
     assert "ok 90, failed 0, diverged 0, missing 0 of 90" in out
 
 
-# (30, "run") is also a case of test_every_kill_point_with_both_recoveries: slow here.
-@pytest.mark.parametrize("after,how", [pytest.param(30, "run", marks=pytest.mark.slow), (89, "resume")])
+# Both are cases of test_every_kill_point_with_both_recoveries too; each is a Ray sweep killed and
+# recovered (the fast tier's resume is test_hostile_ray's Ctrl-C).
+@pytest.mark.slow
+@pytest.mark.parametrize("after,how", [(30, "run"), (89, "resume")])
 def test_driver_killed_during_a_store_write(tmp_path, after, how):
     store = tmp_path / "store"
     run_killed_in_write(store, after)
@@ -134,6 +134,7 @@ def test_driver_killed_during_a_store_write(tmp_path, after, how):
     assert_exactly_once(store, before)
 
 
+@pytest.mark.slow  # a Ray sweep killed and run again; test_hostile_ray's Ctrl-C and resume is the fast tier's
 def test_driver_killed_from_outside_mid_sweep_then_run_again(tmp_path):
     store = tmp_path / "store"
     run_killed_from_outside(store, when_done=20)
@@ -166,6 +167,7 @@ def _faulted_keys(keys: list[str], p: float, seed: int, epochs: int) -> set[str]
     return hit
 
 
+@pytest.mark.slow  # two Ray sweeps compared
 def test_injected_faults_are_retried_from_checkpoints_and_change_nothing(tmp_path):
     where = ["--where", "dataset=mix|norm,loss=se"]
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"

@@ -111,6 +111,7 @@ def celeba_store(tmp_path_factory):
     return _smoke(tmp_path_factory, "celeba", lambda d: write_celeba(d, n=30))
 
 
+@pytest.mark.slow  # Ray sweeps of both studies; tests/trainers/test_image.py trains an image trial in process
 @pytest.mark.parametrize("fixture, trials, dims", [("mnist_store", 2, 32 + 64), ("celeba_store", 4, 2 * (32 + 256))])
 def test_smoke_run_end_to_end(request, fixture, trials, dims):
     store, proc = request.getfixturevalue(fixture)
@@ -132,6 +133,7 @@ def test_smoke_run_end_to_end(request, fixture, trials, dims):
         assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the Ray sweeps of test_smoke_run_end_to_end
 @pytest.mark.parametrize("fixture, study, trials", [("mnist_store", "mnist", 2), ("celeba_store", "celeba", 4)])
 def test_report_shows_bars_norms_and_traversals_per_trial(request, tmp_path, fixture, study, trials):
     store, _ = request.getfixturevalue(fixture)

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
-from helpers import cli_env, free_port, isosweep
+import pytest
 
-EXE = str(Path(sys.executable).parent / "isosweep")
+from helpers import EXE, cli_env, free_port, isosweep
 
 
+@pytest.mark.slow  # a Ray sweep on S3, killed and resumed
 def test_sweep_status_query_compact_and_resume_on_s3(s3_server):
     url = "s3://isosweep-test/sweeps"
     args = ["run", "toy", "--budget", "smoke", "--where", "dataset=mix,loss=se|dconv", "--store", url]

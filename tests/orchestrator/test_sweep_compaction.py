@@ -9,23 +9,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import cli_env, isosweep, wait_until_still
+from helpers import EXE, cli_env, isosweep, parquet_files, wait_until_still
 from isosweep.orchestrator.compact import MAX_COMPACTED, tiered_inputs
 from isosweep.orchestrator.faults import KILL_IN_COMPACT_ENV
 
-EXE = str(Path(sys.executable).parent / "isosweep")
 TABLES = ("trials", "dims", "curves", "points")
 MIX = ["run", "toy", "--budget", "smoke", "--where", "dataset=mix"]
-
-
-def files(store: Path, table: str) -> list[str]:
-    return sorted(p.name for p in store.glob(f"{table}/*/*.parquet"))
 
 
 def counts(store: Path) -> dict[str, int]:
@@ -67,6 +61,7 @@ def snapshot(store: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.slow  # several Ray sweeps
 def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
     store = tmp_path / "store"
     # --fuse 3: ten units, each merged by its worker into one file per table; the sweep's end then
@@ -75,7 +70,7 @@ def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
     assert "workers merged 120 per-trial file(s) into 40" in out, out
     assert "per-trial and compacted file(s) into 4 in" in out, out
     for table in TABLES:
-        names = files(store, table)
+        names = parquet_files(store, table)
         assert len(names) == MAX_COMPACTED and all(n.startswith("compact-") for n in names), (table, names)
     assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
     # Running it again trains nothing and touches no file.
@@ -87,7 +82,7 @@ def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
         "run", "toy", "--budget", "smoke", "--where", "dataset=norm|ramp", "--no-compact", "--store", str(store)
     ).stdout
     assert "merged" not in out
-    assert sum(not n.startswith("compact-") for n in files(store, "trials")) == 60
+    assert sum(not n.startswith("compact-") for n in parquet_files(store, "trials")) == 60
     assert counts(store) == {"n": 90, "k": 90, "dims": 270, "curves": 180}
     out = isosweep("run", "toy", "--budget", "smoke", "--store", str(store)).stdout
     assert "90 already complete, 0 to run" in out
@@ -95,7 +90,7 @@ def test_a_sweep_leaves_compacted_files_and_no_compact_leaves_its_own(tmp_path):
     merged = re.search(r"merged (\d+) per-trial and compacted file\(s\) into 4 in", out)
     assert merged and int(merged.group(1)) >= 240, out
     for table in TABLES:
-        names = files(store, table)
+        names = parquet_files(store, table)
         assert len(names) <= MAX_COMPACTED and all(n.startswith("compact-") for n in names), (table, names)
     assert counts(store) == {"n": 90, "k": 90, "dims": 270, "curves": 180}
 
@@ -112,7 +107,8 @@ def trial_runs(store: Path) -> dict[str, set]:
 @pytest.mark.parametrize(
     "phase,fuse",
     [
-        ("worker-after-write", "auto"),  # a worker merging its unit's files kills the driver and itself
+        # a worker merging its unit's files kills the driver and itself
+        pytest.param("worker-after-write", "auto", marks=pytest.mark.slow),
         pytest.param("worker-mid-remove", "auto", marks=pytest.mark.slow),
         pytest.param("after-write", "3", marks=pytest.mark.slow),  # the sweep's end (ten units: it merges)
         pytest.param("mid-remove", "3", marks=pytest.mark.slow),
@@ -146,7 +142,7 @@ def test_killed_during_a_merge(tmp_path, phase, fuse):
     after = trial_runs(store)
     assert all(after[key] == runs for key, runs in before.items())  # nothing finished was run again
     for table in TABLES:
-        names = files(store, table)
+        names = parquet_files(store, table)
         assert len(names) <= MAX_COMPACTED and all(n.startswith("compact-") for n in names), (table, names)
     assert counts(store) == {"n": 30, "k": 30, "dims": 90, "curves": 60}
 

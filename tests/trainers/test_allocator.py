@@ -48,6 +48,7 @@ def faults_per_step(mode: str) -> float:
     return float(done.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_a_warm_fused_step_makes_no_page_faults():
     kept, default = faults_per_step("keep"), faults_per_step("default")

@@ -8,6 +8,7 @@ import pytest
 import scipy.io
 from anomaly_files import write_anomaly_files
 
+from helpers import one_line
 from isosweep.trainers.data.anomaly import (
     ANOMALY_DATASETS,
     DataError,
@@ -23,6 +24,7 @@ def files(tmp_path_factory):
     return write_anomaly_files(tmp_path_factory.mktemp("anomaly-data"))
 
 
+@pytest.mark.slow  # reads the whole KDD Cup file
 def test_real_kddcup_has_121_dims_and_20_percent_anomalies(shared_data):
     data = load_anomaly("kddcup", str(shared_data))
     assert data.x.shape == (494_021, 121)
@@ -78,25 +80,19 @@ def test_kddcup_rev_rows_keep_every_normal_row_and_a_quarter_as_many_attacks():
     assert np.array_equal(rows, kddcup_rev_rows(normal, seed=0))
 
 
-def _one_line(exc_info):
-    message = str(exc_info.value)
-    assert "\n" not in message
-    return message
-
-
 def test_missing_root_or_file_is_one_clear_line(tmp_path, files):
     with pytest.raises(DataError) as e:
         check_files(["thyroid"], None)
-    assert "--data-root" in _one_line(e)
+    assert "--data-root" in one_line(e)
     with pytest.raises(DataError) as e:
         check_files(["thyroid"], str(tmp_path / "nowhere"))
-    assert "does not exist" in _one_line(e)
+    assert "does not exist" in one_line(e)
     with pytest.raises(DataError) as e:
         check_files(["arrhythmia"], str(tmp_path))
-    assert "arrhythmia/arrhythmia.mat: not found" in _one_line(e) and ".mat" in _one_line(e)
+    assert "arrhythmia/arrhythmia.mat: not found" in one_line(e) and ".mat" in one_line(e)
     with pytest.raises(DataError) as e:
         load_anomaly("kddcup", str(tmp_path))
-    assert "kddcup99/kddcup.data_10_percent.gz: not found" in _one_line(e)
+    assert "kddcup99/kddcup.data_10_percent.gz: not found" in one_line(e)
     check_files(["thyroid", "kddcup", "norm"], str(files))  # toy names are not files: ignored
 
 
@@ -117,7 +113,7 @@ def test_malformed_kdd_files_are_rejected(tmp_path, content, needle):
     with pytest.raises(DataError) as e:
         check_files(["kddcup"], str(tmp_path))
         load_anomaly("kddcup", str(tmp_path))
-    message = _one_line(e)
+    message = one_line(e)
     assert needle in message and str(path) in message
 
 
@@ -150,5 +146,5 @@ def test_malformed_odds_files_are_rejected(tmp_path, variables, needle):
         scipy.io.savemat(str(path), variables)
     with pytest.raises(DataError) as e:
         check_files(["thyroid"], str(tmp_path))
-    message = _one_line(e)
+    message = one_line(e)
     assert needle in message and str(path) in message

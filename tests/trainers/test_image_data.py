@@ -9,15 +9,10 @@ import pytest
 import torch
 from image_files import MNIST_NAMES, idx_bytes, write_celeba, write_mnist
 
+from helpers import one_line
 from isosweep.trainers.data.celeba import CROP, CelebAImages, celeba_split, centre_crop_box, check_celeba, list_images
 from isosweep.trainers.data.errors import DataError
 from isosweep.trainers.data.mnist import load_mnist, mnist_split, parse_idx
-
-
-def _one_line(exc_info) -> str:
-    text = str(exc_info.value)
-    assert "\n" not in text
-    return text
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -49,23 +44,23 @@ def test_idx_header_and_size_are_checked():
     ]:
         with pytest.raises(DataError) as exc:
             parse_idx(raw, "some/file", 1 if needle == "with 1" else 3)
-        assert needle in _one_line(exc) and _one_line(exc).startswith("some/file: ")
+        assert needle in one_line(exc) and one_line(exc).startswith("some/file: ")
 
 
 def test_missing_or_inconsistent_mnist_files_name_the_file(tmp_path):
     with pytest.raises(DataError) as exc:
         load_mnist(str(tmp_path / "nowhere"))
-    assert "does not exist" in _one_line(exc)
+    assert "does not exist" in one_line(exc)
     root = write_mnist(tmp_path / "a", n_train=10, n_test=5)
     (root / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError) as exc:
         load_mnist(str(root))
-    assert "mnist/t10k-labels-idx1-ubyte(.gz): not found" in _one_line(exc)
+    assert "mnist/t10k-labels-idx1-ubyte(.gz): not found" in one_line(exc)
     root = write_mnist(tmp_path / "b", n_train=10, n_test=5)
     (root / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(9))))
     with pytest.raises(DataError) as exc:
         load_mnist(str(root))
-    assert "train-labels-idx1-ubyte.gz: holds 9 labels for 10 images" in _one_line(exc)
+    assert "train-labels-idx1-ubyte.gz: holds 9 labels for 10 images" in one_line(exc)
 
 
 def test_real_mnist_is_read_in_place(shared_data):
@@ -116,26 +111,26 @@ def test_celeba_split_holds_out_the_last_images(tmp_path):
     assert batch.shape == (3, 3, 64, 64) and batch.dtype == torch.float32 and 0 <= batch.min() and batch.max() <= 1
     with pytest.raises(DataError) as exc:
         celeba_split(root, n_train=5, n_eval=10)
-    assert "holds 10 JPEG(s); this budget holds out 10" in _one_line(exc)
+    assert "holds 10 JPEG(s); this budget holds out 10" in one_line(exc)
 
 
 def test_bad_celeba_folders_and_files_name_the_problem(tmp_path):
     with pytest.raises(DataError) as exc:
         check_celeba(str(tmp_path), 1)
-    assert "celeba/img_align_celeba: not found" in _one_line(exc)
+    assert "celeba/img_align_celeba: not found" in one_line(exc)
     (tmp_path / "celeba" / "img_align_celeba").mkdir(parents=True)
     with pytest.raises(DataError) as exc:
         check_celeba(str(tmp_path), 1)
-    assert "holds no .jpg files" in _one_line(exc)
+    assert "holds no .jpg files" in one_line(exc)
     root = write_celeba(tmp_path / "small", n=3, size=(100, 120))
     with pytest.raises(DataError) as exc:
         check_celeba(str(root), 1)
-    assert "000001.jpg: is 100 x 120 pixels" in _one_line(exc)
+    assert "000001.jpg: is 100 x 120 pixels" in one_line(exc)
     root = write_celeba(tmp_path / "broken", n=3)
     (root / "celeba" / "img_align_celeba" / "000003.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError) as exc:
         check_celeba(str(root), 1)
-    assert "000003.jpg: cannot be decoded" in _one_line(exc)
+    assert "000003.jpg: cannot be decoded" in one_line(exc)
     with pytest.raises(DataError) as exc:
         check_celeba(None, 1)
-    assert "--data-root" in _one_line(exc)
+    assert "--data-root" in one_line(exc)

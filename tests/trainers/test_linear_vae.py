@@ -16,7 +16,7 @@ from isosweep.trainers.measure import measure
 from isosweep.trainers.metrics import get_metric
 
 
-@pytest.mark.parametrize("s2,lam", [(1.0, 50.0), (4.0, 20.0)])
+@pytest.mark.parametrize("s2,lam", [pytest.param(1.0, 50.0, marks=pytest.mark.slow), (4.0, 20.0)])
 def test_linear_vae_reaches_the_closed_form_optimum(s2, lam):
     beta = 1.0 / lam
     rng = np.random.default_rng(0)

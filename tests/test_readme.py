@@ -62,7 +62,8 @@ def commands(block: str) -> list[str]:
 
 
 def words(command: str) -> list[str]:
-    return shlex.split(command, comments=True)
+    # A backslash at the end of a line continues the command, as in bash (shlex keeps the newline).
+    return shlex.split(command.replace("\\\n", " "), comments=True)
 
 
 def isosweep_argv(command: str) -> list[str] | None:

@@ -54,7 +54,7 @@ def test_removing_a_worker_node_mid_sweep(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert outcome["counts"] == {"ok": 20, "failed": 0, "diverged": 0, "missing": 0}
+    assert outcome["counts"] == {"ok": 20, "failed": 0, "diverged": 0, "damaged": 0, "missing": 0}
     states = store.trial_states()
     assert sorted(states) == sorted(c.key for c in configs)
     assert len(store.table_files("trials")) == 20  # one file per trial (compact=False): none written twice

@@ -323,22 +323,22 @@ def test_api_on_an_s3_store(s3_server) -> None:
     assert len(isosweep.dims(url)) == 2 * len(dims)
 
 
-# -- the README's example --------------------------------------------------------------------------
+# -- the API guide's example -----------------------------------------------------------------------
 
 
 @pytest.mark.slow  # a report and its figures
-def test_readme_example_runs(smoke_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python block of the README's section "Python API (notebooks)", run over the smoke store
-    instead of demo-results (the README's other examples are run by tests/test_readme.py)."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Python API (notebooks)\n", 1)[1].split("\n## ", 1)[0]
+def test_api_guide_example_runs(smoke_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python block of the API guide's section "Reading a store" (docs/guide/api.md), run over
+    the smoke store instead of demo-results (the README's examples are run by tests/test_readme.py)."""
+    guide = (REPO / "docs" / "guide" / "api.md").read_text()
+    section = guide.split("## Reading a store\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
     assert block is not None
     code = block.group(1)
     assert code.count('"demo-results"') == 1
     monkeypatch.chdir(tmp_path)  # the example's report folder is relative to the current folder
     scope: dict[str, object] = {}
-    exec(compile(code.replace('"demo-results"', repr(str(smoke_store))), "README.md", "exec"), scope)
+    exec(compile(code.replace('"demo-results"', repr(str(smoke_store))), "docs/guide/api.md", "exec"), scope)
     assert len(scope["trials"]) == 20 and len(scope["dims"]) > 0  # type: ignore[arg-type]
     assert set(scope["curves"]["trial_key"]) == set(isosweep.trials(smoke_store, lam=100.0, loss="se")["trial_key"])  # type: ignore[index]
     assert list(scope["df"]["loss"].sort_values()) == ["dconv", "se", "uconv"]  # type: ignore[index]

@@ -237,12 +237,6 @@ class QueryResult:
     table: pa.Table | None = None
 
 
-DEFAULT_TIMEOUT_S = 300.0
-"""How long ``isosweep query`` lets one query run (``--timeout``): every documented query over a
-store of a whole paper sweep takes well under a second; a query still running after five minutes
-is a mistake (a cross join, ``range(1e12)``, a recursive CTE without an end)."""
-
-
 class _TimedOut(Exception):
     """The query ran past its time limit and was interrupted."""
 

@@ -53,8 +53,10 @@ def _open(store: StoreLike) -> Store:
     ``isosweep query`` answers a store that does not exist with empty views; here a mistyped path
     in a notebook would then look like a sweep that wrote nothing, so it is an error instead.
     """
+    from isosweep.optional import require
     from isosweep.store import Store
 
+    require("duckdb", "reading a store from Python")
     try:
         url = os.fspath(store)
     except TypeError:

@@ -7,9 +7,9 @@ import argparse
 import math
 import re
 
-from isosweep.analysis.db import DEFAULT_TIMEOUT_S
+from isosweep.analysis import DEFAULT_TIMEOUT_S
 from isosweep.errors import UsageError
-from isosweep.orchestrator.options import MAX_TRIALS
+from isosweep.orchestrator.options import EXECUTORS, MAX_TRIALS
 from isosweep.study import int_setting_max
 
 BUDGET_CHOICES = ("smoke", "quick", "paper")
@@ -127,12 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="GPUs per trial, may be fractional (default 0; image studies: 1 where the cluster has a GPU)",
     )
-    run.add_argument("--cpus-per-trial", type=positive_int, default=1)
+    run.add_argument(
+        "--cpus-per-trial",
+        type=positive_int,
+        default=None,
+        help="cores of each Ray trial (default 1); with --executor local, torch's threads (default every core)",
+    )
     run.add_argument("--max-concurrent", type=positive_int, default=None)
     run.add_argument(
         "--max-failures", type=non_negative_int, default=2, help="Ray retries of a failed bundle (default 2)"
     )
     run.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="ray",
+        help="ray: trials on a Ray cluster (default); local: in this process, one bundle at a time, "
+        "on this machine's GPU or CPU, without Ray",
+    )
     run.add_argument("--data-root", default=None, help="folder or URL of the real data sets (default $ISOSWEEP_DATA)")
     run.add_argument(
         "--data", default=None, help="study custom: your CSV or Parquet file (path or URL) of feature columns"
@@ -183,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--no-compact", action="store_true", help="keep one file per trial and table")
     resume.add_argument("--store", default=None)
     resume.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
+    resume.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="ray or local (default: the one that ran the sweep)",
+    )
 
     compact = sub.add_parser("compact", help="merge per-trial files into few large ones (safe beside a sweep)")
     compact.add_argument("--store", default=None)

@@ -15,22 +15,25 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow.parquet as pq
 
 from isosweep import sweeps
-from isosweep.analysis.db import QueryResult, run_query
 from isosweep.analysis.formatting import FORMATTERS, as_table
 from isosweep.analysis.queries import named_query
 from isosweep.arguments import build_parser
 from isosweep.errors import NoSpaceError, UsageError, first_line, no_space, no_space_path
 from isosweep.interrupts import deferred_interrupt, exit_code_for_interrupt, stop_signals_as_ctrl_c
+from isosweep.optional import installed, require
 from isosweep.orchestrator.compact import compact
 from isosweep.orchestrator.faults import compact_kill_point
 from isosweep.paths import expand_home, inside, not_a_regular_file
 from isosweep.store import UNREADABLE_FIX, Store, default_store_url, replace_file
 from isosweep.studies import STUDIES, get_study
+
+if TYPE_CHECKING:  # DuckDB is imported by the commands that query (isosweep.optional)
+    from isosweep.analysis.db import QueryResult
 
 __all__ = ["build_parser", "main"]
 
@@ -101,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "lam_range": args.lam_range,
         "force": args.force,
         "compact": not args.no_compact,
+        "executor": args.executor,
     }
     where = {"budget": args.budget, "where": args.where, "seeds": args.seeds, "store": args.store}
     if args.dry_run:
@@ -123,6 +127,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result: sweeps.SweepResult) -> None:
+    if result.ok and not installed("duckdb"):
+        print(
+            "isosweep: note: the summary table needs duckdb, which is not installed here; the results are in the store"
+        )
+        return
     table = result.summary()
     if table is not None:
         print(table)
@@ -191,7 +200,9 @@ LISTED = 20
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    result = sweeps.resume(args.store, args.name, address=args.address, compact=not args.no_compact)
+    result = sweeps.resume(
+        args.store, args.name, address=args.address, compact=not args.no_compact, executor=args.executor
+    )
     print(_counts_line(result), flush=True)
     return 0 if result.ok == result.planned else 1
 
@@ -223,6 +234,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def _query_result(args: argparse.Namespace) -> QueryResult:
+    require("duckdb", "isosweep query")
+    import duckdb
+
+    from isosweep.analysis.db import run_query
+
     if args.format == "parquet" and not args.out:
         raise UsageError("--format parquet needs --out FILE")
     sql = args.sql
@@ -278,6 +294,7 @@ def _without_settings_hint(message: str) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     # The report's figures need matplotlib: imported for this command only (start-up speed).
+    require("duckdb", "isosweep report")
     from isosweep.analysis.report import check_out_dir, default_out, make_report
 
     study = get_study(args.study)

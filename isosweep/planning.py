@@ -15,7 +15,16 @@ from typing import Any
 from isosweep.arguments import NAME, gpu_share, non_negative_int, positive_int, seed_count
 from isosweep.errors import UsageError
 from isosweep.orchestrator.address import check_address
-from isosweep.orchestrator.options import MAX_TRIALS, RunOptions, check_local_cpus, check_size, local_slots, now_iso
+from isosweep.orchestrator.local import local_plan
+from isosweep.orchestrator.options import (
+    MAX_TRIALS,
+    RunOptions,
+    check_executor,
+    check_local_cpus,
+    check_size,
+    local_slots,
+    now_iso,
+)
 from isosweep.orchestrator.plan import SweepPlan, make_plan, parse_fuse
 from isosweep.orchestrator.search import (
     SearchHistory,
@@ -40,9 +49,17 @@ StoreLike = str | os.PathLike
 
 def ray_modules() -> tuple[ModuleType, ModuleType]:
     """The modules that import Ray (``cluster`` and ``launch``), imported on first use: Ray takes
-    seconds to import, and a plan with nothing to run, ``status`` or ``import isosweep`` need none."""
-    from isosweep.orchestrator import cluster, launch
-
+    seconds to import, and a plan with nothing to run, ``status``, ``import isosweep`` and the
+    local executor need none. UsageError where Ray is not installed."""
+    try:
+        from isosweep.orchestrator import cluster, launch
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in ("ray", "optuna"):
+            raise
+        raise UsageError(
+            f"this sweep runs on Ray, and {exc.name.split('.')[0]} is not installed here: install it "
+            "(pip install 'ray[tune]' optuna), or train in this process with --executor local"
+        ) from None
     return cluster, launch
 
 
@@ -54,7 +71,8 @@ class SweepOptions:
     max_trials: int = MAX_TRIALS
     fuse: str = "auto"
     gpus_per_trial: float | None = None
-    cpus_per_trial: int = 1
+    cpus_per_trial: int | None = None
+    """Cores of each Ray trial (default 1), or the local executor's torch threads (default all)."""
     max_concurrent: int | None = None
     max_failures: int = 2
     address: str | None = None
@@ -68,6 +86,7 @@ class SweepOptions:
     lam_range: str | None = None
     force: bool = False
     compact: bool = True
+    executor: str = "ray"
 
 
 _CHECKS: dict[str, Callable[[str], Any]] = {
@@ -165,10 +184,19 @@ def planned_size(study: Study, budget: str, seeds: int | None, where: dict[str, 
     return n
 
 
+def trial_cpus(options: SweepOptions) -> int:
+    """``--cpus-per-trial``, or its default: 1 per Ray trial, every core for the local executor
+    (it trains one bundle at a time, with all of this machine's cores)."""
+    if options.cpus_per_trial is not None:
+        return options.cpus_per_trial
+    return (os.cpu_count() or 1) if options.executor == "local" else 1
+
+
 def run_options(sweep: str, options: SweepOptions, force: bool = False) -> RunOptions:
     return RunOptions(
         sweep=sweep,
-        cpus_per_trial=options.cpus_per_trial,
+        executor=options.executor,
+        cpus_per_trial=trial_cpus(options),
         gpus_per_trial=options.gpus_per_trial,
         max_concurrent=options.max_concurrent,
         max_failures=options.max_failures,
@@ -199,11 +227,12 @@ def plan_sweep(
     study.budget(budget)
     parsed = parse_where(study, where)
     fuse = parse_fuse(options.fuse)
+    check_executor(options.executor, options.address, options.max_concurrent)
     check_address(options.address)
     if options.search is not None or options.num_samples is not None or options.lam_range is not None:
         return _plan_search(study, budget, parsed, seeds, store, options, dry_run)
     check_size(planned_size(study, budget, seeds, parsed), options.max_trials, f"study {study.name}")
-    check_local_cpus(options.cpus_per_trial, options.address)
+    check_local_cpus(trial_cpus(options), options.address)
     user = load_user_data(
         study, options.data, options.features, options.density_column, options.latent_dim, options.data_root
     )
@@ -219,10 +248,10 @@ def plan_sweep(
     sweep = options.name or f"{study.name}-{budget}"
     complete = done_keys(opened, [c.key for c in configs])
     run = run_options(sweep, options, force=options.force and not dry_run)
-    plan = make_plan(
-        configs, complete, fuse, local_slots(options.cpus_per_trial, options.max_concurrent), options.force
-    )
-    if plan.to_run and (not dry_run or options.address is not None):
+    plan = make_plan(configs, complete, fuse, local_slots(trial_cpus(options), options.max_concurrent), options.force)
+    if plan.to_run and options.executor == "local":
+        plan = local_plan(configs, complete, fuse, options.force, run)
+    elif plan.to_run and (not dry_run or options.address is not None):
         # Trials to train on a cluster: planned for its slots and GPUs (a local dry run keeps
         # this machine's cores, as a local Ray would offer them).
         cluster, _ = ray_modules()
@@ -248,6 +277,10 @@ def _plan_search(
     """``isosweep run anomaly --search optuna ...``: see ``isosweep.orchestrator.search``."""
     if options.search is None:
         raise UsageError("--num-samples and --lam-range belong to a search: add --search optuna")
+    if options.executor == "local":
+        raise UsageError(
+            "a search runs on Ray (its searcher proposes points as trials finish); leave out --executor local"
+        )
     if options.force:
         raise UsageError("--force does not apply to a search; give the search a new --name to start it afresh")
     dataset = check_search(study, options.search, where, options.num_samples)

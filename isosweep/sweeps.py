@@ -11,12 +11,12 @@
 Options are the ``run`` command's flags as keywords (``name``, ``fuse``, ``cpus_per_trial``,
 ``gpus_per_trial``, ``max_concurrent``, ``max_failures``, ``address``, ``data_root``, ``data``,
 ``features``, ``density_column``, ``latent_dim``, ``search``, ``num_samples``, ``lam_range``,
-``force``, ``compact``, ``max_trials``). Bad input raises :class:`isosweep.UsageError` before
+``force``, ``compact``, ``max_trials``, ``executor``: ``"ray"`` or ``"local"``). Bad input raises :class:`isosweep.UsageError` before
 anything is written. A sweep prints its progress as the command does; the results are returned.
 
 This is the one place that orchestrates a sweep (``isosweep.cli`` parses and prints around it).
 Ray is imported only once a sweep needs the cluster (``planning.ray_modules``): planning a sweep with nothing to
-run, or reading a status, starts no Ray.
+run, reading a status, or a sweep with ``executor="local"`` (``isosweep.orchestrator.local``) starts no Ray.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any
 
 from isosweep.errors import UsageError
 from isosweep.orchestrator.address import check_address
+from isosweep.orchestrator.local import resume_local, run_local
+from isosweep.orchestrator.options import check_executor
 from isosweep.orchestrator.status import StoreStatus, known_sweeps, read_sidecar, store_status, sweep_counts
-from isosweep.orchestrator.summary import summary_table
 from isosweep.orchestrator.userdata import stage
 from isosweep.planning import (
     PlannedSweep,
@@ -91,6 +92,9 @@ class SweepResult:
         ends), where the study has a summary and the run an ok trial; read from the store."""
         if not self.ok or self.study is None or self.budget is None:
             return None
+        # The summary's SQL needs DuckDB (UsageError where it is not installed): imported on first use.
+        from isosweep.orchestrator.summary import summary_table
+
         store = Store(self.store)
         if self.search:
             return summary_table(
@@ -152,8 +156,8 @@ def run(
 ) -> SweepResult:
     """Plan ``study`` at ``budget`` (restricted or extended by ``where``; ``seeds`` 0..N-1), skip
     the trials the store holds complete, and train the rest on Ray (a new local instance, or the
-    cluster at ``address``). Returns the planned trials' states after the run; SweepInterrupted
-    (a KeyboardInterrupt) where it was stopped."""
+    cluster at ``address``), or in this process with ``executor="local"``. Returns the planned
+    trials' states after the run; SweepInterrupted (a KeyboardInterrupt) where it was stopped."""
     planned = plan_sweep(study, budget, where, seeds, store, sweep_options(options), dry_run=False)
     print(planned.planned.line, flush=True)
     if planned.spec is not None:
@@ -161,17 +165,19 @@ def run(
     assert planned.plan is not None and planned.run is not None
     sweep, opened, run_options = planned.planned.sweep, planned.store, planned.run
     plan_ = planned.plan
-    _, launch = ray_modules()
+    local = run_options.executor == "local"
+    run_sweep = run_local if local else ray_modules()[1].run_sweep
     if plan_.bundles:
-        cluster, _ = ray_modules()
-        # Everything that can refuse the sweep is checked before its first write (the store's folder).
-        reads_data_root = planned.user is None and any(kind_of(c).check is not None for c in plan_.to_run)
-        cluster.prepare(opened, run_options, reads_data_root=reads_data_root)
+        if not local:
+            cluster, _ = ray_modules()
+            # Everything that can refuse the sweep is checked before its first write (the store's folder).
+            reads_data_root = planned.user is None and any(kind_of(c).check is not None for c in plan_.to_run)
+            cluster.prepare(opened, run_options, reads_data_root=reads_data_root)
         opened.create()
         if planned.user:
             run_options = replace(run_options, data_root=stage(opened, planned.user))
     try:
-        counts = launch.run_sweep(plan_, opened, run_options)
+        counts = run_sweep(plan_, opened, run_options)
     except KeyboardInterrupt:
         raise SweepInterrupted(sweep, opened.url) from None
     result = _result(sweep, opened, counts, len(plan_.planned), len(plan_.complete), len(plan_.to_run))
@@ -213,23 +219,30 @@ def _only_sweep(store: Store, sweep: str | None) -> str:
 
 def resume(store: StoreLike | None, sweep: str | None = None, **options: Any) -> SweepResult:
     """Restore the interrupted sweep named ``sweep`` (the store's only sweep where None) and finish
-    its unfinished trials from their checkpoints. Options: ``address``, ``compact``."""
-    unknown = sorted(set(options) - {"address", "compact"})
+    its unfinished trials from their checkpoints. Options: ``address``, ``compact``, ``executor``
+    (default: the one that ran the sweep)."""
+    unknown = sorted(set(options) - {"address", "compact", "executor"})
     if unknown:
-        raise UsageError(f"unknown option {unknown[0]!r} of resume; its options are: address, compact")
+        raise UsageError(f"unknown option {unknown[0]!r} of resume; its options are: address, compact, executor")
     address, compact = options.get("address"), bool(options.get("compact", True))
     if sweep is not None:
         check_sweep_name(sweep)
+    if options.get("executor") is not None:
+        check_executor(str(options["executor"]), address, None)
     check_address(address)
     opened = open_store(store, for_writing=True, must_exist=True)
     name = _only_sweep(opened, sweep)
     sidecar = read_sidecar(opened, name)
+    executor = options.get("executor") or ("ray" if address else sidecar.get("executor", "ray"))
     before, planned = sweep_counts(opened, name, sidecar)
-    cluster, launch = ray_modules()
-    cluster.connect(address)
-    cluster.check_store_reachable_from_cluster(opened)
     try:
-        counts, planned = launch.resume_sweep(opened, name, sidecar, compact=compact)
+        if executor == "local":
+            counts, planned = resume_local(opened, name, sidecar, compact=compact)
+        else:
+            cluster, launch = ray_modules()
+            cluster.connect(address)
+            cluster.check_store_reachable_from_cluster(opened)
+            counts, planned = launch.resume_sweep(opened, name, sidecar, compact=compact)
     except KeyboardInterrupt:
         raise SweepInterrupted(name, opened.url) from None
     result = _result(name, opened, counts, planned, before["ok"], planned - before["ok"])

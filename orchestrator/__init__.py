@@ -1,10 +1,12 @@
-"""The orchestrator: planning, the Ray cluster, the Ray Tune run, the workers' side, progress,
-resume and status (docs/architecture.md).
+"""The orchestrator: planning, the Ray cluster, the Ray Tune run, the local executor, the
+workers' side, progress, resume and status (docs/architecture.md).
 
 Modules by job: ``plan`` (bundling, pure), ``options`` (run options and flag checks, pure),
-``status`` (what is done and how many, resume's record; no Ray), ``worker`` (what a Ray trial
-runs, no Ray), ``cluster``, ``trainable``, ``progress``, ``experiment`` and ``launch`` (the
-modules that import Ray), ``claims``, ``compact``, ``faults``, ``search``, ``userdata``, ``summary``.
+``status`` (what is done and how many, resume's record; no Ray), ``worker`` (what a trial runs,
+no Ray), ``sweep_params`` and ``finish`` (what every trial is handed, what every sweep does when it
+ends; no Ray), ``local`` (the local executor; no Ray), ``progress`` (no Ray), ``cluster``,
+``trainable``, ``experiment`` and ``launch`` (the modules that import Ray), ``claims``,
+``compact``, ``faults``, ``search``, ``userdata``, ``summary``.
 """
 
 import os

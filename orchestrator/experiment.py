@@ -4,42 +4,21 @@ run and restore, a stop at the first full disk, and failed rows for members Ray 
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import ray
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 from ray import tune
 
 from isosweep.errors import NoSpaceError, UsageError, no_space, no_space_path
 from isosweep.orchestrator.cluster import STOP_SIGNAL, cluster_gpus, forward_worker_output, interrupted, trial_gpus
+from isosweep.orchestrator.finish import record_given_up
 from isosweep.orchestrator.options import RunOptions
 from isosweep.orchestrator.progress import Progress
 from isosweep.orchestrator.status import write_sidecar
+from isosweep.orchestrator.sweep_params import run_provenance
 from isosweep.orchestrator.trainable import with_resources
 from isosweep.orchestrator.worker import NO_SPACE, members_of
 from isosweep.store import Store
-from isosweep.trainers.run import failed_result
-
-
-def git_revision() -> str | None:
-    """The git revision of the code being run, where it is a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def run_provenance() -> dict[str, Any]:
-    return {"git_rev": git_revision(), "ray_version": ray.__version__}
 
 
 def storage_for(store: Store) -> tuple[str, Any]:
@@ -47,27 +26,6 @@ def storage_for(store: Store) -> tuple[str, Any]:
     if store.local:
         return os.path.abspath(os.path.join(store.root, "ray")), None
     return f"{store.root}/ray", PyFileSystem(FSSpecHandler(store.fs))
-
-
-def ray_max_failures(plan_bundles: Any, max_failures: int) -> int:
-    # Each member may use up to `max_failures` retries of the whole Ray trial, and worker or node
-    # losses also count there: give Ray enough for all of them.
-    largest = max((len(b) for b in plan_bundles), default=1)
-    return max_failures * largest + max_failures
-
-
-def fixed_params(store: Store, options: RunOptions) -> dict[str, Any]:
-    """The part of every Ray trial's config that is the same for the whole sweep."""
-    return {
-        "store": os.path.abspath(store.url) if store.local else store.url,
-        "sweep": options.sweep,
-        "force_since": options.force_since,
-        "provenance": run_provenance(),
-        "threads": max(1, int(options.cpus_per_trial)),
-        "data_root": options.data_root,
-        "max_failures": options.max_failures,
-        "compact": options.compact,
-    }
 
 
 def fit(
@@ -102,7 +60,7 @@ def fit(
             failure_config=tune.FailureConfig(max_failures=sidecar["ray_max_failures"]),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
-            callbacks=[progress],
+            callbacks=[TuneProgress(progress)],
             stop=NoSpaceStop(),
         ),
     )
@@ -129,6 +87,20 @@ def restore(store: Store, sweep: str, sidecar: dict[str, Any]) -> Any:
         resume_errored=True,
         storage_filesystem=storage_fs,
     )
+
+
+class TuneProgress(tune.Callback):
+    """The sweep's display (``progress.Progress``) as Ray Tune's callback."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.progress.on_result(trials, trial, result)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.progress.on_end()
 
 
 FULL_DISK: list[str] = []
@@ -185,15 +157,9 @@ def tune_fit(tuner: Any, store: Store) -> Any:
 
 
 def record_lost_members(grid: Any, store: Store, sweep: str) -> None:
-    """Members of bundles that Ray gave up on (after retries) get a ``failed`` row, so that nothing
-    silently disappears and the next run retries them."""
-    errored = [r for r in grid if r.error is not None]
-    if not errored:
-        return
-    states = store.trial_states()
-    for result in errored:
-        if not result.config or not ({"bundle", "templates"} & set(result.config)):
+    """Members of bundles that Ray gave up on (after retries) get a ``failed`` row
+    (``finish.record_given_up``)."""
+    for result in grid:
+        if result.error is None or not result.config or not ({"bundle", "templates"} & set(result.config)):
             continue
-        for cfg in members_of(result.config):
-            if cfg.key not in states:
-                store.write_result(failed_result(cfg, f"Ray trial failed: {result.error}"), sweep, run_provenance())
+        record_given_up(store, members_of(result.config), sweep, f"Ray trial failed: {result.error}", run_provenance())

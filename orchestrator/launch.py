@@ -5,25 +5,20 @@ claims cleared, whichever way it ended."""
 from __future__ import annotations
 
 import json
-import sys
-import time
-from collections.abc import Sequence
 from typing import Any
 
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from isosweep.errors import NoSpaceError, first_line, no_space, no_space_path
-from isosweep.orchestrator.claims import Claims
-from isosweep.orchestrator.compact import compact_sweep
-from isosweep.orchestrator.experiment import fit, fixed_params, ray_max_failures, record_lost_members, restore, tune_fit
-from isosweep.orchestrator.faults import compact_kill_point
+from isosweep.orchestrator.experiment import fit, record_lost_members, restore, tune_fit
+from isosweep.orchestrator.finish import clear_stale_claims, compact_after_sweep
 from isosweep.orchestrator.options import RunOptions
 from isosweep.orchestrator.plan import SweepPlan
 from isosweep.orchestrator.progress import Progress
 from isosweep.orchestrator.search import OBJECTIVE, SearchHistory, SearchSpec, build_optuna_study, search_space
 from isosweep.orchestrator.status import search_counts, status_counts, sweep_counts
-from isosweep.store import UNREADABLE_FIX, Store
+from isosweep.orchestrator.sweep_params import bundle_failures, fixed_params
+from isosweep.store import Store
 from isosweep.trainers.config import TrialConfig
 
 
@@ -37,7 +32,7 @@ def run_sweep(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
             }
             sidecar = {
                 "keys": [c.key for c in plan.planned],
-                "ray_max_failures": ray_max_failures(plan.bundles, options.max_failures),
+                "ray_max_failures": bundle_failures(plan.bundles, options.max_failures),
             }
             fit(
                 store,
@@ -75,7 +70,7 @@ def run_search(
         param_space = {"templates": json.dumps([t.to_dict() for t in templates]), **fixed_params(store, options)}
         sidecar = {
             "search": {"dataset": spec.dataset, "budget": spec.budget},
-            "ray_max_failures": ray_max_failures([templates], options.max_failures),
+            "ray_max_failures": bundle_failures([templates], options.max_failures),
         }
         try:
             fit(
@@ -107,50 +102,3 @@ def resume_sweep(store: Store, sweep: str, sidecar: dict[str, Any], compact: boo
         compact_after_sweep(store, sidecar.get("keys"), sweep, compact)
         clear_stale_claims(store, sidecar.get("keys"))
     return sweep_counts(store, sweep, sidecar)
-
-
-def clear_stale_claims(store: Store, keys: Sequence[str] | None) -> None:
-    """Remove the dead or expired claims (a stopped or killed run's) of the sweep's keys (every
-    key where None) when the sweep ends, so that none outlives the run after the one that left it.
-    A failure is only reported: a stale claim delays a later run by one lease at most."""
-    try:
-        Claims(store).clear_stale(keys)
-    except Exception as exc:
-        print(
-            f"isosweep: warning: clearing stale claims failed ({type(exc).__name__}: {first_line(exc)}); "
-            "they expire by themselves",
-            file=sys.stderr,
-        )
-
-
-def compact_after_sweep(store: Store, keys: Sequence[str] | None, sweep: str, enabled: bool = True) -> None:
-    """Merge the per-trial files of the sweep's trials (``keys``; every per-trial file where None)
-    into the store's compacted files, as every sweep does when it ends or is interrupted cleanly.
-    A failure here loses nothing (each trial is whole in its own files): it is reported, not raised."""
-    if not enabled:
-        return
-    start = time.perf_counter()
-    try:
-        report = compact_sweep(store, keys, kill=compact_kill_point)
-    except Exception as exc:
-        if no_space(exc):
-            raise NoSpaceError(no_space_path(exc) or store.url) from None
-        print(
-            f"isosweep: warning: merging the sweep's files failed ({type(exc).__name__}: {first_line(exc)}); its trials "
-            f"are whole in their own files: run `isosweep compact --store {store.url}` to merge them",
-            file=sys.stderr,
-        )
-        return
-    if report.written_files:
-        print(
-            f"{sweep}: merged {report.merged_files} per-trial and compacted file(s) into {report.written_files} "
-            f"in {time.perf_counter() - start:.1f}s",
-            flush=True,
-        )
-    if report.skipped_corrupt:
-        print(
-            f"isosweep: warning: {len(report.skipped_corrupt)} unreadable file(s) left unmerged: "
-            f"{', '.join(store.uri(p) for p in report.skipped_corrupt)}; {UNREADABLE_FIX} "
-            "(`isosweep status` lists them)",
-            file=sys.stderr,
-        )

@@ -33,6 +33,31 @@ class RunOptions:
     compact: bool = True
     """Merge the sweep's per-trial files into the store's compacted files when it ends
     (``isosweep.orchestrator.compact.compact_sweep``)."""
+    executor: str = "ray"
+    """What trains the bundles: ``ray`` (a Ray cluster, local or at ``address``) or ``local``
+    (this process, one bundle after another: ``isosweep.orchestrator.local``)."""
+
+
+EXECUTORS = ("ray", "local")
+"""The executors of a sweep (``--executor``): Ray's is the default and the only one across machines."""
+
+
+def check_executor(executor: str, address: str | None, max_concurrent: int | None) -> None:
+    """Refuse an unknown executor, and the Ray-only options with the local executor."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor {executor!r}: use ray (the default) or local")
+    if executor != "local":
+        return
+    if address is not None:
+        raise UsageError(
+            "--executor local trains in this process and never joins a cluster; leave out --address "
+            "(or leave out --executor local to run on the Ray cluster there)"
+        )
+    if max_concurrent is not None:
+        raise UsageError(
+            "--max-concurrent sets the Ray trials run at once; the local executor trains one bundle at a "
+            "time: leave it out (or leave out --executor local)"
+        )
 
 
 def gpus_for_trials(requested: float | None, cluster: dict[str, float]) -> float:

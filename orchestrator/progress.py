@@ -1,5 +1,6 @@
-"""The sweep's display: a Ray Tune callback that prints one line per finished trial and, while
-bundles train, their progress and an ETA."""
+"""The sweep's display: one line per finished trial and, while bundles train, their progress and
+an ETA. Fed by either executor: Ray Tune's callback (``experiment.TuneProgress``) or the local
+executor (``isosweep.orchestrator.local``). No Ray here."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from ray import tune
 
 from isosweep.orchestrator.search import OBJECTIVE
 from isosweep.orchestrator.worker import NO_SPACE, members_of
@@ -31,7 +30,7 @@ def _duration(seconds: float) -> str:
 
 
 @dataclass
-class Progress(tune.Callback):
+class Progress:
     """The sweep's display, readable in a log file (``ray job logs``, CI): one line per finished
     trial, and while bundles train, at most one line every ``every_s`` seconds with each running
     bundle's progress and member-samples/s and an ETA from the measured throughput.
@@ -65,10 +64,8 @@ class Progress(tune.Callback):
     merged: dict[str, float] = field(default_factory=lambda: {"merged_files": 0, "merged_into": 0, "merged_s": 0.0})
     """What the workers' merges of their units' files did, summed (``worker._merge_unit``)."""
 
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_end(self) -> None:
+        """The sweep has ended: what the workers' merges did, where they merged anything."""
         if self.merged["merged_into"]:
             print(
                 f"workers merged {self.merged['merged_files']:.0f} per-trial file(s) into "
@@ -100,7 +97,7 @@ class Progress(tune.Callback):
         total = sum(self._trial_work(t) for t in trials)
         return max(0.0, total - self.done_work()) / rate
 
-    # -- Ray Tune's callback ------------------------------------------------------------------------
+    # -- the executor's reports --------------------------------------------------------------------
     def members(self, trial: Any) -> list[TrialConfig]:
         """The members of a Ray trial, parsed once (a fused bundle's config holds thousands)."""
         if trial.trial_id not in self._members:
@@ -116,7 +113,9 @@ class Progress(tune.Callback):
             if values.get(k) is not None
         )
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_result(self, trials: list, trial: Any, result: dict) -> None:
+        """One report of a running trial (``trial``: its ``trial_id``, ``config`` and ``status``,
+        as Ray Tune's trials have them; ``trials``: all of the sweep's)."""
         if NO_SPACE in result:
             return  # the sweep stops (``experiment.NoSpaceStop``) and the command says why
         members = self.members(trial)

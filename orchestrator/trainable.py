@@ -16,9 +16,14 @@ from ray import tune
 
 from isosweep.errors import first_line, no_space, no_space_path
 from isosweep.orchestrator.search import OBJECTIVE
-from isosweep.orchestrator.worker import NO_SPACE, members_of, train_members, train_point
-
-CHECKPOINT_FILE = "state.pt"
+from isosweep.orchestrator.worker import (
+    CHECKPOINT_FILE,
+    NO_SPACE,
+    members_of,
+    read_checkpoint,
+    train_members,
+    train_point,
+)
 
 
 def _report(metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
@@ -32,17 +37,12 @@ def _report(metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -
 
 
 def _load_checkpoint(checkpoint: Any) -> dict[str, Any] | None:
-    """The payload of a bundle's Ray checkpoint; None (train from the start) where the file is
-    missing, empty or cut short, as a write into a full disk leaves it: a damaged checkpoint costs
-    the progress it held, never the run."""
+    """The payload of a bundle's Ray checkpoint (``worker.read_checkpoint``)."""
     try:
         with checkpoint.as_directory() as d:
-            # Checkpoints hold CPU tensors (``isosweep.trainers.device.to_cpu``): any node or device resumes them.
-            loaded: dict[str, Any] = torch.load(
-                os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu"
-            )
-            return loaded
-    except Exception as exc:
+            path = os.path.join(d, CHECKPOINT_FILE)
+            return read_checkpoint(lambda: open(path, "rb"), checkpoint.path)
+    except Exception as exc:  # the checkpoint's folder could not be fetched
         if no_space(exc):
             raise
         print(

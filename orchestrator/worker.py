@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import torch
 
@@ -45,6 +45,30 @@ which then stops the sweep (``experiment.NoSpaceStop``) instead of letting Ray r
 FINISHED_REPORT_S = 1.0
 """How often a worker reports the members it has written (a fused unit writes hundreds a second;
 each Ray Tune report is a round trip to the driver, carrying the Ray trial's whole config)."""
+
+
+CHECKPOINT_FILE = "state.pt"
+"""The file of a bundle's checkpoint (``{"keys", "state", "attempts"}``, saved by ``torch.save``)."""
+
+
+def read_checkpoint(open_file: Callable[[], IO[bytes]], shown: str) -> dict[str, Any] | None:
+    """The payload of a bundle's checkpoint (opened by ``open_file``; ``shown`` names it); None
+    (train from the start) where the file is missing, empty or cut short, as a write into a full
+    disk leaves it: a damaged checkpoint costs the progress it held, never the run."""
+    try:
+        with open_file() as f:
+            # Checkpoints hold CPU tensors (``isosweep.trainers.device.to_cpu``): any node or device resumes them.
+            loaded: dict[str, Any] = torch.load(f, weights_only=False, map_location="cpu")
+            return loaded
+    except Exception as exc:
+        if no_space(exc):
+            raise
+        print(
+            f"isosweep: warning: unreadable checkpoint {shown} ({type(exc).__name__}: {first_line(exc)}); "
+            "its bundle trains from the start",
+            file=sys.stderr,
+        )
+        return None
 
 
 def members_of(config: dict[str, Any]) -> list[TrialConfig]:

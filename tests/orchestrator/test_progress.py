@@ -46,8 +46,7 @@ def test_progress_lines_are_throttled_and_the_eta_follows_the_measured_rate(caps
         clock.now = start + epoch * epoch_s
         for trial in trials:
             members = len(json.loads(trial.config["bundle"]))
-            progress.on_trial_result(
-                0,
+            progress.on_result(
                 trials,
                 trial,
                 {"member": 0, "trial_key": "k", "members": members, "progress": epoch, "samples": epoch * members * n},
@@ -75,18 +74,13 @@ def test_finished_members_count_in_full_and_the_finish_line_has_an_eta(capsys):
     trials = _bundles()
     progress = Progress(total=9, skipped=0, clock=clock, started=0.0)
     clock.now = 10.0
-    progress.on_trial_result(
-        0, trials, trials[0], {"member": 0, "trial_key": "k", "members": 5, "progress": 45, "samples": 0}
-    )
+    progress.on_result(trials, trials[0], {"member": 0, "trial_key": "k", "members": 5, "progress": 45, "samples": 0})
     clock.now = 20.0
-    progress.on_trial_result(
-        0, trials, trials[0], {"member": 0, "trial_key": "k", "members": 5, "progress": 90, "samples": 0}
-    )
+    progress.on_result(trials, trials[0], {"member": 0, "trial_key": "k", "members": 5, "progress": 90, "samples": 0})
     assert progress.done_work() == 5 * 90
     # Members written are reported in batches (one report a second at most): two, then three.
     for batch in ([0, 1], [2, 3, 4]):
-        progress.on_trial_result(
-            0,
+        progress.on_result(
             trials,
             trials[0],
             {"member": batch[-1], "trial_key": f"k{batch[-1]}", "finished": [[k, f"k{k}", "ok", 1.0] for k in batch]},

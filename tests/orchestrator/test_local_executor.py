@@ -1,0 +1,194 @@
+"""The local executor (``--executor local``): the same sweeps as on Ray give the same stores (the
+same keys, the same metrics in float64); it runs, resumes and counts where Ray, DuckDB and Optuna
+are not installed; a run killed mid-sweep and finished by ``run`` or ``resume`` trains each trial
+exactly once; the options it cannot honour are refused in one line."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from anomaly_files import write_anomaly_files
+from test_crash_safety import SWEEP, assert_exactly_once, finished_runs
+
+import isosweep
+from helpers import cli_env, one_line
+from helpers import isosweep as isosweep_cli
+
+WITHOUT = Path(__file__).parent.parent / "without_modules.py"
+"""Runs ``python -m isosweep`` with the named modules not importable, as where they are not installed."""
+
+VARIES = {"run_id", "sweep", "wall_s", "started_at", "finished_at", "hostname", "git_rev", "ray_version", "error"}
+"""Columns that say when, where and by what a trial ran, not what it computed."""
+
+ORDER = {"trials": ["trial_key"], "dims": ["trial_key", "dim"], "curves": ["trial_key", "step"]}
+
+
+def _table(store: str, table: str) -> pd.DataFrame:
+    frame = getattr(isosweep, table)(store)
+    return (
+        frame.drop(columns=[c for c in frame.columns if c in VARIES]).sort_values(ORDER[table]).reset_index(drop=True)
+    )
+
+
+def assert_same_results(local: str, ray: str) -> None:
+    """Every trial's rows in both stores: the same keys, every other value equal (floats in float64)."""
+    for table in ORDER:
+        a, b = _table(local, table), _table(ray, table)
+        assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0, table
+        assert a["trial_key"].tolist() == b["trial_key"].tolist(), table
+        for column in a.columns:
+            for x, y in zip(a[column].tolist(), b[column].tolist()):
+                assert _equal(x, y), f"{table}.{column}: {x!r} (local) != {y!r} (ray)"
+
+
+def _equal(x: object, y: object) -> bool:
+    """Values equal exactly: floats as float64 (NaN equals NaN), lists and arrays element by element."""
+    if isinstance(x, (list, tuple, np.ndarray)) or isinstance(y, (list, tuple, np.ndarray)):
+        xs, ys = list(np.asarray(x, dtype=object).ravel()), list(np.asarray(y, dtype=object).ravel())
+        return len(xs) == len(ys) and all(_equal(p, q) for p, q in zip(xs, ys))
+    if isinstance(x, float) and isinstance(y, float):
+        return (math.isnan(x) and math.isnan(y)) or float(np.float64(x)) == float(np.float64(y))
+    return bool(x == y)
+
+
+SWEEPS = {
+    "toy": {"study": "toy", "budget": "smoke", "where": {"lam": 100}},
+    "anomaly": {"study": "anomaly", "budget": "smoke", "where": {"dataset": "thyroid|arrhythmia"}},
+}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_the_local_and_the_ray_executor_write_the_same_trials(tmp_path, name):
+    spec = dict(SWEEPS[name])
+    study = spec.pop("study")
+    # The same bundles and threads on both: fused units of 3, one thread each.
+    options = {"fuse": "3", "cpus_per_trial": 1, "data_root": str(write_anomaly_files(tmp_path / "data")), **spec}
+    local, ray = str(tmp_path / "local"), str(tmp_path / "ray")
+    on_local = isosweep.run(study, store=local, executor="local", **options)
+    on_ray = isosweep.run(study, store=ray, **options)
+    assert on_local.planned == on_ray.planned == on_local.ok == on_ray.ok == on_local.trained > 0
+    assert_same_results(local, ray)
+    rows = isosweep.trials(local)
+    assert rows["ray_version"].isna().all() and rows["ray_version"].size == on_local.planned
+    assert isosweep.trials(ray)["ray_version"].notna().all()
+
+
+def without(modules: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m isosweep ARGS`` where ``modules`` (comma-separated) cannot be imported."""
+    return subprocess.run(
+        [sys.executable, str(WITHOUT), modules, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=timeout,
+    )
+
+
+def test_without_ray_duckdb_or_optuna_the_local_executor_runs_resumes_and_counts(tmp_path):
+    store = str(tmp_path / "store")
+    sweep = ["run", "toy", "--budget", "smoke", "--where", "lam=100", "--store", store]
+    hidden = "ray,duckdb,optuna"
+
+    ran = without(hidden, *sweep, "--executor", "local")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "toy-smoke: ok 9, failed 0, diverged 0, missing 0 of 9" in ran.stdout
+    assert "the summary table needs duckdb" in ran.stdout
+
+    resumed = without(hidden, "resume", "toy-smoke", "--store", store)  # the executor the sweep ran with
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "toy-smoke: ok 9, failed 0, diverged 0, missing 0 of 9" in resumed.stdout
+    assert "[1/" not in resumed.stdout  # nothing trained again
+
+    status = without(hidden, "status", "--store", store)
+    assert status.returncode == 0 and "toy    smoke   90       9" in status.stdout
+
+    # What needs a missing module says so in one line, exit 2, and writes nothing.
+    for args, needs in [
+        (["query", "select 1", "--store", store], "isosweep query needs duckdb"),
+        (["report", "toy", "--store", store, "--out", str(tmp_path / "r")], "isosweep report needs duckdb"),
+        ([*sweep, "--where", "seed=1"], "ray is not installed here"),
+    ]:
+        refused = without(hidden, *args)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stdout
+        assert refused.stderr.count("\n") == 1 and needs in refused.stderr, refused.stderr
+    assert not (tmp_path / "r").exists()
+    assert len(isosweep.trials(store)) == 9
+
+
+@pytest.mark.parametrize(
+    "options,says",
+    [
+        ({"address": "127.0.0.1:6379"}, "leave out --address"),
+        ({"max_concurrent": 2}, "--max-concurrent sets the Ray trials"),
+        ({"search": "optuna", "num_samples": 2, "where": {"dataset": "thyroid"}}, "a search runs on Ray"),
+        ({"executor": "dask"}, "--executor 'dask'"),
+    ],
+)
+def test_options_the_local_executor_cannot_honour_are_refused(tmp_path, options, says):
+    options = {"executor": "local", **options}
+    where = options.pop("where", {"lam": 100})
+    study = "anomaly" if "search" in options else "toy"
+    with pytest.raises(isosweep.UsageError) as raised:
+        isosweep.run(study, budget="smoke", where=where, store=str(tmp_path / "s"), **options)
+    assert says in one_line(raised)
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_cli_refuses_local_with_an_address(tmp_path):
+    proc = isosweep_cli(
+        "run", "toy", "--executor", "local", "--address", "127.0.0.1:6379", "--store", str(tmp_path), check=False
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "leave out --address" in proc.stderr
+
+
+@pytest.mark.slow  # three sweeps of 90 trials in this process
+@pytest.mark.parametrize("how", ["run", "resume"])
+def test_a_local_run_killed_in_a_write_is_finished_by_run_or_resume_exactly_once(tmp_path, how):
+    from isosweep.orchestrator.faults import KILL_IN_WRITE_ENV
+
+    store = tmp_path / "store"
+    local = ["--executor", "local", "--fuse", "10", "--store", str(store)]
+    killed = subprocess.run(
+        [sys.executable, "-m", "isosweep", *SWEEP, *local],
+        env={**cli_env(), KILL_IN_WRITE_ENV: "30"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    before = finished_runs(store)
+    assert 30 <= len(before) < 90
+    # The bundle being trained left its checkpoint, for resume.
+    assert list((store / "ray" / "toy-smoke" / "local").glob("*.pt"))
+    if how == "run":
+        out = isosweep_cli(*SWEEP, *local).stdout
+    else:
+        out = isosweep_cli("resume", "toy-smoke", "--store", str(store)).stdout
+    assert "ok 90, failed 0, diverged 0, missing 0 of 90" in out
+    assert_exactly_once(store, before)
+    assert not (store / "ray" / "toy-smoke" / "local").exists()  # a finished sweep keeps no checkpoint
+
+
+@pytest.mark.slow  # two sweeps compared
+def test_injected_faults_are_retried_in_process_and_change_nothing(tmp_path):
+    from isosweep.orchestrator.faults import RAISE_ENV
+
+    where = ["--where", "dataset=mix|norm,loss=se", "--executor", "local", "--fuse", "5"]
+    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    isosweep_cli(*SWEEP, *where, "--store", str(clean))
+    proc = subprocess.run(
+        [sys.executable, "-m", "isosweep", *SWEEP, *where, "--store", str(faulty), "--max-failures", "6"],
+        env={**cli_env(), RAISE_ENV: "0.35:7"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_same_results(str(faulty), str(clean))
+    assert len(isosweep.trials(str(faulty))) == 20

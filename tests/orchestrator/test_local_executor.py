@@ -57,26 +57,31 @@ def _equal(x: object, y: object) -> bool:
     return bool(x == y)
 
 
-SWEEPS = {
-    "toy": {"study": "toy", "budget": "smoke", "where": {"lam": 100}},
-    "anomaly": {"study": "anomaly", "budget": "smoke", "where": {"dataset": "thyroid|arrhythmia"}},
-}
+def test_the_local_executor_writes_the_trials_that_ray_wrote(tmp_path, smoke_store):
+    """The whole toy study at the smoke budget: on Ray (``smoke_store``, two bundles of 45) and here
+    (one bundle of 90, one thread): the fused members' results do not depend on their bundle."""
+    local = str(tmp_path / "local")
+    result = isosweep.run("toy", budget="smoke", store=local, executor="local", cpus_per_trial=1)
+    assert result.planned == result.trained == result.ok == 90
+    assert_same_results(local, str(smoke_store))
+    assert isosweep.trials(local)["ray_version"].isna().all()
+    assert isosweep.trials(str(smoke_store))["ray_version"].notna().all()
 
 
-@pytest.mark.parametrize("name", SWEEPS)
-def test_the_local_and_the_ray_executor_write_the_same_trials(tmp_path, name):
-    spec = dict(SWEEPS[name])
-    study = spec.pop("study")
+@pytest.mark.slow  # a Ray sweep and a local one; the toy study's comparison above is the fast tier's
+def test_the_local_and_the_ray_executor_write_the_same_anomaly_trials(tmp_path):
     # The same bundles and threads on both: fused units of 3, one thread each.
-    options = {"fuse": "3", "cpus_per_trial": 1, "data_root": str(write_anomaly_files(tmp_path / "data")), **spec}
+    options = {
+        "fuse": "3",
+        "cpus_per_trial": 1,
+        "data_root": str(write_anomaly_files(tmp_path / "data")),
+        "where": {"dataset": "thyroid|arrhythmia"},
+    }
     local, ray = str(tmp_path / "local"), str(tmp_path / "ray")
-    on_local = isosweep.run(study, store=local, executor="local", **options)
-    on_ray = isosweep.run(study, store=ray, **options)
+    on_local = isosweep.run("anomaly", budget="smoke", store=local, executor="local", **options)
+    on_ray = isosweep.run("anomaly", budget="smoke", store=ray, **options)
     assert on_local.planned == on_ray.planned == on_local.ok == on_ray.ok == on_local.trained > 0
     assert_same_results(local, ray)
-    rows = isosweep.trials(local)
-    assert rows["ray_version"].isna().all() and rows["ray_version"].size == on_local.planned
-    assert isosweep.trials(ray)["ray_version"].notna().all()
 
 
 def without(modules: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -111,14 +116,23 @@ def test_without_ray_duckdb_or_optuna_the_local_executor_runs_resumes_and_counts
     # What needs a missing module says so in one line, exit 2, and writes nothing.
     for args, needs in [
         (["query", "select 1", "--store", store], "isosweep query needs duckdb"),
-        (["report", "toy", "--store", store, "--out", str(tmp_path / "r")], "isosweep report needs duckdb"),
         ([*sweep, "--where", "seed=1"], "ray is not installed here"),
     ]:
-        refused = without(hidden, *args)
-        assert refused.returncode == 2 and refused.stdout == "", refused.stdout
-        assert refused.stderr.count("\n") == 1 and needs in refused.stderr, refused.stderr
-    assert not (tmp_path / "r").exists()
+        assert_refused(without(hidden, *args), needs)
     assert len(isosweep.trials(store)) == 9
+
+
+def assert_refused(proc: subprocess.CompletedProcess, needs: str) -> None:
+    """One line on stderr that says ``needs``, exit 2, nothing on stdout."""
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.count("\n") == 1 and needs in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow  # the fast tier checks the same message of `query`
+def test_without_duckdb_a_report_is_one_line_and_writes_nothing(tmp_path, smoke_store):
+    out = tmp_path / "report"
+    assert_refused(without("duckdb", "report", "toy", "--store", str(smoke_store), "--out", str(out)), "needs duckdb")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

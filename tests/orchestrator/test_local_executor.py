@@ -6,13 +6,17 @@ exactly once; the options it cannot honour are refused in one line."""
 from __future__ import annotations
 
 import math
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from anomaly_files import write_anomaly_files
 from test_crash_safety import SWEEP, assert_exactly_once, finished_runs
 
@@ -206,3 +210,38 @@ def test_injected_faults_are_retried_in_process_and_change_nothing(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_same_results(str(faulty), str(clean))
     assert len(isosweep.trials(str(faulty))) == 20
+
+
+@pytest.mark.slow  # a toy sweep at the quick budget, stopped and resumed
+def test_a_stopped_local_sweep_resumes_its_bundle_from_the_checkpoint(tmp_path):
+    store = tmp_path / "store"
+    stop = signal.SIGTERM  # as a batch system stops a job; Ctrl-C takes the same path (isosweep.interrupts)
+    args = ["run", "toy", "--budget", "quick", "--where", "lam=100,dataset=mix,loss=se|dconv", "--executor", "local"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "isosweep", *args, "--store", str(store)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoints = store / "ray" / "toy-quick" / "local"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(checkpoints.glob("*.pt")):
+        time.sleep(0.2)
+    proc.send_signal(stop)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + stop, out + err
+    assert "isosweep resume toy-quick" in err and "Traceback" not in err
+    saved = torch.load(next(checkpoints.glob("*.pt")), weights_only=False)
+    stopped_at = int(saved["state"]["epoch"])
+    assert 0 < stopped_at < 90
+    resumed = isosweep_cli("resume", "toy-quick", "--store", str(store)).stdout
+    assert "toy-quick: ok 2, failed 0, diverged 0, missing 0 of 2" in resumed
+    # The bundle went on from its checkpoint: its first report after the resume is past the stop.
+    first = re.search(r"bundle 0: (\d+)/90", resumed)
+    assert first is not None and int(first.group(1)) > stopped_at, resumed
+    # and each member's curve has every epoch once.
+    curves = isosweep.curves(str(store))
+    assert len(isosweep.trials(str(store))) == 2
+    assert sorted(curves.groupby("trial_key")["epoch"].apply(list).tolist()) == [list(range(1, 91))] * 2
+    assert not checkpoints.exists()

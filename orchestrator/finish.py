@@ -15,7 +15,6 @@ from isosweep.orchestrator.compact import compact_sweep
 from isosweep.orchestrator.faults import compact_kill_point
 from isosweep.store import UNREADABLE_FIX, Store
 from isosweep.trainers.config import TrialConfig
-from isosweep.trainers.run import failed_result
 
 
 def clear_stale_claims(store: Store, keys: Sequence[str] | None) -> None:
@@ -70,6 +69,9 @@ def record_given_up(
 ) -> None:
     """A ``failed`` row for each member of a bundle given up on (after its retries) that the store
     holds no row of, so that nothing silently disappears and the next run retries them."""
+    # The trainers' run module imports torch: only where a bundle was given up on.
+    from isosweep.trainers.run import failed_result
+
     states = store.trial_states()
     for cfg in members:
         if cfg.key not in states:

@@ -23,22 +23,26 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from isosweep.errors import NoSpaceError, UsageError, first_line, no_space, no_space_path
 from isosweep.orchestrator.finish import clear_stale_claims, compact_after_sweep, record_given_up
 from isosweep.orchestrator.options import RunOptions
 from isosweep.orchestrator.plan import GpuBudget, SweepPlan, make_plan
-from isosweep.orchestrator.progress import Progress
 from isosweep.orchestrator.status import done_keys, status_counts, write_sidecar
 from isosweep.orchestrator.sweep_params import bundle_failures, fixed_params
-from isosweep.orchestrator.worker import read_checkpoint, train_members
 from isosweep.store import Store
 from isosweep.trainers.config import TrialConfig
 
+if TYPE_CHECKING:
+    from isosweep.orchestrator.progress import Progress
+
 EXECUTOR = "local"
+
+# torch and the worker's code (which imports torch, as the progress display does through it) are
+# imported where a sweep trains or plans for a GPU, not with this module: `isosweep status` and
+# `query` import the sweeps' API, and torch would add seconds to each of them (and, under strace,
+# reads of files outside the store: tests/hostile/test_hostile_inputs.py).
 
 
 def local_device(gpus_per_trial: float | None) -> str:
@@ -46,6 +50,8 @@ def local_device(gpus_per_trial: float | None) -> str:
     asks for the CPU; the CPU where there is no GPU, unless a GPU was asked for."""
     if gpus_per_trial == 0:
         return "cpu"
+    import torch
+
     if torch.cuda.is_available():
         return "cuda"
     if gpus_per_trial is None:
@@ -65,6 +71,8 @@ def local_plan(
     plan = make_plan(configs, complete, fuse, 1, force)
     where = "this machine's CPU"
     if device == "cuda":
+        import torch
+
         memory = torch.cuda.get_device_properties(0).total_memory
         share = min(1.0, options.gpus_per_trial or 1.0)
         plan = plan.for_gpu(GpuBudget(memory * share, 1))
@@ -108,10 +116,14 @@ class LocalCheckpoints:
             return self.last[path]
         if not self.store.fs.exists(path):
             return None
+        from isosweep.orchestrator.worker import read_checkpoint
+
         return read_checkpoint(lambda: self.store.fs.open(path, "rb"), self.store.uri(path))
 
     def save(self, path: str, payload: dict[str, Any]) -> None:
         self.last[path] = payload
+        import torch
+
         buf = io.BytesIO()
         torch.save(payload, buf)
         self.store.write_bytes(path, buf.getvalue())
@@ -136,6 +148,8 @@ def _train_bundle(
 ) -> None:
     """Train one bundle as a Ray trial would be: from its checkpoint, restarted from the last one
     after a failure (``restarts`` times at most), its members given ``failed`` rows after that."""
+    from isosweep.orchestrator.worker import train_members
+
     path = checkpoints.path(trial.members)
 
     def report(metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
@@ -224,6 +238,8 @@ def run_local(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
             restarts = bundle_failures(plan.bundles, options.max_failures)
             write_sidecar(store, options.sweep, sidecar_of(plan, options, restarts))
             store.fs.makedirs(f"{store.root}/ray/{options.sweep}", exist_ok=True)
+            from isosweep.orchestrator.progress import Progress
+
             progress = Progress(total=len(plan.to_run), skipped=len(plan.complete))
             train_bundles([list(b) for b in plan.bundles], store, options, progress)
     finally:
@@ -247,6 +263,8 @@ def resume_local(store: Store, sweep: str, sidecar: dict[str, Any], compact: boo
     bundles = [[TrialConfig.from_dict(d) for d in b] for b in sidecar["bundles"]]
     try:
         done = done_keys(store, keys, options.force_since)
+        from isosweep.orchestrator.progress import Progress
+
         progress = Progress(total=len(keys) - len(done), skipped=len(done))
         train_bundles(bundles, store, options, progress)
     finally:

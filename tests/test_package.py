@@ -214,3 +214,19 @@ def test_wheel_installs_one_package_into_a_fresh_venv(wheel: Path, tmp_path: Pat
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     ).stdout.split()
     assert out == [str(Path(site) / "isosweep" / "__init__.py"), VERSION, "True"]
+
+
+def test_the_command_line_imports_neither_torch_nor_ray_nor_duckdb_until_a_command_needs_them() -> None:
+    """`isosweep status` and `query` start in well under a second: the command line's modules leave
+    torch (the trainers), Ray (a sweep on Ray) and DuckDB (a query) to the commands that use them."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, isosweep.cli; print(sorted({'torch', 'ray', 'duckdb'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -245,3 +246,34 @@ def test_a_stopped_local_sweep_resumes_its_bundle_from_the_checkpoint(tmp_path):
     assert len(isosweep.trials(str(store))) == 2
     assert sorted(curves.groupby("trial_key")["epoch"].apply(list).tolist()) == [list(range(1, 91))] * 2
     assert not checkpoints.exists()
+
+
+def test_on_a_gpu_each_fused_bundle_is_as_large_as_the_gpu_holds(monkeypatch, capsys):
+    """The local executor's plan on a 140 GiB GPU (torch's device probe answers as on an H200): the
+    whole toy ablation in one bundle, each data set's 500-trial anomaly grid in one."""
+    from isosweep.orchestrator.local import local_plan
+    from isosweep.orchestrator.options import RunOptions
+    from isosweep.studies import STUDIES
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(total_memory=140 << 30))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "GPU-140")
+    options = RunOptions(sweep="s", executor="local", gpus_per_trial=None)
+    toy = local_plan(STUDIES["toy"].configs("paper"), set(), "auto", False, options)
+    assert [len(b) for b in toy.bundles] == [90]
+    grid = local_plan(STUDIES["anomaly"].configs("paper", seeds=20), set(), "auto", False, options)
+    assert [len(b) for b in grid.bundles] == [500] * 4
+    assert "on the GPU GPU-140 (140.0 GiB)" in capsys.readouterr().out
+    half = local_plan(
+        STUDIES["anomaly"].configs("paper", seeds=20), set(), "auto", False, RunOptions(sweep="s", gpus_per_trial=0.5)
+    )
+    assert "(70.0 GiB)" in capsys.readouterr().out and len(half.bundles) >= 4
+
+
+def test_a_gpu_asked_for_where_torch_sees_none_is_refused(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(isosweep.UsageError) as raised:
+        isosweep.run("toy", budget="smoke", store=str(tmp_path / "s"), executor="local", gpus_per_trial=1)
+    assert "torch can use" in one_line(raised)
+    assert not (tmp_path / "s").exists()

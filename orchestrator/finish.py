@@ -72,7 +72,8 @@ def record_given_up(
     # The trainers' run module imports torch: only where a bundle was given up on.
     from isosweep.trainers.run import failed_result
 
-    states = store.trial_states()
+    members = list(members)
+    states = store.trial_states([cfg.key for cfg in members])
     for cfg in members:
         if cfg.key not in states:
             store.write_result(failed_result(cfg, error), sweep, provenance)

@@ -215,7 +215,7 @@ def resumed_options(sweep: str, sidecar: dict[str, Any], compact: bool) -> RunOp
     )
 
 
-def sidecar_of(plan: SweepPlan, options: RunOptions, restarts: int) -> dict[str, Any]:
+def sidecar_of(plan: SweepPlan, options: RunOptions) -> dict[str, Any]:
     """The sweep's record for ``resume``: its planned keys and, the local executor having no
     experiment state of its own, its bundles."""
     return {
@@ -225,7 +225,6 @@ def sidecar_of(plan: SweepPlan, options: RunOptions, restarts: int) -> dict[str,
         "keys": [c.key for c in plan.planned],
         "bundles": [[c.to_dict() for c in b] for b in plan.bundles],
         "options": {name: getattr(options, name) for name in RESUMED_OPTIONS},
-        "ray_max_failures": restarts,
     }
 
 
@@ -235,8 +234,7 @@ def run_local(plan: SweepPlan, store: Store, options: RunOptions) -> dict[str, i
     keys = [c.key for c in plan.planned]
     try:
         if plan.bundles:
-            restarts = bundle_failures(plan.bundles, options.max_failures)
-            write_sidecar(store, options.sweep, sidecar_of(plan, options, restarts))
+            write_sidecar(store, options.sweep, sidecar_of(plan, options))
             store.fs.makedirs(f"{store.root}/ray/{options.sweep}", exist_ok=True)
             from isosweep.orchestrator.progress import Progress
 

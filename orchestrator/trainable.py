@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import sys
 import tempfile
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import ray
 import torch
 from ray import tune
 
-from isosweep.errors import first_line, no_space, no_space_path
+from isosweep.errors import no_space, no_space_path
 from isosweep.orchestrator.search import OBJECTIVE
 from isosweep.orchestrator.worker import (
     CHECKPOINT_FILE,
@@ -36,21 +36,16 @@ def _report(metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+@contextlib.contextmanager
+def _checkpoint_file(checkpoint: Any) -> Iterator[IO[bytes]]:
+    """The state file of a Ray checkpoint, fetched to a local folder where it is remote."""
+    with checkpoint.as_directory() as d, open(os.path.join(d, CHECKPOINT_FILE), "rb") as f:
+        yield f
+
+
 def _load_checkpoint(checkpoint: Any) -> dict[str, Any] | None:
     """The payload of a bundle's Ray checkpoint (``worker.read_checkpoint``)."""
-    try:
-        with checkpoint.as_directory() as d:
-            path = os.path.join(d, CHECKPOINT_FILE)
-            return read_checkpoint(lambda: open(path, "rb"), checkpoint.path)
-    except Exception as exc:  # the checkpoint's folder could not be fetched
-        if no_space(exc):
-            raise
-        print(
-            f"isosweep: warning: unreadable checkpoint {checkpoint.path} ({type(exc).__name__}: {first_line(exc)}); "
-            "its bundle trains from the start",
-            file=sys.stderr,
-        )
-        return None
+    return read_checkpoint(lambda: _checkpoint_file(checkpoint), checkpoint.path)
 
 
 def _restored() -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import IO, Any, Protocol
 
 import torch
@@ -51,7 +52,7 @@ CHECKPOINT_FILE = "state.pt"
 """The file of a bundle's checkpoint (``{"keys", "state", "attempts"}``, saved by ``torch.save``)."""
 
 
-def read_checkpoint(open_file: Callable[[], IO[bytes]], shown: str) -> dict[str, Any] | None:
+def read_checkpoint(open_file: Callable[[], AbstractContextManager[IO[bytes]]], shown: str) -> dict[str, Any] | None:
     """The payload of a bundle's checkpoint (opened by ``open_file``; ``shown`` names it); None
     (train from the start) where the file is missing, empty or cut short, as a write into a full
     disk leaves it: a damaged checkpoint costs the progress it held, never the run."""
